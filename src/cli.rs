@@ -1,0 +1,169 @@
+//! Command-line definitions (clap derive). Each flag is documented where it
+//! is defined; `jobctl help <command>` shows these texts.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+pub const EXIT_CODES: &str = "\
+EXIT CODES:
+    0  success (for rerun: at least --min-accept relays accepted the job)
+    1  runtime failure, or fewer than --min-accept relays accepted
+    2  bad input or usage; nothing was signed or published";
+
+/// A Nostr-native job dispatcher for Loom workers.
+///
+/// stdout carries data only (an event id, or JSON with --json); tables,
+/// progress and logs go to stderr.
+#[derive(Debug, Parser)]
+#[command(name = "jobctl", version, about, after_help = EXIT_CODES)]
+pub struct Cli {
+    /// Config file [default: $XDG_CONFIG_HOME/jobctl/config.toml].
+    #[arg(long, global = true, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+
+    /// Signing key file; beats $JOBCTL_SECRET_KEY and the config's key_file.
+    #[arg(long, global = true, value_name = "PATH")]
+    pub key_file: Option<PathBuf>,
+
+    /// More logging on stderr (-v info, -vv debug, -vvv trace). RUST_LOG also works.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    /// Print nothing on stderr but errors.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Build, sign and publish a kind 5100 job request to every relay.
+    #[command(after_help = EXIT_CODES)]
+    Rerun(RerunArgs),
+    /// Manage the signing key.
+    #[command(subcommand)]
+    Key(KeyCommand),
+    /// Show or create the config file.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Print a shell completion script to stdout.
+    Completions {
+        /// The shell.
+        shell: Shell,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Shell {
+    Bash,
+    Zsh,
+    Fish,
+    Elvish,
+    Powershell,
+}
+
+#[derive(Debug, Args)]
+pub struct RerunArgs {
+    /// Cashu token paying for the job (cashuA... or cashuB...); `-` reads it
+    /// from stdin. Prefer $JOBCTL_TOKEN or stdin: argv is visible to other users.
+    #[arg(long, env = "JOBCTL_TOKEN", hide_env_values = true, value_name = "TOKEN")]
+    pub token: Option<String>,
+
+    /// Send the job without a payment tag (for free workers that allow you).
+    #[arg(long, conflicts_with = "token")]
+    pub unpaid: bool,
+
+    /// Worker pubkey (npub or hex) [default: config `worker` or $JOBCTL_WORKER].
+    #[arg(long, value_name = "PUBKEY")]
+    pub worker: Option<String>,
+
+    /// Relay URL; repeat for several. Replaces the configured list and $JOBCTL_RELAYS.
+    #[arg(long = "relay", value_name = "URL")]
+    pub relays: Vec<String>,
+
+    /// Command the worker runs [default: config `cmd`, else `act`].
+    #[arg(long, value_name = "CMD")]
+    pub cmd: Option<String>,
+
+    /// Plain environment variable for the job; repeatable.
+    #[arg(long = "env", value_name = "KEY=VALUE")]
+    pub env: Vec<String>,
+
+    /// Secret environment variable, NIP-44 encrypted to the worker; repeatable.
+    /// `--secret KEY` alone takes the value from your own environment.
+    #[arg(long = "secret", value_name = "KEY[=VALUE]")]
+    pub secrets: Vec<String>,
+
+    /// Parent event id (e.g. a 5401 workflow run), sent as the `e` tag.
+    #[arg(long, value_name = "EVENT_ID")]
+    pub run: Option<String>,
+
+    /// Who the `p` tag addresses: `worker` (default), `self`, or a pubkey.
+    #[arg(long = "p", value_name = "worker|self|PUBKEY")]
+    pub p_tag: Option<String>,
+
+    /// Bound on the whole publish, e.g. 10s, 500ms [default: config, else 10s].
+    #[arg(long, value_name = "DURATION")]
+    pub timeout: Option<String>,
+
+    /// Relays that must accept for exit 0 [default: config, else 1].
+    #[arg(long, value_name = "N")]
+    pub min_accept: Option<usize>,
+
+    /// Print the signed event JSON on stdout and publish nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Print one JSON object on stdout instead of the event id.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Arguments for the command, after `--`; all go in one `args` tag
+    /// [default: config `args`].
+    #[arg(last = true, value_name = "ARGS")]
+    pub args: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// Create a new key file (mode 0600) and print its npub.
+    Generate {
+        /// Replace an existing key file (the old key is lost).
+        #[arg(long)]
+        force: bool,
+    },
+    /// Import a key (nsec, hex or ncryptsec) from stdin, or the argument.
+    ///
+    /// An ncryptsec stays encrypted on disk; its passphrase is asked for, or
+    /// read from $JOBCTL_KEY_PASSPHRASE.
+    Import {
+        /// The key; `-` or absent reads stdin (keeps it out of argv and history).
+        key: Option<String>,
+        /// Replace an existing key file (the old key is lost).
+        #[arg(long)]
+        force: bool,
+    },
+    /// Print the npub and hex public key (never the secret).
+    Show {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Write a commented config file.
+    Init {
+        /// Overwrite an existing file.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Print the effective config (file + environment) as TOML.
+    Show,
+    /// Print the config file path.
+    Path,
+}

@@ -1,0 +1,442 @@
+//! Configuration: where jobctl keeps its files (XDG), the TOML config file,
+//! and the precedence rule flag > environment > file > built-in default.
+//!
+//! The file is strict: an unknown key or a bad value is an error naming the
+//! file, the line and the key, never a silent default.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use nostr_sdk::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::protocol::PTag;
+
+/// Env var overriding the config file path.
+pub const ENV_CONFIG: &str = "JOBCTL_CONFIG";
+/// Env var with a comma-separated relay list.
+pub const ENV_RELAYS: &str = "JOBCTL_RELAYS";
+/// Env var with the default worker (npub or hex).
+pub const ENV_WORKER: &str = "JOBCTL_WORKER";
+
+/// Default command run by a job.
+pub const DEFAULT_CMD: &str = "act";
+/// Default bound on a whole publish.
+pub const DEFAULT_PUBLISH_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default bound on a relay query.
+pub const DEFAULT_QUERY_TIMEOUT: Duration = Duration::from_secs(10);
+
+fn home() -> PathBuf {
+    std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .or_else(|| directories::BaseDirs::new().map(|d| d.home_dir().to_path_buf()))
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+fn xdg(var: &str, fallback: &str) -> PathBuf {
+    match std::env::var_os(var).map(PathBuf::from) {
+        Some(p) if p.is_absolute() => p,
+        _ => home().join(fallback),
+    }
+}
+
+/// `$XDG_CONFIG_HOME/jobctl` (default `~/.config/jobctl`).
+pub fn config_dir() -> PathBuf {
+    xdg("XDG_CONFIG_HOME", ".config").join("jobctl")
+}
+
+/// `$XDG_DATA_HOME/jobctl` (default `~/.local/share/jobctl`).
+pub fn data_dir() -> PathBuf {
+    xdg("XDG_DATA_HOME", ".local/share").join("jobctl")
+}
+
+/// The default config file path.
+pub fn default_config_path() -> PathBuf {
+    config_dir().join("config.toml")
+}
+
+/// The default key file path.
+pub fn default_key_path() -> PathBuf {
+    config_dir().join("key")
+}
+
+/// The config file as written on disk. Every field is optional.
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// Relay URLs (ws:// or wss://) every job is published to.
+    pub relays: Option<Vec<String>>,
+    /// Default worker, npub or hex.
+    pub worker: Option<String>,
+    /// Default command.
+    pub cmd: Option<String>,
+    /// Default arguments.
+    pub args: Option<Vec<String>>,
+    /// `worker`, `self`, or a pubkey.
+    pub p_tag: Option<String>,
+    /// The signing key file.
+    pub key_file: Option<PathBuf>,
+    /// How many relays must accept for success.
+    pub min_accept: Option<usize>,
+    /// Timeouts, as `10s`, `500ms`, `2m`.
+    pub timeouts: Option<FileTimeouts>,
+}
+
+/// `[timeouts]` table.
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileTimeouts {
+    /// Bound on a whole publish.
+    pub publish: Option<String>,
+    /// Bound on a one-shot relay query.
+    pub query: Option<String>,
+}
+
+/// The effective configuration after file and environment are applied.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file it came from (it may not exist).
+    pub path: PathBuf,
+    /// Whether that file existed and was read.
+    pub loaded: bool,
+    /// Relays to publish to and read from.
+    pub relays: Vec<RelayUrl>,
+    /// Default worker.
+    pub worker: Option<PublicKey>,
+    /// Default command.
+    pub cmd: String,
+    /// Default arguments.
+    pub args: Vec<String>,
+    /// Who the `p` tag addresses.
+    pub p_tag: PTag,
+    /// The key file.
+    pub key_file: PathBuf,
+    /// Relays that must accept.
+    pub min_accept: usize,
+    /// Bound on a publish.
+    pub publish_timeout: Duration,
+    /// Bound on a query.
+    pub query_timeout: Duration,
+}
+
+impl Config {
+    /// Built-in defaults.
+    pub fn defaults(path: PathBuf) -> Self {
+        Config {
+            path,
+            loaded: false,
+            relays: Vec::new(),
+            worker: None,
+            cmd: DEFAULT_CMD.to_string(),
+            args: Vec::new(),
+            p_tag: PTag::Worker,
+            key_file: default_key_path(),
+            min_accept: 1,
+            publish_timeout: DEFAULT_PUBLISH_TIMEOUT,
+            query_timeout: DEFAULT_QUERY_TIMEOUT,
+        }
+    }
+
+    /// Load the config: `explicit` (from `--config`) beats `JOBCTL_CONFIG`
+    /// beats the default path. An explicitly named file must exist; the
+    /// default one may be absent. Then environment overrides are applied.
+    pub fn load(explicit: Option<&Path>) -> Result<Self> {
+        let env_path = std::env::var_os(ENV_CONFIG)
+            .filter(|p| !p.is_empty())
+            .map(PathBuf::from);
+        let (path, must_exist) = match (explicit, env_path) {
+            (Some(p), _) => (p.to_path_buf(), true),
+            (None, Some(p)) => (p, true),
+            (None, None) => (default_config_path(), false),
+        };
+        let mut cfg = match std::fs::read_to_string(&path) {
+            Ok(text) => Self::from_toml(&path, &text)?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !must_exist => {
+                Self::defaults(path)
+            }
+            Err(e) => {
+                return Err(Error::Config {
+                    path,
+                    msg: format!("cannot read: {e}"),
+                })
+            }
+        };
+        cfg.apply_env()?;
+        Ok(cfg)
+    }
+
+    /// Parse and validate config text.
+    pub fn from_toml(path: &Path, text: &str) -> Result<Self> {
+        let err = |msg: String| Error::Config {
+            path: path.to_path_buf(),
+            msg,
+        };
+        let file: FileConfig = toml::from_str(text).map_err(|e| err(toml_error_line(text, &e)))?;
+        let mut cfg = Self::defaults(path.to_path_buf());
+        cfg.loaded = true;
+        if let Some(relays) = file.relays {
+            cfg.relays = parse_relays(relays.iter().map(String::as_str))
+                .map_err(|e| err(format!("relays: {e}")))?;
+        }
+        if let Some(w) = file.worker {
+            cfg.worker = Some(parse_pubkey(&w).map_err(|e| err(format!("worker: {e}")))?);
+        }
+        if let Some(cmd) = file.cmd {
+            if cmd.trim().is_empty() {
+                return Err(err("cmd: must not be empty".into()));
+            }
+            cfg.cmd = cmd;
+        }
+        if let Some(args) = file.args {
+            cfg.args = args;
+        }
+        if let Some(p) = file.p_tag {
+            cfg.p_tag = parse_p_tag(&p).map_err(|e| err(format!("p_tag: {e}")))?;
+        }
+        if let Some(k) = file.key_file {
+            cfg.key_file = expand_tilde(&k);
+        }
+        if let Some(n) = file.min_accept {
+            if n == 0 {
+                return Err(err("min_accept: must be at least 1".into()));
+            }
+            cfg.min_accept = n;
+        }
+        if let Some(t) = file.timeouts {
+            if let Some(s) = t.publish {
+                cfg.publish_timeout =
+                    parse_duration(&s).map_err(|e| err(format!("timeouts.publish: {e}")))?;
+            }
+            if let Some(s) = t.query {
+                cfg.query_timeout =
+                    parse_duration(&s).map_err(|e| err(format!("timeouts.query: {e}")))?;
+            }
+        }
+        Ok(cfg)
+    }
+
+    /// Apply `JOBCTL_RELAYS` and `JOBCTL_WORKER`.
+    pub fn apply_env(&mut self) -> Result<()> {
+        if let Some(v) = env_nonempty(ENV_RELAYS) {
+            self.relays = parse_relays(v.split(',').map(str::trim).filter(|s| !s.is_empty()))
+                .map_err(|e| Error::input(format!("{ENV_RELAYS}: {e}")))?;
+        }
+        if let Some(v) = env_nonempty(ENV_WORKER) {
+            self.worker =
+                Some(parse_pubkey(&v).map_err(|e| Error::input(format!("{ENV_WORKER}: {e}")))?);
+        }
+        Ok(())
+    }
+
+    /// The effective config rendered back as TOML (for `config show`).
+    pub fn to_toml(&self) -> String {
+        let file = FileConfig {
+            relays: Some(self.relays.iter().map(|r| r.to_string()).collect()),
+            worker: self.worker.map(|w| w.to_bech32().unwrap_or_else(|_| w.to_hex())),
+            cmd: Some(self.cmd.clone()),
+            args: Some(self.args.clone()),
+            p_tag: Some(match self.p_tag {
+                PTag::Worker => "worker".to_string(),
+                PTag::SelfKey => "self".to_string(),
+                PTag::Key(pk) => pk.to_hex(),
+            }),
+            key_file: Some(self.key_file.clone()),
+            min_accept: Some(self.min_accept),
+            timeouts: Some(FileTimeouts {
+                publish: Some(format_duration(self.publish_timeout)),
+                query: Some(format_duration(self.query_timeout)),
+            }),
+        };
+        toml::to_string(&file).unwrap_or_default()
+    }
+}
+
+/// The commented template written by `jobctl config init`.
+pub const TEMPLATE: &str = r#"# jobctl configuration. Flags beat environment variables, which beat this file.
+
+# Relays every job is published to (JOBCTL_RELAYS, --relay).
+relays = ["wss://relay.damus.io", "wss://nos.lol"]
+
+# Default worker, npub or hex (JOBCTL_WORKER, --worker).
+# worker = "npub1..."
+
+# Default command and arguments of a job (--cmd, arguments after --).
+cmd = "act"
+args = []
+
+# Who the `p` tag addresses: "worker" (default), "self", or a pubkey (--p).
+p_tag = "worker"
+
+# The signing key (--key-file, JOBCTL_SECRET_KEY).
+# key_file = "~/.config/jobctl/key"
+
+# How many relays must accept a job for `rerun` to exit 0 (--min-accept).
+min_accept = 1
+
+[timeouts]
+# Bound on a whole publish (--timeout).
+publish = "10s"
+# Bound on one-shot relay queries.
+query = "10s"
+"#;
+
+fn env_nonempty(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+/// One line for a TOML error: `line N (`key`): message`.
+fn toml_error_line(text: &str, e: &toml::de::Error) -> String {
+    let msg = e.message().trim().replace('\n', " ");
+    match e.span() {
+        Some(span) => {
+            let start = span.start.min(text.len());
+            let line_no = text[..start].matches('\n').count() + 1;
+            let line = text.lines().nth(line_no - 1).unwrap_or("");
+            match line.split_once('=') {
+                Some((key, _)) if !key.trim().is_empty() => {
+                    format!("line {line_no} (`{}`): {msg}", key.trim())
+                }
+                _ => format!("line {line_no}: {msg}"),
+            }
+        }
+        None => msg,
+    }
+}
+
+fn expand_tilde(p: &Path) -> PathBuf {
+    match p.strip_prefix("~") {
+        Ok(rest) => home().join(rest),
+        Err(_) => p.to_path_buf(),
+    }
+}
+
+/// Parse a relay URL; only `ws://` and `wss://` are accepted.
+pub fn parse_relay(s: &str) -> Result<RelayUrl, String> {
+    let s = s.trim();
+    if !(s.starts_with("ws://") || s.starts_with("wss://")) {
+        return Err(format!("`{s}` is not a relay URL (ws:// or wss://)"));
+    }
+    RelayUrl::parse(s).map_err(|e| format!("`{s}` is not a valid relay URL: {e}"))
+}
+
+/// Parse several relay URLs, dropping duplicates, keeping order.
+pub fn parse_relays<'a>(list: impl IntoIterator<Item = &'a str>) -> Result<Vec<RelayUrl>, String> {
+    let mut out: Vec<RelayUrl> = Vec::new();
+    for s in list {
+        let url = parse_relay(s)?;
+        if !out.contains(&url) {
+            out.push(url);
+        }
+    }
+    Ok(out)
+}
+
+/// Parse a pubkey given as npub, hex, or `nostr:` URI.
+pub fn parse_pubkey(s: &str) -> Result<PublicKey, String> {
+    let s = s.trim();
+    if s.starts_with("nsec") {
+        return Err("that is a secret key (nsec), not a public key; never share it".into());
+    }
+    PublicKey::parse(s).map_err(|_| format!("`{s}` is not a public key (npub or 64-char hex)"))
+}
+
+/// Parse the `p` tag mode.
+pub fn parse_p_tag(s: &str) -> Result<PTag, String> {
+    match s.trim() {
+        "worker" => Ok(PTag::Worker),
+        "self" => Ok(PTag::SelfKey),
+        other => parse_pubkey(other)
+            .map(PTag::Key)
+            .map_err(|_| format!("`{other}` is not `worker`, `self`, or a public key")),
+    }
+}
+
+/// Parse a duration: `10s`, `500ms`, `2m`, `1h`, `1.5s`, or bare seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("`{s}` is not a duration (e.g. 10s, 500ms, 2m)"))?;
+    let secs = match unit.trim() {
+        "" | "s" | "sec" | "secs" => n,
+        "ms" => n / 1000.0,
+        "m" | "min" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => return Err(format!("`{s}` is not a duration (e.g. 10s, 500ms, 2m)")),
+    };
+    if !secs.is_finite() || secs <= 0.0 || secs > 365.0 * 86400.0 {
+        return Err(format!("`{s}` is out of range"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+/// Render a duration the way `parse_duration` reads it.
+pub fn format_duration(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms % 1000 == 0 {
+        format!("{}s", ms / 1000)
+    } else {
+        format!("{ms}ms")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
+        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
+        for bad in ["", "s", "-1s", "0", "10 parsecs", "1e9"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+        assert_eq!(format_duration(Duration::from_millis(1500)), "1500ms");
+    }
+
+    #[test]
+    fn unknown_key_names_line_and_key() {
+        let e = Config::from_toml(Path::new("/c.toml"), "cmd = \"act\"\nrelayz = []\n")
+            .expect_err("unknown key");
+        let s = e.to_string();
+        assert!(s.contains("/c.toml") && s.contains("line 2") && s.contains("relayz"), "{s}");
+        assert_eq!(e.exit_code(), 2);
+    }
+
+    #[test]
+    fn bad_values_name_the_key() {
+        let e = Config::from_toml(Path::new("/c.toml"), "relays = [\"http://x\"]\n")
+            .expect_err("bad relay");
+        assert!(e.to_string().contains("relays:"), "{e}");
+        let e = Config::from_toml(Path::new("/c.toml"), "min_accept = \"x\"\n")
+            .expect_err("bad type");
+        assert!(e.to_string().contains("min_accept"), "{e}");
+        let e = Config::from_toml(Path::new("/c.toml"), "[timeouts]\npublish = \"soon\"\n")
+            .expect_err("bad duration");
+        assert!(e.to_string().contains("timeouts.publish"), "{e}");
+    }
+
+    #[test]
+    fn template_parses() {
+        let cfg = Config::from_toml(Path::new("/c.toml"), TEMPLATE).expect("template");
+        assert_eq!(cfg.relays.len(), 2);
+        assert_eq!(cfg.cmd, "act");
+    }
+
+    #[test]
+    fn relay_urls() {
+        assert!(parse_relay("ws://127.0.0.1:7777").is_ok());
+        assert!(parse_relay("http://example.com").is_err());
+        assert!(parse_relay("wss://").is_err());
+        let list = parse_relays(["wss://a.example", "wss://a.example"]).expect("dedup");
+        assert_eq!(list.len(), 1);
+    }
+}

@@ -1,0 +1,18 @@
+//! jobctl: a Nostr-native job dispatcher for Loom workers.
+//!
+//! The library does the work; the `jobctl` binary parses flags and prints.
+//! Modules, one concern each, in the order data flows through them:
+//! [`config`] and [`keys`] (inputs), [`payment`] (tokens), [`protocol`]
+//! (the wire format, pure), [`dispatch`] (build, sign, publish, report),
+//! [`relays`] (the network), [`output`] (tables and JSON).
+
+pub mod config;
+pub mod dispatch;
+pub mod error;
+pub mod keys;
+pub mod output;
+pub mod payment;
+pub mod protocol;
+pub mod relays;
+
+pub use error::{Error, Result};

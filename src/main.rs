@@ -1,0 +1,42 @@
+//! The `jobctl` binary: parse flags, call the library, print. stdout holds
+//! data only; everything for humans goes to stderr.
+
+mod cli;
+mod commands;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    init_tracing(cli.verbose, cli.quiet);
+    let code = match commands::run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            jobctl::output::print_error(&e.to_string());
+            e.exit_code()
+        }
+    };
+    ExitCode::from(code as u8)
+}
+
+fn init_tracing(verbose: u8, quiet: bool) {
+    use tracing_subscriber::EnvFilter;
+    let default = match (quiet, verbose) {
+        (true, _) => "error",
+        (_, 0) => "warn",
+        (_, 1) => "jobctl=info,warn",
+        (_, 2) => "jobctl=debug,info",
+        _ => "trace",
+    };
+    let filter = EnvFilter::try_from_env("JOBCTL_LOG")
+        .or_else(|_| EnvFilter::try_from_default_env())
+        .unwrap_or_else(|_| EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(jobctl::output::stderr_color())
+        .with_target(false)
+        .try_init();
+}
