@@ -82,7 +82,9 @@ fn job_spec(cfg: &Config, a: &RerunArgs) -> Result<JobSpec> {
     let worker = match &a.worker {
         Some(w) => config::parse_pubkey(w).map_err(|e| Error::input(format!("--worker: {e}")))?,
         None => cfg.worker.ok_or_else(|| {
-            Error::input("no worker: pass --worker, set JOBCTL_WORKER, or set `worker` in the config")
+            Error::input(
+                "no worker: pass --worker, set JOBCTL_WORKER, or set `worker` in the config",
+            )
         })?,
     };
     let p_tag = match &a.p_tag {
@@ -112,23 +114,25 @@ fn job_spec(cfg: &Config, a: &RerunArgs) -> Result<JobSpec> {
         .run
         .as_deref()
         .map(|r| {
-            EventId::parse(r.trim())
-                .map_err(|_| Error::input(format!("--run: `{r}` is not an event id (hex, note1 or nevent1)")))
+            EventId::parse(r.trim()).map_err(|_| {
+                Error::input(format!(
+                    "--run: `{r}` is not an event id (hex, note1 or nevent1)"
+                ))
+            })
         })
         .transpose()?;
     let token = if a.unpaid {
         None
     } else {
-        let raw = match a.token.as_deref() {
-            Some("-") => read_stdin("the token")?,
-            Some(t) => t.to_string(),
-            None => {
-                return Err(Error::input(
+        let raw =
+            match a.token.as_deref() {
+                Some("-") => read_stdin("the token")?,
+                Some(t) => t.to_string(),
+                None => return Err(Error::input(
                     "no payment token: pass --token (or `--token -` for stdin, or $JOBCTL_TOKEN), \
                      or --unpaid for a job without payment",
-                ))
-            }
-        };
+                )),
+            };
         Some(PaymentToken::parse(&raw)?)
     };
     Ok(JobSpec {
@@ -148,10 +152,10 @@ fn secret_value(s: &str) -> Result<(String, String)> {
     if s.contains('=') {
         return parse_key_value(s).map_err(|e| Error::input(format!("--secret: {e}")));
     }
-    let (k, _) = parse_key_value(&format!("{s}=")).map_err(|e| Error::input(format!("--secret: {e}")))?;
-    let v = std::env::var(&k).map_err(|_| {
-        Error::input(format!("--secret {k}: no value given and ${k} is not set"))
-    })?;
+    let (k, _) =
+        parse_key_value(&format!("{s}=")).map_err(|e| Error::input(format!("--secret: {e}")))?;
+    let v = std::env::var(&k)
+        .map_err(|_| Error::input(format!("--secret {k}: no value given and ${k} is not set")))?;
     Ok((k, v))
 }
 
@@ -164,7 +168,9 @@ fn rerun(ctx: &Ctx, a: RerunArgs) -> Result<i32> {
             .map_err(|e| Error::input(format!("--relay: {e}")))?
     };
     let timeout = match &a.timeout {
-        Some(t) => config::parse_duration(t).map_err(|e| Error::input(format!("--timeout: {e}")))?,
+        Some(t) => {
+            config::parse_duration(t).map_err(|e| Error::input(format!("--timeout: {e}")))?
+        }
         None => cfg.publish_timeout,
     };
     let min_accept = a.min_accept.unwrap_or(cfg.min_accept);
@@ -214,12 +220,7 @@ fn rerun(ctx: &Ctx, a: RerunArgs) -> Result<i32> {
     }
     let rt = runtime()?;
     let report = rt.block_on(dispatch::publish(
-        &key.keys,
-        event,
-        payment,
-        &relays,
-        timeout,
-        min_accept,
+        &key.keys, event, payment, &relays, timeout, min_accept,
     ));
     drop(rt);
 
@@ -280,7 +281,10 @@ fn key(ctx: &Ctx, cmd: KeyCommand) -> Result<i32> {
                 Some(k) => k.to_string(),
             };
             let keys = keys::import(&path, &text, force)?;
-            ctx.say(format!("imported the key into {} (mode 0600)", path.display()));
+            ctx.say(format!(
+                "imported the key into {} (mode 0600)",
+                path.display()
+            ));
             print_stdout(&npub(&keys.public_key()))?;
         }
         KeyCommand::Show { json } => {
@@ -315,7 +319,10 @@ fn config_cmd(ctx: &Ctx, cmd: ConfigCommand) -> Result<i32> {
         ConfigCommand::Show => {
             let cfg = ctx.config()?;
             if !cfg.loaded {
-                ctx.say(format!("# {} does not exist; showing defaults", cfg.path.display()));
+                ctx.say(format!(
+                    "# {} does not exist; showing defaults",
+                    cfg.path.display()
+                ));
             }
             print_stdout(cfg.to_toml().trim_end())?;
         }

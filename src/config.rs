@@ -233,7 +233,9 @@ impl Config {
     pub fn to_toml(&self) -> String {
         let file = FileConfig {
             relays: Some(self.relays.iter().map(|r| r.to_string()).collect()),
-            worker: self.worker.map(|w| w.to_bech32().unwrap_or_else(|_| w.to_hex())),
+            worker: self
+                .worker
+                .map(|w| w.to_bech32().unwrap_or_else(|_| w.to_hex())),
             cmd: Some(self.cmd.clone()),
             args: Some(self.args.clone()),
             p_tag: Some(match self.p_tag {
@@ -407,7 +409,10 @@ mod tests {
         let e = Config::from_toml(Path::new("/c.toml"), "cmd = \"act\"\nrelayz = []\n")
             .expect_err("unknown key");
         let s = e.to_string();
-        assert!(s.contains("/c.toml") && s.contains("line 2") && s.contains("relayz"), "{s}");
+        assert!(
+            s.contains("/c.toml") && s.contains("line 2") && s.contains("relayz"),
+            "{s}"
+        );
         assert_eq!(e.exit_code(), 2);
     }
 
@@ -416,8 +421,8 @@ mod tests {
         let e = Config::from_toml(Path::new("/c.toml"), "relays = [\"http://x\"]\n")
             .expect_err("bad relay");
         assert!(e.to_string().contains("relays:"), "{e}");
-        let e = Config::from_toml(Path::new("/c.toml"), "min_accept = \"x\"\n")
-            .expect_err("bad type");
+        let e =
+            Config::from_toml(Path::new("/c.toml"), "min_accept = \"x\"\n").expect_err("bad type");
         assert!(e.to_string().contains("min_accept"), "{e}");
         let e = Config::from_toml(Path::new("/c.toml"), "[timeouts]\npublish = \"soon\"\n")
             .expect_err("bad duration");

@@ -90,7 +90,10 @@ impl DispatchReport {
 
 /// NIP-19 `nevent` for an event with relay hints.
 pub fn nevent(event: &Event, hints: &[String]) -> String {
-    let relays: Vec<RelayUrl> = hints.iter().filter_map(|u| RelayUrl::parse(u).ok()).collect();
+    let relays: Vec<RelayUrl> = hints
+        .iter()
+        .filter_map(|u| RelayUrl::parse(u).ok())
+        .collect();
     Nip19Event::new(event.id)
         .author(event.pubkey)
         .kind(event.kind)

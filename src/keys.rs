@@ -49,7 +49,12 @@ pub struct SigningKey {
 
 impl fmt::Debug for SigningKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "SigningKey({}, from {})", npub(&self.keys.public_key()), self.source)
+        write!(
+            f,
+            "SigningKey({}, from {})",
+            npub(&self.keys.public_key()),
+            self.source
+        )
     }
 }
 
@@ -266,8 +271,14 @@ mod tests {
         let keys = Keys::generate();
         let hex = keys.secret_key().to_secret_hex();
         let nsec = keys.secret_key().to_bech32().expect("bech32");
-        assert_eq!(parse_plain_secret(&hex).expect("hex").public_key(), keys.public_key());
-        assert_eq!(parse_plain_secret(&nsec).expect("nsec").public_key(), keys.public_key());
+        assert_eq!(
+            parse_plain_secret(&hex).expect("hex").public_key(),
+            keys.public_key()
+        );
+        assert_eq!(
+            parse_plain_secret(&nsec).expect("nsec").public_key(),
+            keys.public_key()
+        );
         assert!(parse_plain_secret("npub1xyz").is_err());
     }
 }

@@ -170,7 +170,14 @@ mod tests {
 
     #[test]
     fn rejects_garbage() {
-        for bad in ["", "cashu", "cashuAnot-base64!!", "cashuBAAAA", "hello", "cashuC123"] {
+        for bad in [
+            "",
+            "cashu",
+            "cashuAnot-base64!!",
+            "cashuBAAAA",
+            "hello",
+            "cashuC123",
+        ] {
             assert!(PaymentToken::parse(bad).is_err(), "{bad}");
         }
     }

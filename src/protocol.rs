@@ -95,7 +95,11 @@ impl JobRequest {
 
     /// An unsigned builder for the kind 5100 event.
     pub fn to_builder(&self) -> EventBuilder {
-        EventBuilder::new(job_request_kind(), self.content.clone()).tags(self.tags())
+        // `allow_self_tagging`: with `--p self` the p tag names the signer,
+        // which nostr's builder would otherwise silently drop.
+        EventBuilder::new(job_request_kind(), self.content.clone())
+            .tags(self.tags())
+            .allow_self_tagging()
     }
 
     /// Read a job request back from a kind 5100 event. Returns `None` when
@@ -127,9 +131,7 @@ impl JobRequest {
                 ("payment", Some(v)) => req.payment = Some(v),
                 ("e", Some(v)) => req.parent = EventId::from_hex(&v).ok(),
                 ("env", Some(k)) => req.env.push((k, s.get(2).cloned().unwrap_or_default())),
-                ("secret", Some(k)) => req
-                    .secrets
-                    .push((k, s.get(2).cloned().unwrap_or_default())),
+                ("secret", Some(k)) => req.secrets.push((k, s.get(2).cloned().unwrap_or_default())),
                 _ => {}
             }
         }
@@ -225,6 +227,25 @@ mod tests {
         };
         let event = req.to_builder().sign_with_keys(&keys).expect("sign");
         assert_eq!(JobRequest::from_event(&event), Some(req));
+    }
+
+    #[test]
+    fn p_tag_may_name_the_signer() {
+        let keys = Keys::generate();
+        let req = JobRequest {
+            worker: pk(4),
+            p: keys.public_key(),
+            cmd: "act".into(),
+            args: vec![],
+            payment: None,
+            parent: None,
+            env: vec![],
+            secrets: vec![],
+            content: String::new(),
+        };
+        let event = req.to_builder().sign_with_keys(&keys).expect("sign");
+        let first = event.tags.first().expect("tags").as_slice().to_vec();
+        assert_eq!(first, vec!["p".to_string(), keys.public_key().to_hex()]);
     }
 
     #[test]

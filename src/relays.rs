@@ -94,7 +94,10 @@ pub async fn publish_with(
             Ok(r) => r,
             Err(_) => (
                 RelayStatus::Failed,
-                format!("timed out after {}", crate::config::format_duration(timeout)),
+                format!(
+                    "timed out after {}",
+                    crate::config::format_duration(timeout)
+                ),
             ),
         };
         tracing::debug!(relay = %url, %status, %message, latency_ms, "publish outcome");
@@ -120,7 +123,7 @@ async fn send_one(
     };
     if !relay.is_connected() {
         if let Err(e) = relay.try_connect(timeout).await {
-            return (RelayStatus::Failed, connect_error(&e));
+            return (RelayStatus::Failed, connect_error(&e, timeout));
         }
     }
     match relay.send_event(event).await {
@@ -130,9 +133,14 @@ async fn send_one(
     }
 }
 
-fn connect_error(e: &nostr_sdk::pool::relay::Error) -> String {
+fn connect_error(e: &nostr_sdk::pool::relay::Error, timeout: Duration) -> String {
     let s = e.to_string();
-    if s.is_empty() {
+    if matches!(e, nostr_sdk::pool::relay::Error::Timeout) || s == "timeout" {
+        format!(
+            "timed out after {} while connecting",
+            crate::config::format_duration(timeout)
+        )
+    } else if s.is_empty() {
         "cannot connect".into()
     } else {
         format!("cannot connect: {s}")

@@ -1,0 +1,319 @@
+//! Test support: every test gets its own loopback relays (real
+//! nostr-relay-builder `LocalRelay`s on real websockets), its own temp
+//! config/data dirs and keys, and drives the built `jobctl` binary.
+//! Assertions look at what the relays actually stored.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::{Arc, LazyLock};
+
+use assert_cmd::Command;
+use nostr_relay_builder::prelude::*;
+use tokio::runtime::Runtime;
+
+/// One runtime shared by every relay of a test binary; tests themselves
+/// are plain blocking `#[test]`s that run the CLI as a child process.
+pub static RT: LazyLock<Runtime> = LazyLock::new(|| {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("test runtime")
+});
+
+/// A real relay on 127.0.0.1 with an inspectable store.
+pub struct TestRelay {
+    relay: LocalRelay,
+    db: Arc<MemoryDatabase>,
+    pub url: String,
+}
+
+impl TestRelay {
+    /// A relay that accepts everything.
+    pub fn start() -> Self {
+        Self::with(RelayBuilder::default())
+    }
+
+    /// A relay built from `builder` (policies, NIP-42, rate limits).
+    pub fn with(builder: RelayBuilder) -> Self {
+        RT.block_on(async {
+            loop {
+                let db = Arc::new(MemoryDatabase::with_opts(MemoryDatabaseOptions {
+                    events: true,
+                    max_events: None,
+                }));
+                let port = free_port();
+                let relay = LocalRelay::new(builder.clone().port(port).database(db.clone()));
+                match relay.run().await {
+                    Ok(()) => {
+                        let url = relay.url().await.to_string();
+                        return TestRelay { relay, db, url };
+                    }
+                    Err(_) => continue, // lost a race for the port; pick another
+                }
+            }
+        })
+    }
+
+    /// A relay whose write policy rejects every event with `reason`.
+    pub fn rejecting(reason: &str) -> Self {
+        Self::with(RelayBuilder::default().write_policy(RejectAll(reason.to_string())))
+    }
+
+    /// A relay that demands NIP-42 AUTH before accepting writes.
+    pub fn nip42() -> Self {
+        Self::with(RelayBuilder::default().nip42(RelayBuilderNip42 {
+            mode: RelayBuilderNip42Mode::Write,
+        }))
+    }
+
+    /// Every event this relay stored.
+    pub fn events(&self) -> Vec<Event> {
+        self.query(Filter::new())
+    }
+
+    /// Events matching `filter`.
+    pub fn query(&self, filter: Filter) -> Vec<Event> {
+        RT.block_on(self.db.query(filter))
+            .expect("query")
+            .into_iter()
+            .collect()
+    }
+
+    /// Store an event directly, as if published by someone else.
+    pub fn insert(&self, event: &Event) {
+        RT.block_on(async {
+            self.db.save_event(event).await.expect("save");
+            self.relay.notify_event(event.clone());
+        });
+    }
+}
+
+impl Drop for TestRelay {
+    fn drop(&mut self) {
+        self.relay.shutdown();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// Write policy rejecting everything with a fixed reason.
+#[derive(Debug)]
+pub struct RejectAll(pub String);
+
+impl WritePolicy for RejectAll {
+    fn admit_event<'a>(
+        &'a self,
+        _event: &'a Event,
+        _addr: &'a SocketAddr,
+    ) -> BoxedFuture<'a, PolicyResult> {
+        Box::pin(async move { PolicyResult::Reject(self.0.clone()) })
+    }
+}
+
+/// Write policy admitting at most `n` events per author, then answering
+/// `rate-limited:` as a busy public relay does.
+#[derive(Debug)]
+pub struct RateLimitPerAuthor {
+    n: usize,
+    seen: std::sync::Mutex<std::collections::HashMap<PublicKey, usize>>,
+}
+
+impl RateLimitPerAuthor {
+    pub fn new(n: usize) -> Self {
+        RateLimitPerAuthor {
+            n,
+            seen: Default::default(),
+        }
+    }
+}
+
+impl WritePolicy for RateLimitPerAuthor {
+    fn admit_event<'a>(
+        &'a self,
+        event: &'a Event,
+        _addr: &'a SocketAddr,
+    ) -> BoxedFuture<'a, PolicyResult> {
+        Box::pin(async move {
+            let mut seen = self.seen.lock().expect("lock");
+            let count = seen.entry(event.pubkey).or_default();
+            *count += 1;
+            if *count > self.n {
+                PolicyResult::Reject("rate-limited: slow down".into())
+            } else {
+                PolicyResult::Accept
+            }
+        })
+    }
+}
+
+/// A port that refuses connections: bound (so nobody else takes it) but
+/// never listening.
+pub struct ClosedPort {
+    _socket: socket2::Socket,
+    pub url: String,
+}
+
+impl ClosedPort {
+    pub fn new() -> Self {
+        let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
+            .expect("socket");
+        let addr: SocketAddr = "127.0.0.1:0".parse().expect("addr");
+        s.bind(&addr.into()).expect("bind");
+        let port = s
+            .local_addr()
+            .expect("addr")
+            .as_socket()
+            .expect("inet")
+            .port();
+        ClosedPort {
+            _socket: s,
+            url: format!("ws://127.0.0.1:{port}"),
+        }
+    }
+}
+
+/// A port that accepts TCP but never answers the websocket handshake.
+pub struct Blackhole {
+    _listener: std::net::TcpListener,
+    pub url: String,
+}
+
+impl Blackhole {
+    pub fn new() -> Self {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = l.local_addr().expect("addr").port();
+        Blackhole {
+            _listener: l,
+            url: format!("ws://127.0.0.1:{port}"),
+        }
+    }
+}
+
+/// A test's private world: temp HOME/XDG dirs and a user key on disk.
+pub struct TestEnv {
+    pub dir: tempfile::TempDir,
+    pub keys: Keys,
+}
+
+impl TestEnv {
+    /// A fresh env with a user key written to the default key file (0600).
+    pub fn new() -> Self {
+        let env = Self::bare();
+        let keys = Keys::generate();
+        write_private(
+            &env.key_path(),
+            &keys.secret_key().to_bech32().expect("nsec"),
+        );
+        TestEnv { keys, ..env }
+    }
+
+    /// A fresh env without any key file.
+    pub fn bare() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir_all(dir.path().join("config/jobctl")).expect("mkdir");
+        std::fs::create_dir_all(dir.path().join("data")).expect("mkdir");
+        TestEnv {
+            dir,
+            keys: Keys::generate(),
+        }
+    }
+
+    pub fn home(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn config_dir(&self) -> PathBuf {
+        self.home().join("config/jobctl")
+    }
+
+    pub fn key_path(&self) -> PathBuf {
+        self.config_dir().join("key")
+    }
+
+    pub fn config_path(&self) -> PathBuf {
+        self.config_dir().join("config.toml")
+    }
+
+    pub fn write_config(&self, text: &str) {
+        std::fs::write(self.config_path(), text).expect("write config");
+    }
+
+    /// `jobctl` with a clean environment pointing at this env's dirs.
+    pub fn cmd(&self) -> Command {
+        let mut c = Command::cargo_bin("jobctl").expect("binary");
+        c.env_clear()
+            .env("HOME", self.home())
+            .env("XDG_CONFIG_HOME", self.home().join("config"))
+            .env("XDG_DATA_HOME", self.home().join("data"))
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("NO_COLOR", "1")
+            .timeout(std::time::Duration::from_secs(60));
+        c
+    }
+}
+
+/// Write a file with mode 0600.
+pub fn write_private(path: &Path, text: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, text).expect("write");
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+}
+
+/// A well-formed Cashu token (V4 `cashuB`) of `amounts` from `mint`. Its
+/// proofs are not signed by any mint: good for the wire format, not for
+/// spending.
+pub fn token_v4(amounts: &[u64], mint: &str) -> String {
+    fake_token(amounts, mint).to_string()
+}
+
+/// The same as a V3 `cashuA` token.
+pub fn token_v3(amounts: &[u64], mint: &str) -> String {
+    fake_token(amounts, mint).to_v3_string()
+}
+
+fn fake_token(amounts: &[u64], mint: &str) -> cdk::nuts::Token {
+    use cdk::nuts::{CurrencyUnit, Id, Proof, PublicKey as CashuPk, Token};
+    let c = CashuPk::from_hex("02a9acc1e48c25eeeb9289b5031cc57da9fe72f3fe2861d264bdc074209b107ba2")
+        .expect("point");
+    let id = Id::from_str("009a1f293253e41e").expect("id");
+    let proofs = amounts
+        .iter()
+        .map(|a| {
+            Proof::new(
+                cdk::Amount::from(*a),
+                id,
+                cdk::secret::Secret::generate(),
+                c,
+            )
+        })
+        .collect();
+    Token::new(
+        cdk::mint_url::MintUrl::from_str(mint).expect("mint url"),
+        proofs,
+        None,
+        CurrencyUnit::Sat,
+    )
+}
+
+/// Tag values of an event as plain vectors.
+pub fn tags(event: &Event) -> Vec<Vec<String>> {
+    event.tags.iter().map(|t| t.as_slice().to_vec()).collect()
+}
+
+/// stdout of a finished command as a trimmed string.
+pub fn stdout(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// stderr of a finished command.
+pub fn stderr(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).to_string()
+}
