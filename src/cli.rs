@@ -42,7 +42,7 @@ pub struct Cli {
 pub enum Command {
     /// Build, sign and publish a kind 5100 job request to every relay.
     #[command(after_help = EXIT_CODES)]
-    Rerun(RerunArgs),
+    Rerun(Box<RerunArgs>),
     /// Manage the signing key.
     #[command(subcommand)]
     Key(KeyCommand),

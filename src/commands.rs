@@ -23,7 +23,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         quiet: cli.quiet,
     };
     match cli.command {
-        Command::Rerun(args) => rerun(&ctx, args),
+        Command::Rerun(args) => rerun(&ctx, *args),
         Command::Key(cmd) => key(&ctx, cmd),
         Command::Config(cmd) => config_cmd(&ctx, cmd),
         Command::Completions { shell } => completions(shell),

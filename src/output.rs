@@ -32,7 +32,7 @@ pub fn table(header: &[&str], color: bool) -> Table {
     } else {
         t.enforce_styling();
     }
-    t.set_header(header.iter().map(|h| Cell::new(h)));
+    t.set_header(header.iter().map(Cell::new));
     t
 }
 
