@@ -20,7 +20,11 @@ fn main() {
     let bin = std::env::var_os("JOBCTL_BIN")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/release/jobctl"));
-    assert!(bin.exists(), "build the binary first: cargo build --release ({})", bin.display());
+    assert!(
+        bin.exists(),
+        "build the binary first: cargo build --release ({})",
+        bin.display()
+    );
 
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let relays: Vec<LocalRelay> = (0..3)

@@ -7,9 +7,12 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 pub const EXIT_CODES: &str = "\
 EXIT CODES:
-    0  success (for rerun: at least --min-accept relays accepted the job)
-    1  runtime failure, or fewer than --min-accept relays accepted
-    2  bad input or usage; nothing was signed or published";
+    0    success (rerun: at least --min-accept relays accepted the job)
+    1    runtime failure; rerun: fewer than --min-accept relays accepted;
+         watch --exit-status: the job failed, errored or was cancelled;
+         status/show/logs: a job or its result was not found
+    2    bad input or usage; nothing was signed or published
+    124  watch: --timeout passed before the job finished";
 
 /// A Nostr-native job dispatcher for Loom workers.
 ///
@@ -30,7 +33,7 @@ pub struct Cli {
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
 
-    /// Print nothing on stderr but errors.
+    /// Print nothing on stderr but errors and warnings.
     #[arg(short, long, global = true)]
     pub quiet: bool,
 
@@ -43,6 +46,24 @@ pub enum Command {
     /// Build, sign and publish a kind 5100 job request to every relay.
     #[command(after_help = EXIT_CODES)]
     Rerun(Box<RerunArgs>),
+    /// Watch jobs live until they finish (like `gh run watch`).
+    #[command(after_help = EXIT_CODES)]
+    Watch(WatchArgs),
+    /// One-shot state of one or many jobs.
+    #[command(after_help = EXIT_CODES)]
+    Status(StatusArgs),
+    /// A job in full: request, status timeline, result.
+    #[command(after_help = EXIT_CODES)]
+    Show(ShowArgs),
+    /// Print a job's stdout (or stderr) log to stdout, verified when content addressed.
+    #[command(after_help = EXIT_CODES)]
+    Logs(LogsArgs),
+    /// Your jobs on the relays, newest first, with their state.
+    #[command(after_help = EXIT_CODES)]
+    List(ListArgs),
+    /// Workers that advertise themselves (kind 10100).
+    #[command(after_help = EXIT_CODES)]
+    Workers(WorkersArgs),
     /// Manage the signing key.
     #[command(subcommand)]
     Key(KeyCommand),
@@ -130,6 +151,137 @@ pub struct RerunArgs {
     /// [default: config `args`].
     #[arg(last = true, value_name = "ARGS")]
     pub args: Vec<String>,
+}
+
+/// Where to read from: relays and a time bound.
+#[derive(Debug, Args)]
+pub struct ReadArgs {
+    /// Relay URL; repeat for several. Replaces the configured list and $JOBCTL_RELAYS.
+    #[arg(long = "relay", value_name = "URL")]
+    pub relays: Vec<String>,
+
+    /// Bound on the whole command, e.g. 10s [default: config timeouts.query, else 10s].
+    #[arg(long, value_name = "DURATION")]
+    pub timeout: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    /// Job ids (hex, note1, nevent1); `-` reads them from stdin, one per line.
+    #[arg(required = true, value_name = "JOB")]
+    pub jobs: Vec<String>,
+
+    /// Exit 0 when every job succeeded, 1 when one failed or was cancelled.
+    #[arg(long)]
+    pub exit_status: bool,
+
+    /// Print NDJSON on stdout: one object per update.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Relay URL; repeat for several. Replaces the configured list.
+    #[arg(long = "relay", value_name = "URL")]
+    pub relays: Vec<String>,
+
+    /// Give up after this long and exit 124 [default: wait forever].
+    #[arg(long, value_name = "DURATION")]
+    pub timeout: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Job ids (hex, note1, nevent1); `-` reads them from stdin.
+    #[arg(required = true, value_name = "JOB")]
+    pub jobs: Vec<String>,
+
+    /// Print a JSON array on stdout.
+    #[arg(long)]
+    pub json: bool,
+
+    #[command(flatten)]
+    pub read: ReadArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    /// Job id (hex, note1, nevent1), or `-` for the first id on stdin.
+    #[arg(value_name = "JOB")]
+    pub job: String,
+
+    /// Print JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+
+    #[command(flatten)]
+    pub read: ReadArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// Job id (hex, note1, nevent1), or `-` for the first id on stdin.
+    #[arg(value_name = "JOB")]
+    pub job: String,
+
+    /// Print the stderr log instead of stdout.
+    #[arg(long)]
+    pub stderr: bool,
+
+    #[command(flatten)]
+    pub read: ReadArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Only jobs in this state (pending, queued, running, success, failed,
+    /// cancelled, error, unknown, stale); comma separated for several.
+    #[arg(long, value_name = "STATE")]
+    pub status: Option<String>,
+
+    /// Only jobs for this worker (npub or hex).
+    #[arg(long, value_name = "PUBKEY")]
+    pub worker: Option<String>,
+
+    /// Jobs of this requester [default: your key].
+    #[arg(long, value_name = "PUBKEY")]
+    pub author: Option<String>,
+
+    /// Only jobs created at or after: unix seconds, YYYY-MM-DD, or an age (24h, 7d).
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+
+    /// Only jobs created at or before (same forms). For the next page, pass
+    /// the value printed under the table.
+    #[arg(long, value_name = "TIME")]
+    pub until: Option<String>,
+
+    /// At most this many jobs.
+    #[arg(long, default_value_t = 50, value_name = "N")]
+    pub limit: usize,
+
+    /// Print a JSON array on stdout.
+    #[arg(long)]
+    pub json: bool,
+
+    #[command(flatten)]
+    pub read: ReadArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct WorkersArgs {
+    /// Only workers whose advertisement is under 5 minutes old.
+    #[arg(long)]
+    pub online: bool,
+
+    /// Only workers that accept this mint.
+    #[arg(long, value_name = "URL")]
+    pub mint: Option<String>,
+
+    /// Print a JSON array on stdout.
+    #[arg(long)]
+    pub json: bool,
+
+    #[command(flatten)]
+    pub read: ReadArgs,
 }
 
 #[derive(Debug, Subcommand)]

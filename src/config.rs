@@ -61,6 +61,20 @@ pub fn default_key_path() -> PathBuf {
     config_dir().join("key")
 }
 
+/// The config path: `explicit` (`--config`) beats a non-empty
+/// `JOBCTL_CONFIG` beats the default. The bool says whether it was named
+/// explicitly (and so must exist when read).
+pub fn config_path(explicit: Option<&Path>) -> (PathBuf, bool) {
+    let env_path = std::env::var_os(ENV_CONFIG)
+        .filter(|p| !p.is_empty())
+        .map(PathBuf::from);
+    match (explicit, env_path) {
+        (Some(p), _) => (p.to_path_buf(), true),
+        (None, Some(p)) => (p, true),
+        (None, None) => (default_config_path(), false),
+    }
+}
+
 /// The config file as written on disk. Every field is optional.
 #[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -142,14 +156,7 @@ impl Config {
     /// beats the default path. An explicitly named file must exist; the
     /// default one may be absent. Then environment overrides are applied.
     pub fn load(explicit: Option<&Path>) -> Result<Self> {
-        let env_path = std::env::var_os(ENV_CONFIG)
-            .filter(|p| !p.is_empty())
-            .map(PathBuf::from);
-        let (path, must_exist) = match (explicit, env_path) {
-            (Some(p), _) => (p.to_path_buf(), true),
-            (None, Some(p)) => (p, true),
-            (None, None) => (default_config_path(), false),
-        };
+        let (path, must_exist) = config_path(explicit);
         let mut cfg = match std::fs::read_to_string(&path) {
             Ok(text) => Self::from_toml(&path, &text)?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && !must_exist => {
@@ -168,11 +175,27 @@ impl Config {
 
     /// Parse and validate config text.
     pub fn from_toml(path: &Path, text: &str) -> Result<Self> {
-        let err = |msg: String| Error::Config {
+        let file: FileConfig = toml::from_str(text).map_err(|e| Error::Config {
             path: path.to_path_buf(),
-            msg,
+            msg: toml_error_line(text, &e),
+        })?;
+        // Validation errors are `key: message`; point at the key's line.
+        let err = |msg: String| {
+            let key = msg.split(':').next().unwrap_or("");
+            let leaf = key.rsplit('.').next().unwrap_or(key);
+            let line = text.lines().position(|l| {
+                let l = l.trim_start();
+                l.strip_prefix(leaf)
+                    .is_some_and(|rest| rest.trim_start().starts_with('='))
+            });
+            Error::Config {
+                path: path.to_path_buf(),
+                msg: match line {
+                    Some(n) => format!("line {} (`{key}`){}", n + 1, &msg[key.len()..]),
+                    None => msg,
+                },
+            }
         };
-        let file: FileConfig = toml::from_str(text).map_err(|e| err(toml_error_line(text, &e)))?;
         let mut cfg = Self::defaults(path.to_path_buf());
         cfg.loaded = true;
         if let Some(relays) = file.relays {
@@ -257,8 +280,9 @@ impl Config {
 /// The commented template written by `jobctl config init`.
 pub const TEMPLATE: &str = r#"# jobctl configuration. Flags beat environment variables, which beat this file.
 
-# Relays every job is published to (JOBCTL_RELAYS, --relay).
-relays = ["wss://relay.damus.io", "wss://nos.lol"]
+# Relays every job is published to (JOBCTL_RELAYS, --relay), e.g.
+# relays = ["wss://relay.example.com", "wss://nos.example.org"]
+relays = []
 
 # Default worker, npub or hex (JOBCTL_WORKER, --worker).
 # worker = "npub1..."
@@ -369,12 +393,57 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         "ms" => n / 1000.0,
         "m" | "min" => n * 60.0,
         "h" => n * 3600.0,
+        "d" => n * 86400.0,
         _ => return Err(format!("`{s}` is not a duration (e.g. 10s, 500ms, 2m)")),
     };
     if !secs.is_finite() || secs <= 0.0 || secs > 365.0 * 86400.0 {
         return Err(format!("`{s}` is out of range"));
     }
     Ok(Duration::from_secs_f64(secs))
+}
+
+/// Parse a point in time: unix seconds, a duration meaning that long ago
+/// (`24h`, `7d`), or a UTC date `YYYY-MM-DD`.
+pub fn parse_time(s: &str, now: Timestamp) -> Result<Timestamp, String> {
+    let t = s.trim();
+    if !t.is_empty() && t.chars().all(|c| c.is_ascii_digit()) && t.len() >= 9 {
+        return t
+            .parse::<u64>()
+            .map(Timestamp::from)
+            .map_err(|e| e.to_string());
+    }
+    if let Some(days) = parse_date(t) {
+        return Ok(Timestamp::from(days * 86400));
+    }
+    let d = parse_duration(t).map_err(|_| {
+        format!("`{s}` is not a time (unix seconds, YYYY-MM-DD, or an age such as 24h or 7d)")
+    })?;
+    Ok(Timestamp::from(now.as_secs().saturating_sub(d.as_secs())))
+}
+
+/// Days since 1970-01-01 for `YYYY-MM-DD`.
+fn parse_date(s: &str) -> Option<u64> {
+    let mut it = s.splitn(3, '-');
+    let (y, m, d): (i64, i64, i64) = (
+        it.next()?.parse().ok()?,
+        it.next()?.parse().ok()?,
+        it.next()?.parse().ok()?,
+    );
+    if s.len() != 10
+        || !(1970..=9999).contains(&y)
+        || !(1..=12).contains(&m)
+        || !(1..=31).contains(&d)
+    {
+        return None;
+    }
+    // Howard Hinnant's days_from_civil.
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    u64::try_from(era * 146097 + doe - 719468).ok()
 }
 
 /// Render a duration the way `parse_duration` reads it.
@@ -402,6 +471,26 @@ mod tests {
             assert!(parse_duration(bad).is_err(), "{bad}");
         }
         assert_eq!(format_duration(Duration::from_millis(1500)), "1500ms");
+        assert_eq!(parse_duration("2d"), Ok(Duration::from_secs(172800)));
+    }
+
+    #[test]
+    fn times() {
+        let now = Timestamp::from(1_700_000_000);
+        assert_eq!(
+            parse_time("1600000000", now),
+            Ok(Timestamp::from(1_600_000_000))
+        );
+        assert_eq!(
+            parse_time("1h", now),
+            Ok(Timestamp::from(1_700_000_000 - 3600))
+        );
+        assert_eq!(
+            parse_time("2026-11-23", now),
+            Ok(Timestamp::from(1_795_392_000))
+        );
+        assert_eq!(parse_time("1970-01-02", now), Ok(Timestamp::from(86_400)));
+        assert!(parse_time("yesterday", now).is_err());
     }
 
     #[test]
@@ -420,19 +509,20 @@ mod tests {
     fn bad_values_name_the_key() {
         let e = Config::from_toml(Path::new("/c.toml"), "relays = [\"http://x\"]\n")
             .expect_err("bad relay");
-        assert!(e.to_string().contains("relays:"), "{e}");
+        assert!(e.to_string().contains("line 1 (`relays`)"), "{e}");
         let e =
             Config::from_toml(Path::new("/c.toml"), "min_accept = \"x\"\n").expect_err("bad type");
         assert!(e.to_string().contains("min_accept"), "{e}");
         let e = Config::from_toml(Path::new("/c.toml"), "[timeouts]\npublish = \"soon\"\n")
             .expect_err("bad duration");
         assert!(e.to_string().contains("timeouts.publish"), "{e}");
+        assert!(e.to_string().contains("line 2"), "{e}");
     }
 
     #[test]
     fn template_parses() {
         let cfg = Config::from_toml(Path::new("/c.toml"), TEMPLATE).expect("template");
-        assert_eq!(cfg.relays.len(), 2);
+        assert!(cfg.relays.is_empty());
         assert_eq!(cfg.cmd, "act");
     }
 

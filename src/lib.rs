@@ -9,10 +9,13 @@
 pub mod config;
 pub mod dispatch;
 pub mod error;
+pub mod follow;
 pub mod keys;
+pub mod logs;
 pub mod output;
 pub mod payment;
 pub mod protocol;
 pub mod relays;
+pub mod state;
 
 pub use error::{Error, Result};

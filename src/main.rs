@@ -30,9 +30,30 @@ fn init_tracing(verbose: u8, quiet: bool) {
         (_, 2) => "jobctl=debug,info",
         _ => "trace",
     };
-    let filter = EnvFilter::try_from_env("JOBCTL_LOG")
-        .or_else(|_| EnvFilter::try_from_default_env())
-        .unwrap_or_else(|_| EnvFilter::new(default));
+    let from_env =
+        EnvFilter::try_from_env("JOBCTL_LOG").or_else(|_| EnvFilter::try_from_default_env());
+    let user_chose = from_env.is_ok();
+    let mut filter = from_env.unwrap_or_else(|_| EnvFilter::new(default));
+    // The nostr crates log whole messages at debug/trace, and a job request
+    // carries a payment token: cap them at info whatever was asked for.
+    let caps: &[&str] = if user_chose || verbose >= 3 {
+        &[
+            "nostr",
+            "nostr_sdk",
+            "nostr_relay_pool",
+            "nostr_database",
+            "async_wsocket",
+            "tungstenite",
+            "tokio_tungstenite",
+        ]
+    } else {
+        &[]
+    };
+    for target in caps {
+        if let Ok(d) = format!("{target}=info").parse() {
+            filter = filter.add_directive(d);
+        }
+    }
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -67,9 +67,75 @@ pub fn one_line(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-/// `abcdef12…` style short id.
+/// The first 12 hex characters of an id, for tables.
 pub fn short_id(hex: &str) -> String {
     hex.chars().take(12).collect()
+}
+
+/// `12s`, `5m`, `3h`, `2d` between `ts` and `now`.
+pub fn age(now: u64, ts: u64) -> String {
+    let d = now.saturating_sub(ts);
+    match d {
+        0..=59 => format!("{d}s"),
+        60..=3599 => format!("{}m", d / 60),
+        3600..=86399 => format!("{}h", d / 3600),
+        _ => format!("{}d", d / 86400),
+    }
+}
+
+/// `HH:MM:SS` (UTC) of a unix time.
+pub fn clock(ts: u64) -> String {
+    let s = ts % 86400;
+    format!("{:02}:{:02}:{:02}", s / 3600, (s / 60) % 60, s % 60)
+}
+
+/// `850ms`, `12.3s`, `2m05s`, `1h02m` for a run time in seconds.
+pub fn run_time(secs: f64) -> String {
+    if !secs.is_finite() || secs < 0.0 {
+        return "-".into();
+    }
+    if secs < 1.0 {
+        return format!("{}ms", (secs * 1000.0).round() as u64);
+    }
+    if secs < 60.0 {
+        return format!("{secs:.1}s");
+    }
+    let s = secs.round() as u64;
+    if s < 3600 {
+        format!("{}m{:02}s", s / 60, s % 60)
+    } else {
+        format!("{}h{:02}m", s / 3600, (s / 60) % 60)
+    }
+}
+
+/// A state name, coloured by what it means.
+pub fn state_cell(state: crate::protocol::JobState, stale: bool, color: bool) -> Cell {
+    use crate::protocol::JobState as S;
+    let text = if stale {
+        format!("{state} (stale)")
+    } else {
+        state.to_string()
+    };
+    let cell = Cell::new(text);
+    if !color {
+        return cell;
+    }
+    match state {
+        S::Success => cell.fg(Color::Green),
+        S::Failed | S::Error => cell.fg(Color::Red),
+        S::Cancelled | S::Unknown => cell.fg(Color::Yellow),
+        S::Running | S::Queued => cell.fg(Color::Cyan),
+        S::Pending => cell,
+    }
+}
+
+/// Short npub for tables: `npub1abcd…wxyz`.
+pub fn short_npub(hex: &str) -> String {
+    match nostr_sdk::PublicKey::from_hex(hex).map(|pk| crate::keys::npub(&pk)) {
+        Ok(n) if n.len() > 16 => format!("{}…{}", &n[..10], &n[n.len() - 4..]),
+        Ok(n) => n,
+        Err(_) => short_id(hex),
+    }
 }
 
 /// Paint `s` when colour is on.
@@ -96,6 +162,16 @@ pub fn print_warning(msg: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn time_formats() {
+        assert_eq!(age(100, 40), "1m");
+        assert_eq!(age(100_000, 0), "1d");
+        assert_eq!(clock(3661), "01:01:01");
+        assert_eq!(run_time(0.25), "250ms");
+        assert_eq!(run_time(12.34), "12.3s");
+        assert_eq!(run_time(125.0), "2m05s");
+    }
 
     #[test]
     fn plain_table_has_no_escape_codes() {

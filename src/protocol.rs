@@ -141,6 +141,335 @@ impl JobRequest {
     }
 }
 
+/// A job's state, normalised from the many spellings workers use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JobState {
+    /// Published; no worker has said anything yet.
+    Pending,
+    /// The worker accepted it and queued it.
+    Queued,
+    /// The worker is running it.
+    Running,
+    /// Finished with success (terminal).
+    Success,
+    /// Finished with failure (terminal).
+    Failed,
+    /// Cancelled (terminal).
+    Cancelled,
+    /// The worker reported an error (terminal: no result will follow).
+    Error,
+    /// A status value jobctl does not know.
+    Unknown,
+}
+
+impl JobState {
+    /// Normalise a worker's `status` tag value. Unknown values are
+    /// [`JobState::Unknown`], never an error.
+    pub fn parse(s: &str) -> JobState {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "pending" => JobState::Pending,
+            "queued" | "waiting" => JobState::Queued,
+            "running" | "in_progress" | "in-progress" | "started" | "processing" => {
+                JobState::Running
+            }
+            "success" | "succeeded" | "completed" | "done" => JobState::Success,
+            "failed" | "failure" => JobState::Failed,
+            "cancelled" | "canceled" => JobState::Cancelled,
+            "error" => JobState::Error,
+            _ => JobState::Unknown,
+        }
+    }
+
+    /// Success, failed, cancelled (and error: the worker gave up).
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            JobState::Success | JobState::Failed | JobState::Cancelled | JobState::Error
+        )
+    }
+
+    /// The lowercase name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobState::Pending => "pending",
+            JobState::Queued => "queued",
+            JobState::Running => "running",
+            JobState::Success => "success",
+            JobState::Failed => "failed",
+            JobState::Cancelled => "cancelled",
+            JobState::Error => "error",
+            JobState::Unknown => "unknown",
+        }
+    }
+}
+
+impl std::fmt::Display for JobState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+fn first_value<'a>(event: &'a Event, name: &str) -> Option<&'a str> {
+    event.tags.iter().find_map(|t| {
+        let s = t.as_slice();
+        (s.len() >= 2 && s[0] == name).then(|| s[1].as_str())
+    })
+}
+
+/// A kind 30100 status update from a worker.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct StatusUpdate {
+    /// The job (the request's event id).
+    pub job: EventId,
+    /// Who signed it.
+    pub author: PublicKey,
+    /// Normalised state.
+    pub state: JobState,
+    /// The status value as sent.
+    pub raw: String,
+    /// Human message (`content`).
+    pub message: String,
+    /// When the worker says it happened.
+    pub at: Timestamp,
+    /// The status event's own id.
+    pub event_id: EventId,
+}
+
+impl StatusUpdate {
+    /// Read a status event; `None` if it is not a well-formed one.
+    pub fn from_event(event: &Event) -> Option<Self> {
+        if event.kind != Kind::Custom(KIND_JOB_STATUS) {
+            return None;
+        }
+        let job = first_value(event, "d")
+            .or_else(|| first_value(event, "e"))
+            .and_then(|v| EventId::from_hex(v).ok())?;
+        let raw = first_value(event, "status").unwrap_or("").to_string();
+        Some(StatusUpdate {
+            job,
+            author: event.pubkey,
+            state: JobState::parse(&raw),
+            raw,
+            message: event.content.clone(),
+            at: event.created_at,
+            event_id: event.id,
+        })
+    }
+}
+
+/// A kind 5101 result from a worker.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct JobResult {
+    /// The job.
+    pub job: EventId,
+    /// Who signed it.
+    pub author: PublicKey,
+    /// `success=true` or `exit_code=0`.
+    pub success: bool,
+    /// The command's exit code.
+    pub exit_code: Option<i64>,
+    /// URL of stdout.
+    pub stdout: Option<String>,
+    /// URL of stderr.
+    pub stderr: Option<String>,
+    /// Change token handed back (never print it unredacted).
+    #[serde(skip)]
+    pub change: Option<String>,
+    /// Run time in seconds.
+    pub duration: Option<f64>,
+    /// When.
+    pub at: Timestamp,
+    /// The result event's own id.
+    pub event_id: EventId,
+}
+
+impl JobResult {
+    /// Read a result event; `None` if it is not a well-formed one.
+    pub fn from_event(event: &Event) -> Option<Self> {
+        if event.kind != Kind::Custom(KIND_JOB_RESULT) {
+            return None;
+        }
+        let job = first_value(event, "e").and_then(|v| EventId::from_hex(v).ok())?;
+        let exit_code = first_value(event, "exit_code").and_then(|v| v.trim().parse().ok());
+        let success_tag = first_value(event, "success").map(|v| v.trim() == "true");
+        let success = success_tag == Some(true) || exit_code == Some(0);
+        let url = |name| {
+            first_value(event, name)
+                .filter(|v| !v.is_empty())
+                .map(str::to_string)
+        };
+        Some(JobResult {
+            job,
+            author: event.pubkey,
+            success,
+            exit_code,
+            stdout: url("stdout"),
+            stderr: url("stderr"),
+            change: url("change"),
+            duration: first_value(event, "duration").and_then(|v| v.trim().parse().ok()),
+            at: event.created_at,
+            event_id: event.id,
+        })
+    }
+
+    /// The state this result puts the job in.
+    pub fn state(&self) -> JobState {
+        if self.success {
+            JobState::Success
+        } else {
+            JobState::Failed
+        }
+    }
+}
+
+/// One `price` tag of an advertisement.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Price {
+    /// Billing period as sent (e.g. `second`).
+    pub period: String,
+    /// Rate per period.
+    pub rate: f64,
+    /// Unit (e.g. `sat`).
+    pub unit: String,
+    /// Mint URL.
+    pub mint: String,
+}
+
+/// A kind 10100 worker advertisement.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct WorkerAd {
+    /// The worker.
+    pub pubkey: PublicKey,
+    /// Name from the content JSON.
+    pub name: String,
+    /// Description.
+    pub description: String,
+    /// Max concurrent jobs.
+    pub max_concurrent_jobs: Option<u64>,
+    /// Current queue depth.
+    pub current_queue_depth: Option<u64>,
+    /// `A` tag.
+    pub architecture: Option<String>,
+    /// `S` tags: (software, version).
+    pub software: Vec<(String, String)>,
+    /// One per accepted mint; empty for a free worker.
+    pub prices: Vec<Price>,
+    /// `min_duration` seconds.
+    pub min_duration: Option<u64>,
+    /// `max_duration` seconds.
+    pub max_duration: Option<u64>,
+    /// When it was published.
+    pub at: Timestamp,
+}
+
+/// An advertisement younger than this makes a worker online.
+pub const ONLINE_WINDOW_SECS: u64 = 5 * 60;
+/// A job pending longer than this is stale.
+pub const STALE_AFTER_SECS: u64 = 72 * 3600;
+
+impl WorkerAd {
+    /// Read an advertisement; `None` if the kind is wrong. Bad content JSON
+    /// leaves the content fields empty rather than dropping the worker.
+    pub fn from_event(event: &Event) -> Option<Self> {
+        if event.kind != Kind::Custom(KIND_WORKER_AD) {
+            return None;
+        }
+        let content: serde_json::Value =
+            serde_json::from_str(&event.content).unwrap_or(serde_json::Value::Null);
+        let text = |k: &str| {
+            content
+                .get(k)
+                .and_then(|v| v.as_str())
+                .unwrap_or("")
+                .to_string()
+        };
+        let num = |k: &str| content.get(k).and_then(|v| v.as_u64());
+        let mut ad = WorkerAd {
+            pubkey: event.pubkey,
+            name: text("name"),
+            description: text("description"),
+            max_concurrent_jobs: num("max_concurrent_jobs"),
+            current_queue_depth: num("current_queue_depth"),
+            architecture: None,
+            software: Vec::new(),
+            prices: Vec::new(),
+            min_duration: None,
+            max_duration: None,
+            at: event.created_at,
+        };
+        for tag in event.tags.iter() {
+            let s = tag.as_slice();
+            let v = |i: usize| s.get(i).map(String::as_str).unwrap_or("");
+            match s[0].as_str() {
+                "A" => ad.architecture = Some(v(1).to_string()),
+                "S" => ad.software.push((v(1).to_string(), v(2).to_string())),
+                "price" => {
+                    if let Ok(rate) = v(2).trim().parse::<f64>() {
+                        ad.prices.push(Price {
+                            period: v(1).to_string(),
+                            rate,
+                            unit: v(3).to_string(),
+                            mint: v(4).to_string(),
+                        });
+                    }
+                }
+                "min_duration" => ad.min_duration = v(1).trim().parse().ok(),
+                "max_duration" => ad.max_duration = v(1).trim().parse().ok(),
+                _ => {}
+            }
+        }
+        Some(ad)
+    }
+
+    /// Online when the advertisement is under 5 minutes old at `now`.
+    pub fn is_online(&self, now: Timestamp) -> bool {
+        now.as_secs().saturating_sub(self.at.as_secs()) < ONLINE_WINDOW_SECS
+    }
+
+    /// The version of a piece of software it advertises (e.g. `act`).
+    pub fn software_version(&self, name: &str) -> Option<&str> {
+        self.software
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Whether it accepts payment from `mint` (trailing slashes ignored).
+    pub fn accepts_mint(&self, mint: &str) -> bool {
+        let norm = |s: &str| s.trim_end_matches('/').to_ascii_lowercase();
+        self.prices.iter().any(|p| norm(&p.mint) == norm(mint))
+    }
+}
+
+/// A reference to a job: its id and any relay hints that came with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobRef {
+    /// The job id.
+    pub id: EventId,
+    /// Relay hints from an `nevent`.
+    pub relays: Vec<RelayUrl>,
+}
+
+impl JobRef {
+    /// Parse hex, `note1`, `nevent1` or a `nostr:` URI of either.
+    pub fn parse(s: &str) -> Result<JobRef, String> {
+        let t = s.trim();
+        let t = t.strip_prefix("nostr:").unwrap_or(t);
+        if t.starts_with("nevent1") {
+            let n =
+                Nip19Event::from_bech32(t).map_err(|_| format!("`{s}` is not a valid nevent"))?;
+            return Ok(JobRef {
+                id: n.event_id,
+                relays: n.relays,
+            });
+        }
+        EventId::parse(t)
+            .map(|id| JobRef { id, relays: vec![] })
+            .map_err(|_| format!("`{s}` is not a job id (hex, note1 or nevent1)"))
+    }
+}
+
 /// Parse `KEY=VALUE` as used by `--env` and `--secret`. The key must be a
 /// plausible environment variable name.
 pub fn parse_key_value(s: &str) -> Result<(String, String), String> {
@@ -246,6 +575,88 @@ mod tests {
         let event = req.to_builder().sign_with_keys(&keys).expect("sign");
         let first = event.tags.first().expect("tags").as_slice().to_vec();
         assert_eq!(first, vec!["p".to_string(), keys.public_key().to_hex()]);
+    }
+
+    #[test]
+    fn states_normalise_and_never_fail() {
+        assert_eq!(JobState::parse("in_progress"), JobState::Running);
+        assert_eq!(JobState::parse("FAILURE"), JobState::Failed);
+        assert_eq!(JobState::parse("canceled"), JobState::Cancelled);
+        assert_eq!(JobState::parse("exploded"), JobState::Unknown);
+        assert_eq!(JobState::parse(""), JobState::Unknown);
+        assert!(JobState::Success.is_terminal() && !JobState::Running.is_terminal());
+    }
+
+    #[test]
+    fn result_success_from_flag_or_exit_code() {
+        let keys = Keys::generate();
+        let job = EventId::all_zeros();
+        let mk = |tags: Vec<Tag>| {
+            EventBuilder::new(Kind::Custom(KIND_JOB_RESULT), "")
+                .tags(tags)
+                .sign_with_keys(&keys)
+                .expect("sign")
+        };
+        let e = mk(vec![Tag::event(job), custom("exit_code", vec!["0".into()])]);
+        assert!(JobResult::from_event(&e).expect("result").success);
+        let e = mk(vec![
+            Tag::event(job),
+            custom("success", vec!["false".into()]),
+            custom("exit_code", vec!["3".into()]),
+            custom("stdout", vec!["http://x/abc".into()]),
+        ]);
+        let r = JobResult::from_event(&e).expect("result");
+        assert!(!r.success);
+        assert_eq!(r.exit_code, Some(3));
+        assert_eq!(r.stdout.as_deref(), Some("http://x/abc"));
+        assert!(JobResult::from_event(&mk(vec![])).is_none());
+    }
+
+    #[test]
+    fn advertisement_reads_price_positions() {
+        let keys = Keys::generate();
+        let e = EventBuilder::new(
+            Kind::Custom(KIND_WORKER_AD),
+            r#"{"name":"w1","max_concurrent_jobs":4,"current_queue_depth":1}"#,
+        )
+        .tags(vec![
+            custom("A", vec!["x86_64".into()]),
+            custom("S", vec!["act".into(), "0.2.60".into()]),
+            custom(
+                "price",
+                vec![
+                    "second".into(),
+                    "2".into(),
+                    "sat".into(),
+                    "http://mint/".into(),
+                ],
+            ),
+        ])
+        .sign_with_keys(&keys)
+        .expect("sign");
+        let ad = WorkerAd::from_event(&e).expect("ad");
+        assert_eq!(ad.name, "w1");
+        assert_eq!(ad.software_version("act"), Some("0.2.60"));
+        assert_eq!(ad.prices[0].rate, 2.0);
+        assert!(ad.accepts_mint("http://MINT"));
+        assert!(ad.is_online(e.created_at));
+        assert!(!ad.is_online(Timestamp::from(e.created_at.as_secs() + 301)));
+    }
+
+    #[test]
+    fn job_refs() {
+        let id = EventId::all_zeros();
+        assert_eq!(JobRef::parse(&id.to_hex()).expect("hex").id, id);
+        let note = id.to_bech32().expect("note");
+        assert_eq!(JobRef::parse(&note).expect("note").id, id);
+        let url = RelayUrl::parse("ws://127.0.0.1:7000").expect("url");
+        let nevent = Nip19Event::new(id)
+            .relays([url.clone()])
+            .to_bech32()
+            .expect("nevent");
+        let r = JobRef::parse(&format!("nostr:{nevent}")).expect("nevent");
+        assert_eq!((r.id, r.relays), (id, vec![url]));
+        assert!(JobRef::parse("nope").is_err());
     }
 
     #[test]

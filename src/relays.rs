@@ -46,21 +46,112 @@ pub struct RelayOutcome {
     pub latency_ms: u64,
 }
 
-/// Options that shape a client for one-shot CLI work: no reconnection
-/// loops, no pings, AUTH answered automatically.
-fn relay_options() -> RelayOptions {
-    RelayOptions::default().reconnect(false).ping(false)
+/// Options for one-shot CLI work (no reconnection loops, no pings) or for
+/// long watches (reconnect when a relay drops).
+fn relay_options(persistent: bool) -> RelayOptions {
+    RelayOptions::default()
+        .reconnect(persistent)
+        .ping(persistent)
 }
 
 /// A relay client signing AUTH challenges with `keys`.
 pub async fn client(keys: &Keys, urls: &[RelayUrl]) -> Client {
-    let opts = ClientOptions::new().automatic_authentication(true);
-    let client = Client::builder().signer(keys.clone()).opts(opts).build();
+    reader(Some(keys), urls, false).await
+}
+
+/// A client for reading; `keys` (when there are any) answer NIP-42 AUTH.
+/// `persistent` clients reconnect to relays that drop.
+pub async fn reader(keys: Option<&Keys>, urls: &[RelayUrl], persistent: bool) -> Client {
+    let opts = ClientOptions::new().automatic_authentication(keys.is_some());
+    let mut builder = Client::builder().opts(opts);
+    if let Some(k) = keys {
+        builder = builder.signer(k.clone());
+    }
+    let client = builder.build();
     for url in urls {
         // Adding a URL that is already in the pool is a no-op.
-        let _ = client.pool().add_relay(url.clone(), relay_options()).await;
+        let _ = client
+            .pool()
+            .add_relay(url.clone(), relay_options(persistent))
+            .await;
     }
     client
+}
+
+/// Connect to every relay concurrently, each bounded by `timeout`.
+/// Returns the relays that could not be reached, with why.
+pub async fn connect_all(
+    client: &Client,
+    urls: &[RelayUrl],
+    timeout: Duration,
+) -> Vec<(RelayUrl, String)> {
+    let tasks = urls.iter().map(|url| async move {
+        let relay = client.relay(url).await.map_err(|e| e.to_string())?;
+        if relay.is_connected() {
+            return Ok(());
+        }
+        match tokio::time::timeout(timeout, relay.try_connect(timeout)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(connect_error(&e, timeout)),
+            Err(_) => Err(format!(
+                "timed out after {} while connecting",
+                crate::config::format_duration(timeout)
+            )),
+        }
+    });
+    let results = futures::future::join_all(tasks).await;
+    urls.iter()
+        .zip(results)
+        .filter_map(|(u, r)| r.err().map(|e| (u.clone(), e)))
+        .inspect(|(u, e)| tracing::warn!(relay = %u, "relay unavailable: {e}"))
+        .collect()
+}
+
+/// Query every relay concurrently with `filters` (one REQ per relay) until
+/// each sends EOSE or `timeout` passes; returns the union, deduplicated by
+/// id. Signatures are verified by the relay pool as events arrive. A slow
+/// or dead relay only costs its own share: the others are not held up
+/// beyond the deadline.
+pub async fn fetch(
+    client: &Client,
+    urls: &[RelayUrl],
+    filters: Vec<Filter>,
+    timeout: Duration,
+) -> Vec<Event> {
+    use futures::StreamExt;
+    let deadline = Instant::now() + timeout;
+    let filters = &filters;
+    let tasks = urls.iter().map(|url| async move {
+        let mut out = Vec::new();
+        let work = async {
+            let relay = client.relay(url).await.ok()?;
+            if !relay.is_connected() {
+                relay.try_connect(timeout).await.ok()?;
+            }
+            let mut stream = relay
+                .stream_events(filters.clone(), timeout, ReqExitPolicy::ExitOnEOSE)
+                .await
+                .ok()?;
+            while let Some(ev) = stream.next().await {
+                match ev {
+                    Ok(ev) => out.push(ev),
+                    Err(e) => tracing::debug!(relay = %url, "fetch: {e}"),
+                }
+            }
+            Some(())
+        };
+        if tokio::time::timeout_at(deadline, work).await.is_err() {
+            tracing::debug!(relay = %url, "fetch timed out");
+        }
+        out
+    });
+    let mut seen = std::collections::HashSet::new();
+    futures::future::join_all(tasks)
+        .await
+        .into_iter()
+        .flatten()
+        .filter(|e| seen.insert(e.id))
+        .collect()
 }
 
 /// Publish `event` to every relay in `urls` concurrently. Never takes

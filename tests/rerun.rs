@@ -655,3 +655,54 @@ fn bad_config_names_file_and_key() {
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("JOBCTL_RELAYS"));
 }
+
+#[test]
+fn unpaid_ignores_token_env_and_quiet_still_reports_failure() {
+    let env = TestEnv::new();
+    let relay = TestRelay::start();
+    let out = env
+        .cmd()
+        .args(["rerun", "--unpaid", "--worker", &worker().public_key().to_hex()])
+        .args(["--relay", &relay.url])
+        .env("JOBCTL_TOKEN", token_v4(&[1], MINT))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(tags(&relay.events()[0]).iter().all(|t| t[0] != "payment"));
+
+    let closed = ClosedPort::new();
+    let out = env
+        .cmd()
+        .args(["rerun", "-q", "--unpaid", "--worker", &worker().public_key().to_hex()])
+        .args(["--relay", &closed.url])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.starts_with("error: ") && err.contains("0/1"), "{err}");
+}
+
+#[test]
+fn debug_logging_never_shows_the_token_or_key() {
+    let env = TestEnv::new();
+    let relay = TestRelay::start();
+    let token = token_v4(&[5], MINT);
+    let out = env
+        .cmd()
+        .args(["rerun", "-vvv", "--worker", &worker().public_key().to_hex()])
+        .args(["--relay", &relay.url, "--token", &token])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(!err.contains(&token[6..40]), "token leaked into logs");
+    assert!(!err.contains(&env.keys.secret_key().to_secret_hex()));
+    let out = env
+        .cmd()
+        .args(["rerun", "--worker", &worker().public_key().to_hex()])
+        .args(["--relay", &relay.url, "--token", &token])
+        .env("RUST_LOG", "trace")
+        .output()
+        .unwrap();
+    assert!(!stderr(&out).contains(&token[6..40]), "token leaked into logs");
+}

@@ -15,6 +15,8 @@ use nostr_sdk::prelude::*;
 
 use crate::cli::{Cli, Command, ConfigCommand, KeyCommand, RerunArgs, Shell};
 
+mod follow;
+
 /// Run the parsed command; returns the exit code.
 pub fn run(cli: Cli) -> Result<i32> {
     let ctx = Ctx {
@@ -24,13 +26,19 @@ pub fn run(cli: Cli) -> Result<i32> {
     };
     match cli.command {
         Command::Rerun(args) => rerun(&ctx, *args),
+        Command::Watch(a) => follow::watch(&ctx, a),
+        Command::Status(a) => follow::status(&ctx, a),
+        Command::Show(a) => follow::show(&ctx, a),
+        Command::Logs(a) => follow::logs(&ctx, a),
+        Command::List(a) => follow::list(&ctx, a),
+        Command::Workers(a) => follow::workers(&ctx, a),
         Command::Key(cmd) => key(&ctx, cmd),
         Command::Config(cmd) => config_cmd(&ctx, cmd),
         Command::Completions { shell } => completions(shell),
     }
 }
 
-struct Ctx {
+pub(crate) struct Ctx {
     config_flag: Option<std::path::PathBuf>,
     key_file: Option<std::path::PathBuf>,
     quiet: bool,
@@ -41,21 +49,35 @@ impl Ctx {
         Config::load(self.config_flag.as_deref())
     }
 
-    fn say(&self, line: impl AsRef<str>) {
+    /// The signing key, or `None` when there is none (reads work without
+    /// one; a key only answers NIP-42 AUTH). A key that exists but is
+    /// broken is still an error.
+    fn optional_key(&self, cfg: &Config) -> Result<Option<keys::SigningKey>> {
+        let has_any = self.key_file.is_some()
+            || std::env::var(keys::ENV_SECRET_KEY).is_ok_and(|v| !v.trim().is_empty())
+            || cfg.key_file.exists();
+        if has_any {
+            keys::resolve(self.key_file.as_deref(), &cfg.key_file).map(Some)
+        } else {
+            Ok(None)
+        }
+    }
+
+    pub(crate) fn say(&self, line: impl AsRef<str>) {
         if !self.quiet {
             eprintln!("{}", line.as_ref());
         }
     }
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime> {
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| Error::io("cannot start the async runtime", e))
 }
 
-fn read_stdin(what: &str) -> Result<String> {
+pub(crate) fn read_stdin(what: &str) -> Result<String> {
     let mut s = String::new();
     std::io::stdin()
         .read_to_string(&mut s)
@@ -63,7 +85,7 @@ fn read_stdin(what: &str) -> Result<String> {
     Ok(s.trim().to_string())
 }
 
-fn print_stdout(s: &str) -> Result<()> {
+pub(crate) fn print_stdout(s: &str) -> Result<()> {
     let mut out = std::io::stdout().lock();
     // A closed pipe (`| head`) is not an error worth a message.
     match writeln!(out, "{s}").and_then(|_| out.flush()) {
@@ -73,8 +95,29 @@ fn print_stdout(s: &str) -> Result<()> {
     }
 }
 
-fn to_json<T: serde::Serialize>(v: &T) -> Result<String> {
+pub(crate) fn to_json<T: serde::Serialize>(v: &T) -> Result<String> {
     serde_json::to_string(v).map_err(|e| Error::Runtime(format!("cannot encode JSON: {e}")))
+}
+
+/// `--relay` flags if any, else the configured (file + env) relays.
+pub(crate) fn relays_for(cfg: &Config, flags: &[String]) -> Result<Vec<RelayUrl>> {
+    if flags.is_empty() {
+        Ok(cfg.relays.clone())
+    } else {
+        config::parse_relays(flags.iter().map(String::as_str))
+            .map_err(|e| Error::input(format!("--relay: {e}")))
+    }
+}
+
+/// `--timeout` if given, else `default`.
+pub(crate) fn timeout_for(
+    flag: Option<&str>,
+    default: std::time::Duration,
+) -> Result<std::time::Duration> {
+    match flag {
+        Some(t) => config::parse_duration(t).map_err(|e| Error::input(format!("--timeout: {e}"))),
+        None => Ok(default),
+    }
 }
 
 /// Resolve every rerun input into a validated spec; no key needed yet.
@@ -227,6 +270,15 @@ fn rerun(ctx: &Ctx, a: RerunArgs) -> Result<i32> {
     if a.json {
         print_stdout(&to_json(&report)?)?;
     } else {
+        if ctx.quiet && !report.ok() {
+            output::print_error(&format!(
+                "job {} accepted by {}/{} relays (need {})",
+                output::short_id(&report.id),
+                report.accepted,
+                report.relays.len(),
+                report.min_accept
+            ));
+        }
         ctx.say(output::relay_table(&report.relays, color));
         let verdict = if report.ok() {
             output::paint("published", color, "32")
@@ -309,11 +361,7 @@ fn key(ctx: &Ctx, cmd: KeyCommand) -> Result<i32> {
 fn config_cmd(ctx: &Ctx, cmd: ConfigCommand) -> Result<i32> {
     match cmd {
         ConfigCommand::Path => {
-            let path = ctx
-                .config_flag
-                .clone()
-                .or_else(|| std::env::var_os(config::ENV_CONFIG).map(Into::into))
-                .unwrap_or_else(config::default_config_path);
+            let (path, _) = config::config_path(ctx.config_flag.as_deref());
             print_stdout(&path.display().to_string())?;
         }
         ConfigCommand::Show => {
@@ -327,11 +375,7 @@ fn config_cmd(ctx: &Ctx, cmd: ConfigCommand) -> Result<i32> {
             print_stdout(cfg.to_toml().trim_end())?;
         }
         ConfigCommand::Init { force } => {
-            let path = ctx
-                .config_flag
-                .clone()
-                .or_else(|| std::env::var_os(config::ENV_CONFIG).map(Into::into))
-                .unwrap_or_else(config::default_config_path);
+            let (path, _) = config::config_path(ctx.config_flag.as_deref());
             if path.exists() && !force {
                 return Err(Error::Config {
                     path,

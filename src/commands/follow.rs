@@ -1,0 +1,724 @@
+//! `watch`, `status`, `show`, `logs`, `list`, `workers`: read the worker's
+//! side of the protocol and print it (tables on stderr, data on stdout).
+
+use std::collections::HashMap;
+
+use comfy_table::Cell;
+use jobctl::config::{self, Config};
+use jobctl::error::{exit, Error, Result};
+use jobctl::follow::{self, ListQuery, WatchEnd};
+use jobctl::keys::npub;
+use jobctl::output::{self, age, clock, run_time, short_id, short_npub, state_cell};
+use jobctl::payment::{redact_str, PaymentToken};
+use jobctl::protocol::{JobRef, JobState, WorkerAd};
+use jobctl::state::{JobTracker, JobView, Update};
+use jobctl::{logs as joblogs, relays};
+use nostr_sdk::prelude::*;
+use serde_json::json;
+
+use super::{print_stdout, read_stdin, relays_for, runtime, timeout_for, to_json, Ctx};
+use crate::cli::{ListArgs, LogsArgs, ShowArgs, StatusArgs, WatchArgs, WorkersArgs};
+
+/// Parse job references; `-` reads more from stdin (one per line).
+fn job_refs(args: &[String]) -> Result<Vec<JobRef>> {
+    let mut out: Vec<JobRef> = Vec::new();
+    for a in args {
+        let items: Vec<String> = if a == "-" {
+            read_stdin("job ids")?
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .map(str::to_string)
+                .collect()
+        } else {
+            vec![a.clone()]
+        };
+        for it in items {
+            let r = JobRef::parse(&it).map_err(Error::input)?;
+            if !out.iter().any(|o| o.id == r.id) {
+                out.push(r);
+            }
+        }
+    }
+    if out.is_empty() {
+        return Err(Error::input("no job ids given (stdin was empty)"));
+    }
+    Ok(out)
+}
+
+/// Configured relays plus every relay hint from the references.
+fn read_relays(cfg: &Config, flags: &[String], refs: &[JobRef]) -> Result<Vec<RelayUrl>> {
+    let mut urls = relays_for(cfg, flags)?;
+    for r in refs {
+        for u in &r.relays {
+            if !urls.contains(u) {
+                urls.push(u.clone());
+            }
+        }
+    }
+    if urls.is_empty() {
+        return Err(Error::input(
+            "no relays: pass --relay URL, set JOBCTL_RELAYS, or add `relays` to the config",
+        ));
+    }
+    Ok(urls)
+}
+
+async fn reader(ctx: &Ctx, cfg: &Config, urls: &[RelayUrl], persistent: bool) -> Result<Client> {
+    let key = ctx.optional_key(cfg)?;
+    Ok(relays::reader(key.as_ref().map(|k| &k.keys), urls, persistent).await)
+}
+
+fn now() -> Timestamp {
+    Timestamp::now()
+}
+
+fn not_found(trackers: &[JobTracker]) -> Vec<String> {
+    trackers
+        .iter()
+        .filter(|t| t.request.is_none())
+        .map(|t| t.id.to_hex())
+        .collect()
+}
+
+fn update_json(t: &JobTracker, u: &Update) -> serde_json::Value {
+    match u {
+        Update::Status(s) => json!({
+            "job": t.id.to_hex(), "type": "status", "state": s.state, "status": s.raw,
+            "message": s.message, "at": s.at.as_secs(), "worker": s.author.to_hex(),
+        }),
+        Update::Result(r) => json!({
+            "job": t.id.to_hex(), "type": "result", "state": r.state(), "success": r.success,
+            "exit_code": r.exit_code, "duration": r.duration, "stdout": r.stdout,
+            "stderr": r.stderr, "at": r.at.as_secs(), "worker": r.author.to_hex(),
+            "change": r.change.as_deref().and_then(|c| PaymentToken::parse(c).ok()).map(|c| c.info().clone()),
+        }),
+    }
+}
+
+fn update_line(t: &JobTracker, u: &Update, multi: bool) -> String {
+    let prefix = if multi {
+        format!("{}  ", short_id(&t.id.to_hex()))
+    } else {
+        String::new()
+    };
+    match u {
+        Update::Status(s) => format!(
+            "{}  {prefix}{:<10} {}",
+            clock(s.at.as_secs()),
+            s.state.as_str(),
+            output::one_line(&s.message)
+        ),
+        Update::Result(r) => format!(
+            "{}  {prefix}{:<10} exit {}{}",
+            clock(r.at.as_secs()),
+            r.state().as_str(),
+            r.exit_code
+                .map(|c| c.to_string())
+                .unwrap_or_else(|| "?".into()),
+            r.duration
+                .map(|d| format!(" in {}", run_time(d)))
+                .unwrap_or_default()
+        ),
+    }
+}
+
+fn summary(t: &JobTracker, color: bool) -> String {
+    let v = t.view(now());
+    let mark = match v.state {
+        JobState::Success => output::paint("✓", color, "32"),
+        _ => output::paint("✗", color, "31"),
+    };
+    let mut s = format!(
+        "{mark} job {} {} · exit {} · {}",
+        short_id(&v.id),
+        v.state,
+        v.exit_code
+            .map(|c| c.to_string())
+            .unwrap_or_else(|| "-".into()),
+        v.duration
+            .map(run_time)
+            .unwrap_or_else(|| "duration unknown".into()),
+    );
+    if let Some(u) = &v.stdout {
+        s.push_str(&format!("\n  stdout: {u}"));
+    }
+    if let Some(u) = &v.stderr {
+        s.push_str(&format!("\n  stderr: {u}"));
+    }
+    match &v.change {
+        Some(c) => s.push_str(&format!(
+            "\n  change: {} {} returned from {}",
+            c.amount, c.unit, c.mint
+        )),
+        None if t.result().is_some_and(|r| r.change.is_some()) => {
+            s.push_str("\n  change: returned (undecodable token)")
+        }
+        None => s.push_str("\n  change: none returned"),
+    }
+    s
+}
+
+pub fn watch(ctx: &Ctx, a: WatchArgs) -> Result<i32> {
+    let cfg = ctx.config()?;
+    let refs = job_refs(&a.jobs)?;
+    let urls = read_relays(&cfg, &a.relays, &refs)?;
+    let overall = a
+        .timeout
+        .as_deref()
+        .map(|t| config::parse_duration(t).map_err(|e| Error::input(format!("--timeout: {e}"))))
+        .transpose()?;
+    let ids: Vec<EventId> = refs.iter().map(|r| r.id).collect();
+    let color = output::stderr_color();
+    let multi = ids.len() > 1;
+    let rt = runtime()?;
+    rt.block_on(async {
+        let start = tokio::time::Instant::now();
+        let deadline = overall.map(|d| start + d);
+        let load_timeout = overall.map_or(cfg.query_timeout, |d| d.min(cfg.query_timeout));
+        let client = reader(ctx, &cfg, &urls, true).await?;
+        relays::connect_all(&client, &urls, load_timeout).await;
+        let mut trackers = follow::load_jobs(&client, &urls, &ids, load_timeout).await;
+        let missing = not_found(&trackers);
+        if !missing.is_empty() {
+            return Err(Error::Runtime(format!(
+                "job {} not found on {} relay(s)",
+                missing.join(", "),
+                urls.len()
+            )));
+        }
+        let spinner = spinner(ctx, a.json);
+        let mut emit = |t: &JobTracker, u: &Update| {
+            if a.json {
+                let _ = print_stdout(&update_json(t, u).to_string());
+            } else if !ctx.quiet {
+                spinner.println(update_line(t, u, multi));
+            }
+            spinner.set_message(spinner_text(t));
+        };
+        // What is already known, in order, before live updates.
+        for t in &trackers {
+            for s in t.timeline() {
+                emit(t, &Update::Status(s.clone()));
+            }
+            if let Some(r) = t.result() {
+                emit(t, &Update::Result(r.clone()));
+            }
+        }
+        if !a.json
+            && !ctx.quiet
+            && trackers
+                .iter()
+                .all(|t| t.latest_status().is_none() && t.result().is_none())
+        {
+            spinner.println(format!(
+                "{}  {}pending    waiting for the worker…",
+                clock(now().as_secs()),
+                if multi { "" } else { "" }
+            ));
+        }
+        let end = follow::watch(&client, &mut trackers, deadline, &mut emit).await;
+        spinner.finish_and_clear();
+        client.shutdown().await;
+        if end == WatchEnd::TimedOut {
+            let unfinished: Vec<String> = trackers
+                .iter()
+                .filter(|t| !t.state().is_terminal())
+                .map(|t| format!("{} ({})", short_id(&t.id.to_hex()), t.state()))
+                .collect();
+            output::print_error(&format!(
+                "timed out after {} waiting for {}",
+                config::format_duration(overall.unwrap_or_default()),
+                unfinished.join(", ")
+            ));
+            return Ok(124);
+        }
+        if !a.json {
+            for t in &trackers {
+                ctx.say(summary(t, color));
+            }
+        }
+        let all_ok = trackers.iter().all(|t| t.state() == JobState::Success);
+        Ok(if a.exit_status && !all_ok {
+            exit::FAILURE
+        } else {
+            exit::OK
+        })
+    })
+}
+
+fn spinner(ctx: &Ctx, json: bool) -> indicatif::ProgressBar {
+    if json || ctx.quiet || !output::stderr_is_tty() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let pb = indicatif::ProgressBar::new_spinner();
+    pb.enable_steady_tick(std::time::Duration::from_millis(100));
+    pb
+}
+
+fn spinner_text(t: &JobTracker) -> String {
+    format!("{} {}", short_id(&t.id.to_hex()), t.state())
+}
+
+/// Load jobs named on the command line, with their relays.
+fn load(
+    ctx: &Ctx,
+    jobs: &[String],
+    read: &crate::cli::ReadArgs,
+) -> Result<(Config, Vec<RelayUrl>, Vec<JobTracker>)> {
+    let cfg = ctx.config()?;
+    let refs = job_refs(jobs)?;
+    let urls = read_relays(&cfg, &read.relays, &refs)?;
+    let timeout = timeout_for(read.timeout.as_deref(), cfg.query_timeout)?;
+    let ids: Vec<EventId> = refs.iter().map(|r| r.id).collect();
+    let rt = runtime()?;
+    let trackers = rt.block_on(async {
+        let client = reader(ctx, &cfg, &urls, false).await?;
+        let t = follow::load_jobs(&client, &urls, &ids, timeout).await;
+        client.shutdown().await;
+        Ok::<_, Error>(t)
+    })?;
+    Ok((cfg, urls, trackers))
+}
+
+fn jobs_table(views: &[JobView], names: &HashMap<String, String>, color: bool) -> String {
+    let now = now().as_secs();
+    let mut t = output::table(
+        &[
+            "job", "age", "worker", "cmd", "status", "exit", "duration", "amount",
+        ],
+        color,
+    );
+    for v in views {
+        let worker = v
+            .worker
+            .as_ref()
+            .map(|w| names.get(w).cloned().unwrap_or_else(|| short_npub(w)))
+            .unwrap_or_else(|| "-".into());
+        let cmd = v
+            .cmd
+            .as_ref()
+            .map(|c| {
+                let mut s = std::iter::once(c.as_str())
+                    .chain(v.args.iter().map(String::as_str))
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                if s.chars().count() > 40 {
+                    s = s.chars().take(39).collect::<String>() + "…";
+                }
+                s
+            })
+            .unwrap_or_else(|| "(not found)".into());
+        t.add_row(vec![
+            Cell::new(short_id(&v.id)),
+            Cell::new(
+                v.created_at
+                    .map(|c| age(now, c))
+                    .unwrap_or_else(|| "-".into()),
+            ),
+            Cell::new(worker),
+            Cell::new(cmd),
+            state_cell(v.state, v.stale, color),
+            Cell::new(
+                v.exit_code
+                    .map(|c| c.to_string())
+                    .unwrap_or_else(|| "-".into()),
+            ),
+            Cell::new(v.duration.map(run_time).unwrap_or_else(|| "-".into())),
+            Cell::new(match (v.amount, &v.unit) {
+                (Some(a), Some(u)) => format!("{a} {u}"),
+                _ => "-".into(),
+            }),
+        ]);
+    }
+    t.to_string()
+}
+
+pub fn status(ctx: &Ctx, a: StatusArgs) -> Result<i32> {
+    let (_cfg, _urls, trackers) = load(ctx, &a.jobs, &a.read)?;
+    let views: Vec<JobView> = trackers.iter().map(|t| t.view(now())).collect();
+    let missing = not_found(&trackers);
+    if a.json {
+        print_stdout(&to_json(&views)?)?;
+    } else {
+        ctx.say(jobs_table(&views, &HashMap::new(), output::stderr_color()));
+        for v in &views {
+            print_stdout(&format!(
+                "{} {}",
+                v.id,
+                if v.found {
+                    v.state.as_str()
+                } else {
+                    "not-found"
+                }
+            ))?;
+        }
+    }
+    if !missing.is_empty() {
+        output::print_error(&format!("not found on any relay: {}", missing.join(", ")));
+        return Ok(exit::FAILURE);
+    }
+    Ok(exit::OK)
+}
+
+pub fn show(ctx: &Ctx, a: ShowArgs) -> Result<i32> {
+    let (cfg, urls, trackers) = load(ctx, std::slice::from_ref(&a.job), &a.read)?;
+    let t = trackers
+        .into_iter()
+        .next()
+        .ok_or_else(|| Error::input("no job given"))?;
+    let Some(job) = t.job() else {
+        return Err(Error::Runtime(format!(
+            "job {} not found on {} relay(s)",
+            t.id,
+            urls.len()
+        )));
+    };
+    let timeout = timeout_for(a.read.timeout.as_deref(), cfg.query_timeout)?;
+    let ad: Option<WorkerAd> = runtime()?.block_on(async {
+        let client = reader(ctx, &cfg, &urls, false).await.ok()?;
+        let ads = follow::workers(&client, &urls, Some(vec![job.worker]), timeout).await;
+        client.shutdown().await;
+        ads.into_iter().next()
+    });
+    let v = t.view(now());
+    let env_keys: Vec<&str> = job.env.iter().map(|(k, _)| k.as_str()).collect();
+    let secret_keys: Vec<&str> = job.secrets.iter().map(|(k, _)| k.as_str()).collect();
+    let timeline: Vec<serde_json::Value> = t
+        .timeline()
+        .map(|s| json!({"at": s.at.as_secs(), "state": s.state, "status": s.raw, "message": s.message}))
+        .collect();
+    if a.json {
+        let value = json!({
+            "id": v.id,
+            "author": v.author,
+            "created_at": v.created_at,
+            "worker": {"hex": job.worker.to_hex(), "npub": npub(&job.worker), "name": ad.as_ref().map(|a| a.name.clone())},
+            "cmd": job.cmd, "args": job.args,
+            "env": job.env.iter().map(|(k, v)| json!({"key": k, "value": v})).collect::<Vec<_>>(),
+            "secret_keys": secret_keys,
+            "payment": job.payment.as_deref().and_then(|p| PaymentToken::parse(p).ok()).map(|p| p.info().clone()),
+            "parent": job.parent.map(|p| p.to_hex()),
+            "state": v.state, "stale": v.stale,
+            "timeline": timeline,
+            "result": t.result().map(|r| json!({
+                "success": r.success, "exit_code": r.exit_code, "duration": r.duration,
+                "stdout": r.stdout, "stderr": r.stderr, "at": r.at.as_secs(),
+                "change": v.change,
+            })),
+        });
+        print_stdout(&value.to_string())?;
+        return Ok(exit::OK);
+    }
+    let color = output::stderr_color();
+    let now_s = now().as_secs();
+    let mut lines = vec![
+        format!("job      {}", v.id),
+        format!(
+            "created  {} ({} ago)",
+            v.created_at.map(clock).unwrap_or_default(),
+            v.created_at.map(|c| age(now_s, c)).unwrap_or_default()
+        ),
+        format!(
+            "worker   {}{}",
+            npub(&job.worker),
+            ad.as_ref()
+                .filter(|a| !a.name.is_empty())
+                .map(|a| format!(" ({})", a.name))
+                .unwrap_or_default()
+        ),
+        format!("command  {} {}", job.cmd, job.args.join(" ")),
+    ];
+    if !env_keys.is_empty() {
+        lines.push(format!("env      {}", env_keys.join(", ")));
+    }
+    if !secret_keys.is_empty() {
+        lines.push(format!(
+            "secrets  {} (values encrypted to the worker)",
+            secret_keys.join(", ")
+        ));
+    }
+    lines.push(format!(
+        "payment  {}",
+        job.payment
+            .as_deref()
+            .map(redact_str)
+            .unwrap_or_else(|| "none (unpaid)".into())
+    ));
+    if let Some(p) = job.parent {
+        lines.push(format!("parent   {p}"));
+    }
+    lines.push(format!(
+        "state    {}{}",
+        v.state,
+        if v.stale {
+            " (stale: pending for over 72 hours)"
+        } else {
+            ""
+        }
+    ));
+    lines.push("timeline".into());
+    if t.timeline().next().is_none() {
+        lines.push("  (no status from the worker yet)".into());
+    }
+    for s in t.timeline() {
+        lines.push(format!(
+            "  {}  {:<10} {}",
+            clock(s.at.as_secs()),
+            s.state.as_str(),
+            output::one_line(&s.message)
+        ));
+    }
+    if t.result().is_some() {
+        lines.push(summary(&t, color));
+    }
+    ctx.say(lines.join("\n"));
+    print_stdout(&v.id)?;
+    Ok(exit::OK)
+}
+
+pub fn logs(ctx: &Ctx, a: LogsArgs) -> Result<i32> {
+    let (cfg, urls, trackers) = load(ctx, std::slice::from_ref(&a.job), &a.read)?;
+    let t = trackers
+        .into_iter()
+        .next()
+        .ok_or_else(|| Error::input("no job given"))?;
+    if t.request.is_none() {
+        return Err(Error::Runtime(format!(
+            "job {} not found on {} relay(s)",
+            t.id,
+            urls.len()
+        )));
+    }
+    let which = if a.stderr { "stderr" } else { "stdout" };
+    let result = t.result().ok_or_else(|| {
+        Error::Runtime(format!(
+            "job {} has no result yet (state: {})",
+            short_id(&t.id.to_hex()),
+            t.state()
+        ))
+    })?;
+    let url = if a.stderr {
+        &result.stderr
+    } else {
+        &result.stdout
+    };
+    let url = url.as_deref().ok_or_else(|| {
+        Error::Runtime(format!(
+            "the result of job {} has no {which} URL",
+            short_id(&t.id.to_hex())
+        ))
+    })?;
+    let timeout = timeout_for(a.read.timeout.as_deref(), cfg.query_timeout)?;
+    let body = runtime()?.block_on(joblogs::fetch(url, timeout))?;
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(&body).and_then(|_| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            return Err(Error::io("cannot write to stdout", e))
+        }
+        _ => {}
+    }
+    Ok(exit::OK)
+}
+
+pub fn list(ctx: &Ctx, a: ListArgs) -> Result<i32> {
+    let cfg = ctx.config()?;
+    let urls = read_relays(&cfg, &a.read.relays, &[])?;
+    let timeout = timeout_for(a.read.timeout.as_deref(), cfg.query_timeout)?;
+    let now_ts = now();
+    let parse_t = |flag: &str, v: &Option<String>| {
+        v.as_deref()
+            .map(|s| {
+                config::parse_time(s, now_ts).map_err(|e| Error::input(format!("{flag}: {e}")))
+            })
+            .transpose()
+    };
+    let since = parse_t("--since", &a.since)?;
+    let until = parse_t("--until", &a.until)?;
+    if a.limit == 0 {
+        return Err(Error::input("--limit must be at least 1"));
+    }
+    let states: Option<Vec<String>> = a
+        .status
+        .as_deref()
+        .map(|s| {
+            s.split(',')
+                .map(|x| x.trim().to_ascii_lowercase())
+                .filter(|x| !x.is_empty())
+                .map(|x| {
+                    if x == "stale" || JobState::parse(&x) != JobState::Unknown || x == "unknown" {
+                        Ok(x)
+                    } else {
+                        Err(Error::input(format!("--status: `{x}` is not a job state")))
+                    }
+                })
+                .collect::<Result<Vec<_>>>()
+        })
+        .transpose()?;
+    let worker = a
+        .worker
+        .as_deref()
+        .map(|w| config::parse_pubkey(w).map_err(|e| Error::input(format!("--worker: {e}"))))
+        .transpose()?;
+    let key = ctx.optional_key(&cfg)?;
+    let author = match &a.author {
+        Some(s) => config::parse_pubkey(s).map_err(|e| Error::input(format!("--author: {e}")))?,
+        None => key.as_ref().map(|k| k.keys.public_key()).ok_or_else(|| {
+            Error::input("no key to list jobs for: pass --author PUBKEY or set up a key (`jobctl key generate`)")
+        })?,
+    };
+    let q = ListQuery {
+        author: Some(author),
+        since,
+        until,
+        limit: a.limit,
+    };
+    let rt = runtime()?;
+    let (trackers, names) = rt.block_on(async {
+        let client = relays::reader(key.as_ref().map(|k| &k.keys), &urls, false).await;
+        let trackers = follow::list_jobs(&client, &urls, &q, timeout).await;
+        let mut workers: Vec<PublicKey> = trackers.iter().filter_map(|t| t.worker()).collect();
+        workers.sort();
+        workers.dedup();
+        let ads = follow::workers(&client, &urls, Some(workers), timeout).await;
+        client.shutdown().await;
+        let names: HashMap<String, String> = ads
+            .into_iter()
+            .filter(|a| !a.name.is_empty())
+            .map(|a| (a.pubkey.to_hex(), a.name))
+            .collect();
+        (trackers, names)
+    });
+    let page_full = trackers.len() >= a.limit;
+    let oldest = trackers
+        .iter()
+        .filter_map(|t| t.request.as_ref())
+        .map(|r| r.created_at.as_secs())
+        .min();
+    let views: Vec<JobView> = trackers
+        .iter()
+        .map(|t| t.view(now_ts))
+        .filter(|v| worker.is_none_or(|w| v.worker.as_deref() == Some(&w.to_hex())))
+        .filter(|v| {
+            states.as_ref().is_none_or(|ss| {
+                ss.iter().any(|s| {
+                    if s == "stale" {
+                        v.stale
+                    } else {
+                        s == v.state.as_str()
+                    }
+                })
+            })
+        })
+        .collect();
+    if a.json {
+        print_stdout(&to_json(&views)?)?;
+    } else {
+        ctx.say(jobs_table(&views, &names, output::stderr_color()));
+        for v in &views {
+            print_stdout(&v.id)?;
+        }
+        if page_full {
+            if let Some(o) = oldest {
+                ctx.say(format!(
+                    "more jobs may be older: next page with --until {}",
+                    o.saturating_sub(1)
+                ));
+            }
+        }
+    }
+    Ok(exit::OK)
+}
+
+pub fn workers(ctx: &Ctx, a: WorkersArgs) -> Result<i32> {
+    let cfg = ctx.config()?;
+    let urls = read_relays(&cfg, &a.read.relays, &[])?;
+    let timeout = timeout_for(a.read.timeout.as_deref(), cfg.query_timeout)?;
+    let now_ts = now();
+    let ads = runtime()?.block_on(async {
+        let client = reader(ctx, &cfg, &urls, false).await?;
+        let ads = follow::workers(&client, &urls, None, timeout).await;
+        client.shutdown().await;
+        Ok::<_, Error>(ads)
+    })?;
+    let ads: Vec<WorkerAd> = ads
+        .into_iter()
+        .filter(|w| !a.online || w.is_online(now_ts))
+        .filter(|w| a.mint.as_deref().is_none_or(|m| w.accepts_mint(m)))
+        .collect();
+    if a.json {
+        let v: Vec<serde_json::Value> = ads
+            .iter()
+            .map(|w| {
+                let mut j = serde_json::to_value(w).unwrap_or_default();
+                j["npub"] = json!(npub(&w.pubkey));
+                j["online"] = json!(w.is_online(now_ts));
+                j
+            })
+            .collect();
+        print_stdout(&serde_json::Value::Array(v).to_string())?;
+        return Ok(exit::OK);
+    }
+    let color = output::stderr_color();
+    let mut t = output::table(
+        &[
+            "name",
+            "npub",
+            "arch",
+            "act",
+            "price",
+            "mints",
+            "queue",
+            "online",
+            "last seen",
+        ],
+        color,
+    );
+    for w in &ads {
+        let price = if w.prices.is_empty() {
+            "free".to_string()
+        } else {
+            let p = &w.prices[0];
+            format!("{} {}/{}", p.rate, p.unit, p.period)
+        };
+        let mints: Vec<&str> = w.prices.iter().map(|p| p.mint.as_str()).collect();
+        let online = w.is_online(now_ts);
+        let mut online_cell = Cell::new(if online { "yes" } else { "no" });
+        if color {
+            online_cell = online_cell.fg(if online {
+                comfy_table::Color::Green
+            } else {
+                comfy_table::Color::DarkGrey
+            });
+        }
+        t.add_row(vec![
+            Cell::new(if w.name.is_empty() { "-" } else { &w.name }),
+            Cell::new(short_npub(&w.pubkey.to_hex())),
+            Cell::new(w.architecture.as_deref().unwrap_or("-")),
+            Cell::new(w.software_version("act").unwrap_or("-")),
+            Cell::new(price),
+            Cell::new(if mints.is_empty() {
+                "-".to_string()
+            } else {
+                mints.join(" ")
+            }),
+            Cell::new(format!(
+                "{}/{}",
+                w.current_queue_depth
+                    .map(|d| d.to_string())
+                    .unwrap_or_else(|| "?".into()),
+                w.max_concurrent_jobs
+                    .map(|d| d.to_string())
+                    .unwrap_or_else(|| "?".into())
+            )),
+            online_cell,
+            Cell::new(format!("{} ago", age(now_ts.as_secs(), w.at.as_secs()))),
+        ]);
+    }
+    ctx.say(t.to_string());
+    for w in &ads {
+        print_stdout(&npub(&w.pubkey))?;
+    }
+    Ok(exit::OK)
+}

@@ -1,0 +1,242 @@
+//! Following jobs from the worker's side of the protocol: loading jobs
+//! (request, statuses, result) in a few batched filters, listing a user's
+//! jobs page by page, reading worker advertisements, and watching jobs
+//! live until they reach a terminal state. Rendering is the caller's.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use nostr_sdk::prelude::*;
+use tokio::time::Instant;
+
+use crate::protocol::{
+    job_request_kind, WorkerAd, KIND_JOB_RESULT, KIND_JOB_STATUS, KIND_WORKER_AD,
+};
+use crate::relays;
+use crate::state::{JobTracker, Update};
+
+/// Job ids per status/result filter: keeps each filter small enough for
+/// relays that cap filter sizes, while 1,000 jobs still take 10 filters.
+const IDS_PER_FILTER: usize = 100;
+
+/// Filters for the statuses and results of `ids`.
+pub fn worker_side_filters(ids: &[EventId]) -> Vec<Filter> {
+    ids.chunks(IDS_PER_FILTER)
+        .map(|chunk| {
+            Filter::new()
+                .kinds([Kind::Custom(KIND_JOB_STATUS), Kind::Custom(KIND_JOB_RESULT)])
+                .events(chunk.iter().copied())
+                // Statuses are addressable (one per worker and job), results
+                // one per job; leave room for forgeries and duplicates.
+                .limit(chunk.len() * 8)
+        })
+        .collect()
+}
+
+/// Route worker-side events to their trackers by the job id they name.
+fn route(
+    trackers: &mut [JobTracker],
+    index: &HashMap<EventId, usize>,
+    event: &Event,
+) -> Vec<(usize, Update)> {
+    let target = if event.kind == job_request_kind() {
+        index.get(&event.id).copied()
+    } else {
+        event.tags.iter().find_map(|t| {
+            let s = t.as_slice();
+            if s.len() >= 2 && (s[0] == "e" || s[0] == "d") {
+                EventId::from_hex(&s[1])
+                    .ok()
+                    .and_then(|id| index.get(&id).copied())
+            } else {
+                None
+            }
+        })
+    };
+    match target {
+        Some(i) => trackers[i]
+            .ingest(event)
+            .into_iter()
+            .map(|u| (i, u))
+            .collect(),
+        None => Vec::new(),
+    }
+}
+
+fn index_of(trackers: &[JobTracker]) -> HashMap<EventId, usize> {
+    trackers
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.id, i))
+        .collect()
+}
+
+/// Load jobs by id: their requests, statuses and results in one round of
+/// batched filters. Trackers come back in the order of `ids`.
+pub async fn load_jobs(
+    client: &Client,
+    urls: &[RelayUrl],
+    ids: &[EventId],
+    timeout: Duration,
+) -> Vec<JobTracker> {
+    let mut trackers: Vec<JobTracker> = ids.iter().map(|id| JobTracker::new(*id)).collect();
+    let mut filters = vec![Filter::new()
+        .kind(job_request_kind())
+        .ids(ids.iter().copied())
+        .limit(ids.len())];
+    filters.extend(worker_side_filters(ids));
+    let events = relays::fetch(client, urls, filters, timeout).await;
+    ingest_all(&mut trackers, events);
+    trackers
+}
+
+/// Feed events to trackers: requests first, so that worker events can be
+/// judged against the request's worker.
+fn ingest_all(trackers: &mut [JobTracker], mut events: Vec<Event>) {
+    let index = index_of(trackers);
+    events.sort_by_key(|e| (e.kind != job_request_kind(), e.created_at));
+    for e in &events {
+        route(trackers, &index, e);
+    }
+}
+
+/// Which jobs `list` wants.
+#[derive(Debug, Clone, Default)]
+pub struct ListQuery {
+    /// The requester.
+    pub author: Option<PublicKey>,
+    /// Only jobs created at or after.
+    pub since: Option<Timestamp>,
+    /// Only jobs created at or before.
+    pub until: Option<Timestamp>,
+    /// At most this many requests.
+    pub limit: usize,
+}
+
+/// The user's jobs, newest first, each joined with its statuses and result.
+pub async fn list_jobs(
+    client: &Client,
+    urls: &[RelayUrl],
+    q: &ListQuery,
+    timeout: Duration,
+) -> Vec<JobTracker> {
+    let deadline = Instant::now() + timeout;
+    let mut f = Filter::new().kind(job_request_kind()).limit(q.limit);
+    if let Some(a) = q.author {
+        f = f.author(a);
+    }
+    if let Some(s) = q.since {
+        f = f.since(s);
+    }
+    if let Some(u) = q.until {
+        f = f.until(u);
+    }
+    let mut requests = relays::fetch(client, urls, vec![f], timeout).await;
+    requests.retain(|e| e.kind == job_request_kind());
+    requests.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(a.id.cmp(&b.id)));
+    requests.truncate(q.limit);
+    let ids: Vec<EventId> = requests.iter().map(|e| e.id).collect();
+    let mut trackers: Vec<JobTracker> = ids.iter().map(|id| JobTracker::new(*id)).collect();
+    let remaining = deadline.saturating_duration_since(Instant::now());
+    let worker_side = if ids.is_empty() || remaining.is_zero() {
+        Vec::new()
+    } else {
+        relays::fetch(client, urls, worker_side_filters(&ids), remaining).await
+    };
+    requests.extend(worker_side);
+    ingest_all(&mut trackers, requests);
+    trackers
+}
+
+/// The newest advertisement of each worker (all workers, or `authors`).
+pub async fn workers(
+    client: &Client,
+    urls: &[RelayUrl],
+    authors: Option<Vec<PublicKey>>,
+    timeout: Duration,
+) -> Vec<WorkerAd> {
+    let mut f = Filter::new().kind(Kind::Custom(KIND_WORKER_AD)).limit(1000);
+    if let Some(a) = authors {
+        if a.is_empty() {
+            return Vec::new();
+        }
+        f = f.authors(a);
+    }
+    let events = relays::fetch(client, urls, vec![f], timeout).await;
+    let mut newest: HashMap<PublicKey, WorkerAd> = HashMap::new();
+    for ad in events.iter().filter_map(WorkerAd::from_event) {
+        match newest.get(&ad.pubkey) {
+            Some(old) if old.at >= ad.at => {}
+            _ => {
+                newest.insert(ad.pubkey, ad);
+            }
+        }
+    }
+    let mut ads: Vec<WorkerAd> = newest.into_values().collect();
+    ads.sort_by(|a, b| b.at.cmp(&a.at).then(a.name.cmp(&b.name)));
+    ads
+}
+
+/// How a watch ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WatchEnd {
+    /// Every job reached a terminal state.
+    Finished,
+    /// The deadline passed first.
+    TimedOut,
+}
+
+/// Watch `trackers` (whose requests are already loaded) live on `urls`
+/// until every job is terminal or `deadline` passes. `on_update` sees each
+/// accepted update as it arrives (including stored ones at the start).
+pub async fn watch<F>(
+    client: &Client,
+    trackers: &mut [JobTracker],
+    deadline: Option<Instant>,
+    mut on_update: F,
+) -> WatchEnd
+where
+    F: FnMut(&JobTracker, &Update),
+{
+    let index = index_of(trackers);
+    let all_done = |ts: &[JobTracker]| ts.iter().all(|t| t.state().is_terminal());
+    if all_done(trackers) {
+        return WatchEnd::Finished;
+    }
+    let ids: Vec<EventId> = trackers.iter().map(|t| t.id).collect();
+    let mut rx = client.notifications();
+    for f in worker_side_filters(&ids) {
+        if let Err(e) = client.subscribe(f.limit(ids.len() * 8), None).await {
+            tracing::warn!("cannot subscribe: {e}");
+        }
+    }
+    let sleep = async {
+        match deadline {
+            Some(d) => tokio::time::sleep_until(d).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(sleep);
+    loop {
+        tokio::select! {
+            _ = &mut sleep => return WatchEnd::TimedOut,
+            n = rx.recv() => match n {
+                Ok(RelayPoolNotification::Event { event, .. }) => {
+                    for (i, u) in route(trackers, &index, &event) {
+                        on_update(&trackers[i], &u);
+                    }
+                    if all_done(trackers) {
+                        return WatchEnd::Finished;
+                    }
+                }
+                Ok(_) => {}
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                    tracing::warn!("missed {n} relay notifications");
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => {
+                    return WatchEnd::TimedOut;
+                }
+            },
+        }
+    }
+}
