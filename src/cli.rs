@@ -90,12 +90,8 @@ pub enum Shell {
 pub struct RerunArgs {
     /// Cashu token paying for the job (cashuA... or cashuB...); `-` reads it
     /// from stdin. Prefer $JOBCTL_TOKEN or stdin: argv is visible to other users.
-    #[arg(
-        long,
-        env = "JOBCTL_TOKEN",
-        hide_env_values = true,
-        value_name = "TOKEN"
-    )]
+    /// [env: JOBCTL_TOKEN]
+    #[arg(long, value_name = "TOKEN")]
     pub token: Option<String>,
 
     /// Send the job without a payment tag (for free workers that allow you).

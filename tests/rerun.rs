@@ -662,7 +662,12 @@ fn unpaid_ignores_token_env_and_quiet_still_reports_failure() {
     let relay = TestRelay::start();
     let out = env
         .cmd()
-        .args(["rerun", "--unpaid", "--worker", &worker().public_key().to_hex()])
+        .args([
+            "rerun",
+            "--unpaid",
+            "--worker",
+            &worker().public_key().to_hex(),
+        ])
         .args(["--relay", &relay.url])
         .env("JOBCTL_TOKEN", token_v4(&[1], MINT))
         .output()
@@ -673,7 +678,13 @@ fn unpaid_ignores_token_env_and_quiet_still_reports_failure() {
     let closed = ClosedPort::new();
     let out = env
         .cmd()
-        .args(["rerun", "-q", "--unpaid", "--worker", &worker().public_key().to_hex()])
+        .args([
+            "rerun",
+            "-q",
+            "--unpaid",
+            "--worker",
+            &worker().public_key().to_hex(),
+        ])
         .args(["--relay", &closed.url])
         .output()
         .unwrap();
@@ -704,5 +715,8 @@ fn debug_logging_never_shows_the_token_or_key() {
         .env("RUST_LOG", "trace")
         .output()
         .unwrap();
-    assert!(!stderr(&out).contains(&token[6..40]), "token leaked into logs");
+    assert!(
+        !stderr(&out).contains(&token[6..40]),
+        "token leaked into logs"
+    );
 }

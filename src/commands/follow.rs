@@ -212,9 +212,8 @@ pub fn watch(ctx: &Ctx, a: WatchArgs) -> Result<i32> {
                 .all(|t| t.latest_status().is_none() && t.result().is_none())
         {
             spinner.println(format!(
-                "{}  {}pending    waiting for the worker…",
-                clock(now().as_secs()),
-                if multi { "" } else { "" }
+                "{}  pending    waiting for the worker…",
+                clock(now().as_secs())
             ));
         }
         let end = follow::watch(&client, &mut trackers, deadline, &mut emit).await;

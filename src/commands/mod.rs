@@ -167,8 +167,11 @@ fn job_spec(cfg: &Config, a: &RerunArgs) -> Result<JobSpec> {
     let token = if a.unpaid {
         None
     } else {
+        let from_env = std::env::var("JOBCTL_TOKEN")
+            .ok()
+            .filter(|t| !t.trim().is_empty());
         let raw =
-            match a.token.as_deref() {
+            match a.token.clone().or(from_env).as_deref() {
                 Some("-") => read_stdin("the token")?,
                 Some(t) => t.to_string(),
                 None => return Err(Error::input(
