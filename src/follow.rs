@@ -187,15 +187,18 @@ pub enum WatchEnd {
 }
 
 /// Watch `trackers` (whose requests are already loaded) live on `urls`
-/// until every job is terminal or `deadline` passes. `on_update` sees each
-/// accepted update as it arrives (including stored ones at the start).
-pub async fn watch<F>(
+/// until every job is terminal or `deadline` passes. `on_ready` runs once
+/// the subscriptions are sent; `on_update` sees each accepted update as it
+/// arrives (including stored ones that the subscription replays).
+pub async fn watch<R, F>(
     client: &Client,
     trackers: &mut [JobTracker],
     deadline: Option<Instant>,
+    on_ready: R,
     mut on_update: F,
 ) -> WatchEnd
 where
+    R: FnOnce(),
     F: FnMut(&JobTracker, &Update),
 {
     let index = index_of(trackers);
@@ -210,6 +213,7 @@ where
             tracing::warn!("cannot subscribe: {e}");
         }
     }
+    on_ready();
     let sleep = async {
         match deadline {
             Some(d) => tokio::time::sleep_until(d).await,

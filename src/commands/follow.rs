@@ -205,18 +205,24 @@ pub fn watch(ctx: &Ctx, a: WatchArgs) -> Result<i32> {
                 emit(t, &Update::Result(r.clone()));
             }
         }
-        if !a.json
+        let waiting = !a.json
             && !ctx.quiet
             && trackers
                 .iter()
-                .all(|t| t.latest_status().is_none() && t.result().is_none())
-        {
-            spinner.println(format!(
-                "{}  pending    waiting for the worker…",
-                clock(now().as_secs())
-            ));
-        }
-        let end = follow::watch(&client, &mut trackers, deadline, &mut emit).await;
+                .all(|t| t.latest_status().is_none() && t.result().is_none());
+        let names: Vec<String> = trackers.iter().map(|t| short_id(&t.id.to_hex())).collect();
+        let ready_spinner = spinner.clone();
+        let on_ready = move || {
+            if waiting {
+                ready_spinner.println(format!(
+                    "{}  pending    watching {}, waiting for the worker…",
+                    clock(now().as_secs()),
+                    names.join(", ")
+                ));
+            }
+            tracing::info!("watching {}", names.join(", "));
+        };
+        let end = follow::watch(&client, &mut trackers, deadline, on_ready, &mut emit).await;
         spinner.finish_and_clear();
         client.shutdown().await;
         if end == WatchEnd::TimedOut {
@@ -246,13 +252,38 @@ pub fn watch(ctx: &Ctx, a: WatchArgs) -> Result<i32> {
     })
 }
 
-fn spinner(ctx: &Ctx, json: bool) -> indicatif::ProgressBar {
+/// A spinner on a terminal; plain stderr lines otherwise.
+#[derive(Clone)]
+struct Progress(Option<indicatif::ProgressBar>);
+
+impl Progress {
+    fn println(&self, line: String) {
+        match &self.0 {
+            Some(pb) => pb.println(line),
+            None => eprintln!("{line}"),
+        }
+    }
+
+    fn set_message(&self, msg: String) {
+        if let Some(pb) = &self.0 {
+            pb.set_message(msg);
+        }
+    }
+
+    fn finish_and_clear(&self) {
+        if let Some(pb) = &self.0 {
+            pb.finish_and_clear();
+        }
+    }
+}
+
+fn spinner(ctx: &Ctx, json: bool) -> Progress {
     if json || ctx.quiet || !output::stderr_is_tty() {
-        return indicatif::ProgressBar::hidden();
+        return Progress(None);
     }
     let pb = indicatif::ProgressBar::new_spinner();
     pb.enable_steady_tick(std::time::Duration::from_millis(100));
-    pb
+    Progress(Some(pb))
 }
 
 fn spinner_text(t: &JobTracker) -> String {

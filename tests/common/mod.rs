@@ -31,9 +31,13 @@ pub struct TestRelay {
 }
 
 impl TestRelay {
-    /// A relay that accepts everything.
+    /// A relay that accepts everything (with a rate limit far above what
+    /// any test sends; the bad cases use their own policies).
     pub fn start() -> Self {
-        Self::with(RelayBuilder::default())
+        Self::with(RelayBuilder::default().rate_limit(RateLimit {
+            max_reqs: 500,
+            notes_per_minute: 1_000_000,
+        }))
     }
 
     /// A relay built from `builder` (policies, NIP-42, rate limits).
@@ -316,4 +320,269 @@ pub fn stdout(out: &std::process::Output) -> String {
 /// stderr of a finished command.
 pub fn stderr(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stderr).to_string()
+}
+
+/// Publish signed events to relays over real websockets.
+pub fn publish(keys: &Keys, relays: &[&TestRelay], events: &[Event]) {
+    RT.block_on(async {
+        let client = nostr_sdk::Client::builder().signer(keys.clone()).build();
+        for r in relays {
+            client.add_relay(r.url.as_str()).await.expect("add relay");
+        }
+        client.connect().await;
+        client
+            .wait_for_connection(std::time::Duration::from_secs(5))
+            .await;
+        for e in events {
+            let out = client.send_event(e).await.expect("send");
+            assert!(
+                !out.success.is_empty(),
+                "no relay accepted {}: {:?}",
+                e.id,
+                out.failed
+            );
+        }
+        client.shutdown().await;
+    });
+}
+
+fn ctag(name: &str, values: &[&str]) -> Tag {
+    Tag::custom(
+        TagKind::Custom(name.to_string().into()),
+        values.iter().map(|v| v.to_string()),
+    )
+}
+
+/// Unix time now.
+pub fn now() -> u64 {
+    Timestamp::now().as_secs()
+}
+
+/// A Loom worker driven by the test: a real key publishing real signed
+/// 10100, 30100 and 5101 events to loopback relays.
+pub struct ScriptedWorker {
+    pub keys: Keys,
+}
+
+/// What a scripted result says.
+#[derive(Default, Clone)]
+pub struct ResultSpec {
+    pub exit_code: i64,
+    pub stdout: Option<String>,
+    pub stderr: Option<String>,
+    pub change: Option<String>,
+    pub duration: Option<f64>,
+    pub at: Option<u64>,
+}
+
+impl ScriptedWorker {
+    pub fn new() -> Self {
+        ScriptedWorker {
+            keys: Keys::generate(),
+        }
+    }
+
+    pub fn hex(&self) -> String {
+        self.keys.public_key().to_hex()
+    }
+
+    /// A signed advertisement from `at`.
+    pub fn ad(&self, name: &str, mint: Option<&str>, at: u64) -> Event {
+        let mut tags = vec![
+            ctag("A", &["x86_64"]),
+            ctag("S", &["act", "0.2.61"]),
+            ctag("min_duration", &["10"]),
+            ctag("max_duration", &["3600"]),
+        ];
+        if let Some(m) = mint {
+            tags.push(ctag("price", &["second", "1", "sat", m]));
+        }
+        EventBuilder::new(
+            Kind::Custom(10100),
+            format!(
+                r#"{{"name":"{name}","description":"test worker","max_concurrent_jobs":2,"current_queue_depth":1}}"#
+            ),
+        )
+        .tags(tags)
+        .custom_created_at(Timestamp::from(at))
+        .sign_with_keys(&self.keys)
+        .expect("sign")
+    }
+
+    /// A signed status for `job`, from the given key.
+    pub fn status_by(
+        keys: &Keys,
+        job: &str,
+        client: &str,
+        status: &str,
+        msg: &str,
+        at: u64,
+    ) -> Event {
+        EventBuilder::new(Kind::Custom(30100), msg)
+            .tags([
+                ctag("d", &[job]),
+                ctag("e", &[job]),
+                ctag("p", &[client]),
+                ctag("status", &[status]),
+            ])
+            .custom_created_at(Timestamp::from(at))
+            .sign_with_keys(keys)
+            .expect("sign")
+    }
+
+    pub fn status(&self, job: &str, client: &str, status: &str, msg: &str, at: u64) -> Event {
+        Self::status_by(&self.keys, job, client, status, msg, at)
+    }
+
+    /// A signed result for `job`, from the given key.
+    pub fn result_by(keys: &Keys, job: &str, client: &str, r: &ResultSpec) -> Event {
+        let code = r.exit_code.to_string();
+        let mut tags = vec![
+            ctag("e", &[job]),
+            ctag("p", &[client]),
+            ctag(
+                "success",
+                &[if r.exit_code == 0 { "true" } else { "false" }],
+            ),
+            ctag("exit_code", &[&code]),
+        ];
+        if let Some(u) = &r.stdout {
+            tags.push(ctag("stdout", &[u]));
+        }
+        if let Some(u) = &r.stderr {
+            tags.push(ctag("stderr", &[u]));
+        }
+        if let Some(c) = &r.change {
+            tags.push(ctag("change", &[c]));
+        }
+        if let Some(d) = r.duration {
+            tags.push(ctag("duration", &[&d.to_string()]));
+        }
+        EventBuilder::new(Kind::Custom(5101), "")
+            .tags(tags)
+            .custom_created_at(Timestamp::from(r.at.unwrap_or_else(now)))
+            .sign_with_keys(keys)
+            .expect("sign")
+    }
+
+    pub fn result(&self, job: &str, client: &str, r: &ResultSpec) -> Event {
+        Self::result_by(&self.keys, job, client, r)
+    }
+
+    /// Sign and publish.
+    pub fn send(&self, relays: &[&TestRelay], events: &[Event]) {
+        publish(&self.keys, relays, events);
+    }
+}
+
+/// A real HTTP/1.1 blob server on 127.0.0.1, content addressed like
+/// Blossom (`/<sha256>`), with a way to store a body under a wrong hash.
+pub struct BlobServer {
+    pub base: String,
+    blobs: Arc<std::sync::Mutex<std::collections::HashMap<String, Vec<u8>>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl BlobServer {
+    pub fn start() -> Self {
+        let blobs: Arc<std::sync::Mutex<std::collections::HashMap<String, Vec<u8>>>> =
+            Default::default();
+        let store = blobs.clone();
+        let (listener, base) = RT.block_on(async {
+            let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("bind");
+            let port = l.local_addr().expect("addr").port();
+            (l, format!("http://127.0.0.1:{port}"))
+        });
+        let task = RT.spawn(async move {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            loop {
+                let Ok((mut sock, _)) = listener.accept().await else { break };
+                let store = store.clone();
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 8192];
+                    let mut n = 0;
+                    while n < buf.len() {
+                        match sock.read(&mut buf[n..]).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(k) => n += k,
+                        }
+                        if buf[..n].windows(4).any(|w| w == b"\r\n\r\n") {
+                            break;
+                        }
+                    }
+                    let head = String::from_utf8_lossy(&buf[..n]).to_string();
+                    let path = head.split_whitespace().nth(1).unwrap_or("/").to_string();
+                    let body = store.lock().expect("lock").get(&path).cloned();
+                    let resp = match body {
+                        Some(b) => {
+                            let mut r = format!(
+                                "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                                b.len()
+                            )
+                            .into_bytes();
+                            r.extend_from_slice(&b);
+                            r
+                        }
+                        None => b"HTTP/1.1 404 Not Found\r\nContent-Length: 9\r\nConnection: close\r\n\r\nnot found".to_vec(),
+                    };
+                    let _ = sock.write_all(&resp).await;
+                    let _ = sock.shutdown().await;
+                });
+            }
+        });
+        BlobServer { base, blobs, task }
+    }
+
+    /// Store a body under its own sha256; returns its URL.
+    pub fn put(&self, body: &[u8]) -> String {
+        let hash = jobctl::logs::sha256_hex(body);
+        self.put_at(&format!("/{hash}"), body)
+    }
+
+    /// Store a body at any path (e.g. under another body's hash).
+    pub fn put_at(&self, path: &str, body: &[u8]) -> String {
+        self.blobs
+            .lock()
+            .expect("lock")
+            .insert(path.to_string(), body.to_vec());
+        format!("{}{path}", self.base)
+    }
+}
+
+impl Drop for BlobServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Dispatch an unpaid job to `relays` as `env`'s user; returns its id.
+pub fn dispatch(env: &TestEnv, worker: &str, relays: &[&TestRelay], extra: &[&str]) -> String {
+    let mut c = env.cmd();
+    c.args(["rerun", "--unpaid", "--worker", worker]);
+    for r in relays {
+        c.args(["--relay", &r.url]);
+    }
+    let out = c.args(extra).output().expect("run");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    stdout(&out)
+}
+
+/// A signed job request by `user` for `worker`, created at `at`.
+pub fn job_request(user: &Keys, worker: &str, cmd: &str, token: Option<&str>, at: u64) -> Event {
+    let mut tags = vec![
+        ctag("p", &[worker]),
+        ctag("worker", &[worker]),
+        ctag("cmd", &[cmd]),
+        ctag("args", &[]),
+    ];
+    if let Some(t) = token {
+        tags.push(ctag("payment", &[t]));
+    }
+    EventBuilder::new(Kind::Custom(5100), "")
+        .tags(tags)
+        .custom_created_at(Timestamp::from(at))
+        .sign_with_keys(user)
+        .expect("sign")
 }
