@@ -29,6 +29,10 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "PATH")]
     pub key_file: Option<PathBuf>,
 
+    /// Journal database [default: $XDG_DATA_HOME/jobctl/journal.sqlite; env: JOBCTL_JOURNAL].
+    #[arg(long, global = true, value_name = "PATH")]
+    pub journal: Option<PathBuf>,
+
     /// More logging on stderr (-v info, -vv debug, -vvv trace). RUST_LOG also works.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
@@ -46,6 +50,15 @@ pub enum Command {
     /// Build, sign and publish a kind 5100 job request to every relay.
     #[command(after_help = EXIT_CODES)]
     Rerun(Box<RerunArgs>),
+    /// Cancel one of your jobs with a NIP-09 deletion request.
+    #[command(after_help = EXIT_CODES)]
+    Cancel(CancelArgs),
+    /// Publish journaled jobs that never reached a relay.
+    #[command(after_help = EXIT_CODES)]
+    Republish(RepublishArgs),
+    /// Jobs by status, success rate, durations and money, from the journal.
+    #[command(after_help = EXIT_CODES)]
+    Stats(StatsArgs),
     /// Watch jobs live until they finish (like `gh run watch`).
     #[command(after_help = EXIT_CODES)]
     Watch(WatchArgs),
@@ -88,6 +101,28 @@ pub enum Shell {
 
 #[derive(Debug, Args)]
 pub struct RerunArgs {
+    /// A past job to run again (hex, note1, nevent1; from the journal or the
+    /// relays): same worker, cmd, args, env and parent, with a fresh token.
+    /// Flags given as well override the original's values.
+    #[arg(value_name = "JOB", conflicts_with = "batch")]
+    pub job: Option<String>,
+
+    /// Dispatch many jobs from an NDJSON file (`-` for stdin), one job spec
+    /// per line: {"worker", "cmd", "args", "env", "secrets", "token",
+    /// "unpaid", "idempotency_key", "p", "run"}. Flags give the defaults.
+    #[arg(long, value_name = "FILE")]
+    pub batch: Option<String>,
+
+    /// Jobs published at once with --batch.
+    #[arg(long, default_value_t = 32, value_name = "N")]
+    pub concurrency: usize,
+
+    /// Make retries safe: the first call with this key dispatches; later
+    /// calls sign nothing new, spend no token, print the same id and
+    /// republish to relays that have not accepted it yet. [env: JOBCTL_IDEMPOTENCY_KEY]
+    #[arg(long, value_name = "KEY")]
+    pub idempotency_key: Option<String>,
+
     /// Cashu token paying for the job (cashuA... or cashuB...); `-` reads it
     /// from stdin. Prefer $JOBCTL_TOKEN or stdin: argv is visible to other users.
     /// [env: JOBCTL_TOKEN]
@@ -147,6 +182,70 @@ pub struct RerunArgs {
     /// [default: config `args`].
     #[arg(last = true, value_name = "ARGS")]
     pub args: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct CancelArgs {
+    /// The job to cancel (one of yours).
+    #[arg(value_name = "JOB")]
+    pub job: String,
+
+    /// Send the cancel even if the job already finished.
+    #[arg(long)]
+    pub force: bool,
+
+    /// Reason, sent as the deletion request's content.
+    #[arg(
+        long,
+        default_value = "cancelled by the requester",
+        value_name = "TEXT"
+    )]
+    pub reason: String,
+
+    /// Print one JSON object on stdout.
+    #[arg(long)]
+    pub json: bool,
+
+    #[command(flatten)]
+    pub read: ReadArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct RepublishArgs {
+    /// Journaled jobs to publish (again).
+    #[arg(value_name = "JOB", required_unless_present = "all")]
+    pub jobs: Vec<String>,
+
+    /// Every journaled job that no relay has accepted yet.
+    #[arg(long, conflicts_with = "jobs")]
+    pub all: bool,
+
+    /// Relays that must accept each job for exit 0.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub min_accept: usize,
+
+    /// Print one JSON object per job on stdout.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Relay URL; repeat for several [default: each job's own relays, else the config's].
+    #[arg(long = "relay", value_name = "URL")]
+    pub relays: Vec<String>,
+
+    /// Bound on each publish [default: config timeouts.publish].
+    #[arg(long, value_name = "DURATION")]
+    pub timeout: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct StatsArgs {
+    /// Only jobs created at or after: unix seconds, YYYY-MM-DD, or an age (24h, 7d).
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+
+    /// Print JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Where to read from: relays and a time bound.
@@ -228,8 +327,12 @@ pub struct LogsArgs {
 
 #[derive(Debug, Args)]
 pub struct ListArgs {
-    /// Only jobs in this state (pending, queued, running, success, failed,
-    /// cancelled, error, unknown, stale); comma separated for several.
+    /// The journal alone: offline and instant.
+    #[arg(long)]
+    pub local: bool,
+
+    /// Only jobs in this state (unpublished, pending, queued, running,
+    /// success, failed, cancelled, error, unknown, stale); comma separated.
     #[arg(long, value_name = "STATE")]
     pub status: Option<String>,
 

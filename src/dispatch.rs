@@ -9,6 +9,7 @@ use nostr_sdk::prelude::*;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
+use crate::journal::{Journal, NewJob};
 use crate::payment::{PaymentToken, TokenInfo};
 use crate::protocol::{JobRequest, PTag};
 use crate::relays::{self, RelayOutcome};
@@ -32,6 +33,24 @@ pub struct JobSpec {
     pub env: Vec<(String, String)>,
     /// Secret environment, plaintext here; encrypted by [`build`].
     pub secrets: Vec<(String, String)>,
+}
+
+impl JobSpec {
+    /// A hash of what the job *is* (worker, addressee, command, arguments,
+    /// environment, secrets, parent), leaving out how it is paid: two calls
+    /// with one idempotency key must agree on this, whatever their tokens.
+    pub fn content_hash(&self, me: &PublicKey) -> String {
+        let canonical = serde_json::json!({
+            "worker": self.worker.to_hex(),
+            "p": self.p_tag.resolve(&self.worker, me).to_hex(),
+            "cmd": self.cmd,
+            "args": self.args,
+            "env": self.env,
+            "secrets": self.secrets,
+            "parent": self.parent.map(|p| p.to_hex()),
+        });
+        crate::logs::sha256_hex(canonical.to_string().as_bytes())
+    }
 }
 
 /// Build the unsigned request, encrypting secrets to the worker.
@@ -137,4 +156,117 @@ pub fn report(
         accepted,
         min_accept,
     }
+}
+
+/// Publish a journaled event to the relays in `urls` that have not yet
+/// accepted it, record every outcome, and report. Relays that accepted in
+/// an earlier attempt are reported as `accepted` ("earlier") and count
+/// towards `min_accept`.
+pub async fn publish_journaled(
+    journal: &mut Journal,
+    client: &Client,
+    event: Event,
+    payment: Option<TokenInfo>,
+    urls: &[RelayUrl],
+    timeout: Duration,
+    min_accept: usize,
+) -> Result<DispatchReport> {
+    let earlier = journal.accepted_relays(&event.id)?;
+    let todo: Vec<RelayUrl> = urls
+        .iter()
+        .filter(|u| !earlier.contains(&u.to_string()))
+        .cloned()
+        .collect();
+    let fresh = if todo.is_empty() {
+        Vec::new()
+    } else {
+        relays::publish_with(client, &event, &todo, timeout).await
+    };
+    if !fresh.is_empty() {
+        journal.record_outcomes(&event.id, &fresh)?;
+    }
+    let mut outcomes: Vec<RelayOutcome> = earlier
+        .into_iter()
+        .map(|url| RelayOutcome {
+            url,
+            status: relays::RelayStatus::Accepted,
+            message: "accepted earlier".into(),
+            latency_ms: 0,
+        })
+        .collect();
+    outcomes.extend(fresh);
+    Ok(report(event, payment, outcomes, min_accept))
+}
+
+/// Journal a freshly signed job, then publish it: the journal write is
+/// durable before the first byte goes to a relay.
+#[allow(clippy::too_many_arguments)]
+pub async fn dispatch_journaled(
+    journal: &mut Journal,
+    client: &Client,
+    spec: &JobSpec,
+    event: Event,
+    urls: &[RelayUrl],
+    timeout: Duration,
+    min_accept: usize,
+    idempotency_key: Option<&str>,
+    rerun_of: Option<EventId>,
+) -> Result<DispatchReport> {
+    let payment = spec.token.as_ref().map(|t| t.info().clone());
+    let hash = spec.content_hash(&event.pubkey);
+    // The same content signed in the same second is the same event (ids
+    // are content hashes): it is already journaled, so just publish it.
+    if journal.get(&event.id)?.is_some() {
+        tracing::info!(job = %event.id, "identical job already journaled; publishing it");
+        return publish_journaled(journal, client, event, payment, urls, timeout, min_accept).await;
+    }
+    journal.record_dispatch(&new_job(
+        spec,
+        &event,
+        payment.as_ref(),
+        urls,
+        idempotency_key,
+        &hash,
+        rerun_of,
+    ))?;
+    publish_journaled(journal, client, event, payment, urls, timeout, min_accept).await
+}
+
+/// The journal row for a job about to be published.
+pub fn new_job<'a>(
+    spec: &'a JobSpec,
+    event: &'a Event,
+    payment: Option<&'a TokenInfo>,
+    urls: &'a [RelayUrl],
+    idempotency_key: Option<&'a str>,
+    content_hash: &'a str,
+    rerun_of: Option<EventId>,
+) -> NewJob<'a> {
+    NewJob {
+        event,
+        worker: spec.worker,
+        cmd: &spec.cmd,
+        args: &spec.args,
+        token: spec.token.as_ref().map(|t| t.expose()),
+        payment,
+        relays: urls,
+        idempotency_key,
+        content_hash,
+        rerun_of,
+    }
+}
+
+/// A NIP-09 deletion request cancelling `job`: kind 5 with `e` and
+/// `k` = 5100, signed by the job's own key.
+pub fn cancel_event(job: &EventId, keys: &Keys, reason: &str) -> Result<Event> {
+    EventBuilder::new(Kind::EventDeletion, reason)
+        .tags([
+            Tag::event(*job),
+            Tag::custom(
+                TagKind::Custom("k".into()),
+                [crate::protocol::KIND_JOB_REQUEST.to_string()],
+            ),
+        ])
+        .sign_with_keys(keys)
+        .map_err(|e| Error::Runtime(format!("cannot sign the cancel request: {e}")))
 }

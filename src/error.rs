@@ -44,6 +44,10 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// The journal cannot be opened, is corrupt, or a query failed.
+    #[error("journal {0}")]
+    Journal(String),
+
     /// Anything else that went wrong at run time.
     #[error("{0}")]
     Runtime(String),
@@ -67,7 +71,9 @@ impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Input(_) | Error::Config { .. } | Error::KeyFile { .. } => exit::USAGE,
-            Error::Relay(_) | Error::Io { .. } | Error::Runtime(_) => exit::FAILURE,
+            Error::Relay(_) | Error::Io { .. } | Error::Runtime(_) | Error::Journal(_) => {
+                exit::FAILURE
+            }
         }
     }
 }

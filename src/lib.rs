@@ -10,6 +10,7 @@ pub mod config;
 pub mod dispatch;
 pub mod error;
 pub mod follow;
+pub mod journal;
 pub mod keys;
 pub mod logs;
 pub mod output;

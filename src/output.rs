@@ -126,6 +126,7 @@ pub fn state_cell(state: crate::protocol::JobState, stale: bool, color: bool) ->
         S::Cancelled | S::Unknown => cell.fg(Color::Yellow),
         S::Running | S::Queued => cell.fg(Color::Cyan),
         S::Pending => cell,
+        S::Unpublished => cell.fg(Color::Magenta),
     }
 }
 

@@ -145,6 +145,8 @@ impl JobRequest {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum JobState {
+    /// In the journal, but no relay has accepted it yet (local only).
+    Unpublished,
     /// Published; no worker has said anything yet.
     Pending,
     /// The worker accepted it and queued it.
@@ -169,6 +171,7 @@ impl JobState {
     pub fn parse(s: &str) -> JobState {
         match s.trim().to_ascii_lowercase().as_str() {
             "pending" => JobState::Pending,
+            "unpublished" => JobState::Unpublished,
             "queued" | "waiting" => JobState::Queued,
             "running" | "in_progress" | "in-progress" | "started" | "processing" => {
                 JobState::Running
@@ -192,6 +195,7 @@ impl JobState {
     /// The lowercase name.
     pub fn as_str(self) -> &'static str {
         match self {
+            JobState::Unpublished => "unpublished",
             JobState::Pending => "pending",
             JobState::Queued => "queued",
             JobState::Running => "running",
@@ -246,10 +250,15 @@ impl StatusUpdate {
             .or_else(|| first_value(event, "e"))
             .and_then(|v| EventId::from_hex(v).ok())?;
         let raw = first_value(event, "status").unwrap_or("").to_string();
+        // `unpublished` is jobctl's own local state, not a worker's word.
+        let state = match JobState::parse(&raw) {
+            JobState::Unpublished => JobState::Unknown,
+            s => s,
+        };
         Some(StatusUpdate {
             job,
             author: event.pubkey,
-            state: JobState::parse(&raw),
+            state,
             raw,
             message: event.content.clone(),
             at: event.created_at,

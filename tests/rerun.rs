@@ -314,17 +314,19 @@ fn rate_limited_relay_is_reported_as_rejected() {
     let env = TestEnv::new();
     let relay = TestRelay::with(RelayBuilder::default().write_policy(RateLimitPerAuthor::new(1)));
     let w = worker().public_key().to_hex();
-    let run = || {
+    // Two different jobs (identical ones signed in one second share an id).
+    let run = |arg: &str| {
         env.cmd()
             .args([
                 "rerun", "--json", "--unpaid", "--worker", &w, "--relay", &relay.url,
             ])
+            .args(["--", arg])
             .output()
             .unwrap()
     };
-    let first = run();
+    let first = run("one");
     assert_eq!(first.status.code(), Some(0), "{}", stderr(&first));
-    let second = run();
+    let second = run("two");
     assert_eq!(second.status.code(), Some(1));
     let v = json(&second);
     assert_eq!(v["relays"][0]["status"], "rejected");

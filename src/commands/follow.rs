@@ -7,6 +7,7 @@ use comfy_table::Cell;
 use jobctl::config::{self, Config};
 use jobctl::error::{exit, Error, Result};
 use jobctl::follow::{self, ListQuery, WatchEnd};
+use jobctl::journal::{JobRecord, Journal};
 use jobctl::keys::npub;
 use jobctl::output::{self, age, clock, run_time, short_id, short_npub, state_cell};
 use jobctl::payment::{redact_str, PaymentToken};
@@ -71,6 +72,90 @@ async fn reader(ctx: &Ctx, cfg: &Config, urls: &[RelayUrl], persistent: bool) ->
 
 fn now() -> Timestamp {
     Timestamp::now()
+}
+
+/// Requests the relays no longer have (deleted after a cancel, or never
+/// published) come from the journal.
+fn fill_from_journal(journal: Option<&Journal>, trackers: &mut [JobTracker]) {
+    let Some(j) = journal else { return };
+    for t in trackers.iter_mut().filter(|t| t.request.is_none()) {
+        if let Ok(Some(rec)) = j.get(&t.id) {
+            if let Ok(ev) = rec.signed_event() {
+                t.ingest(&ev);
+            }
+        }
+    }
+}
+
+/// Record what was observed about journaled jobs as timeline entries.
+fn record_in_journal(journal: Option<&mut Journal>, trackers: &[JobTracker]) {
+    let Some(j) = journal else { return };
+    for t in trackers.iter().filter(|t| t.request.is_some()) {
+        let state = t.state();
+        if state == JobState::Pending {
+            continue; // nothing from the worker yet
+        }
+        let (at, message) = match (t.result(), t.latest_status()) {
+            (Some(r), _) => (
+                r.at.as_secs(),
+                format!(
+                    "result: exit {}",
+                    r.exit_code
+                        .map(|c| c.to_string())
+                        .unwrap_or_else(|| "?".into())
+                ),
+            ),
+            (None, Some(s)) => (s.at.as_secs(), s.message.clone()),
+            (None, None) => continue,
+        };
+        let change = t
+            .result()
+            .and_then(|r| r.change.as_deref())
+            .map(|c| (c, PaymentToken::parse(c).ok().map(|p| p.info().amount)));
+        let r = t.result();
+        if let Err(e) = j.record_state(
+            &t.id,
+            state.as_str(),
+            &message,
+            at,
+            r.and_then(|r| r.exit_code),
+            r.and_then(|r| r.duration),
+            change,
+        ) {
+            output::print_warning(&e.to_string());
+        }
+    }
+}
+
+/// A journaled job as a table row.
+fn view_from_record(r: &JobRecord, now: Timestamp) -> JobView {
+    let state = JobState::parse(&r.state);
+    JobView {
+        id: r.id.clone(),
+        found: true,
+        author: Some(r.author.clone()),
+        created_at: Some(r.created_at),
+        worker: Some(r.worker.clone()),
+        cmd: Some(r.cmd.clone()),
+        args: r.args.clone(),
+        state,
+        stale: state == JobState::Pending
+            && now.as_secs().saturating_sub(r.created_at) > jobctl::protocol::STALE_AFTER_SECS,
+        message: String::new(),
+        updated_at: Some(r.updated_at),
+        exit_code: r.exit_code,
+        duration: r.duration,
+        stdout: None,
+        stderr: None,
+        change: r
+            .change_token
+            .as_deref()
+            .and_then(|c| PaymentToken::parse(c).ok())
+            .map(|c| c.info().clone()),
+        amount: r.amount,
+        unit: r.unit.clone(),
+        mint: r.mint.clone(),
+    }
 }
 
 fn not_found(trackers: &[JobTracker]) -> Vec<String> {
@@ -171,6 +256,7 @@ pub fn watch(ctx: &Ctx, a: WatchArgs) -> Result<i32> {
     let ids: Vec<EventId> = refs.iter().map(|r| r.id).collect();
     let color = output::stderr_color();
     let multi = ids.len() > 1;
+    let mut journal = ctx.existing_journal()?;
     let rt = runtime()?;
     rt.block_on(async {
         let start = tokio::time::Instant::now();
@@ -179,6 +265,7 @@ pub fn watch(ctx: &Ctx, a: WatchArgs) -> Result<i32> {
         let client = reader(ctx, &cfg, &urls, true).await?;
         relays::connect_all(&client, &urls, load_timeout).await;
         let mut trackers = follow::load_jobs(&client, &urls, &ids, load_timeout).await;
+        fill_from_journal(journal.as_ref(), &mut trackers);
         let missing = not_found(&trackers);
         if !missing.is_empty() {
             return Err(Error::Runtime(format!(
@@ -225,6 +312,7 @@ pub fn watch(ctx: &Ctx, a: WatchArgs) -> Result<i32> {
         let end = follow::watch(&client, &mut trackers, deadline, on_ready, &mut emit).await;
         spinner.finish_and_clear();
         client.shutdown().await;
+        record_in_journal(journal.as_mut(), &trackers);
         if end == WatchEnd::TimedOut {
             let unfinished: Vec<String> = trackers
                 .iter()
@@ -302,12 +390,15 @@ fn load(
     let timeout = timeout_for(read.timeout.as_deref(), cfg.query_timeout)?;
     let ids: Vec<EventId> = refs.iter().map(|r| r.id).collect();
     let rt = runtime()?;
-    let trackers = rt.block_on(async {
+    let mut trackers = rt.block_on(async {
         let client = reader(ctx, &cfg, &urls, false).await?;
         let t = follow::load_jobs(&client, &urls, &ids, timeout).await;
         client.shutdown().await;
         Ok::<_, Error>(t)
     })?;
+    let mut journal = ctx.existing_journal()?;
+    fill_from_journal(journal.as_ref(), &mut trackers);
+    record_in_journal(journal.as_mut(), &trackers);
     Ok((cfg, urls, trackers))
 }
 
@@ -411,6 +502,10 @@ pub fn show(ctx: &Ctx, a: ShowArgs) -> Result<i32> {
         client.shutdown().await;
         ads.into_iter().next()
     });
+    let journal_timeline = match ctx.existing_journal()? {
+        Some(j) => j.timeline(&t.id)?,
+        None => Vec::new(),
+    };
     let v = t.view(now());
     let env_keys: Vec<&str> = job.env.iter().map(|(k, _)| k.as_str()).collect();
     let secret_keys: Vec<&str> = job.secrets.iter().map(|(k, _)| k.as_str()).collect();
@@ -431,6 +526,7 @@ pub fn show(ctx: &Ctx, a: ShowArgs) -> Result<i32> {
             "parent": job.parent.map(|p| p.to_hex()),
             "state": v.state, "stale": v.stale,
             "timeline": timeline,
+            "journal": journal_timeline,
             "result": t.result().map(|r| json!({
                 "success": r.success, "exit_code": r.exit_code, "duration": r.duration,
                 "stdout": r.stdout, "stderr": r.stderr, "at": r.at.as_secs(),
@@ -502,6 +598,18 @@ pub fn show(ctx: &Ctx, a: ShowArgs) -> Result<i32> {
     if t.result().is_some() {
         lines.push(summary(&t, color));
     }
+    if !journal_timeline.is_empty() {
+        lines.push("journal".into());
+        for e in &journal_timeline {
+            lines.push(format!(
+                "  {}  {:<10} {:<8} {}",
+                clock(e.at),
+                e.state,
+                e.source,
+                output::one_line(&e.message)
+            ));
+        }
+    }
     ctx.say(lines.join("\n"));
     print_stdout(&v.id)?;
     Ok(exit::OK)
@@ -554,8 +662,6 @@ pub fn logs(ctx: &Ctx, a: LogsArgs) -> Result<i32> {
 
 pub fn list(ctx: &Ctx, a: ListArgs) -> Result<i32> {
     let cfg = ctx.config()?;
-    let urls = read_relays(&cfg, &a.read.relays, &[])?;
-    let timeout = timeout_for(a.read.timeout.as_deref(), cfg.query_timeout)?;
     let now_ts = now();
     let parse_t = |flag: &str, v: &Option<String>| {
         v.as_deref()
@@ -569,6 +675,7 @@ pub fn list(ctx: &Ctx, a: ListArgs) -> Result<i32> {
     if a.limit == 0 {
         return Err(Error::input("--limit must be at least 1"));
     }
+    // Normalise each wanted state the way worker statuses are normalised.
     let states: Option<Vec<String>> = a
         .status
         .as_deref()
@@ -576,12 +683,13 @@ pub fn list(ctx: &Ctx, a: ListArgs) -> Result<i32> {
             s.split(',')
                 .map(|x| x.trim().to_ascii_lowercase())
                 .filter(|x| !x.is_empty())
-                .map(|x| {
-                    if x == "stale" || JobState::parse(&x) != JobState::Unknown || x == "unknown" {
-                        Ok(x)
-                    } else {
+                .map(|x| match (x.as_str(), JobState::parse(&x)) {
+                    ("stale", _) => Ok(x),
+                    ("unknown", _) => Ok(x),
+                    (_, JobState::Unknown) => {
                         Err(Error::input(format!("--status: `{x}` is not a job state")))
                     }
+                    (_, st) => Ok(st.as_str().to_string()),
                 })
                 .collect::<Result<Vec<_>>>()
         })
@@ -591,44 +699,87 @@ pub fn list(ctx: &Ctx, a: ListArgs) -> Result<i32> {
         .as_deref()
         .map(|w| config::parse_pubkey(w).map_err(|e| Error::input(format!("--worker: {e}"))))
         .transpose()?;
-    let key = ctx.optional_key(&cfg)?;
-    let author = match &a.author {
-        Some(s) => config::parse_pubkey(s).map_err(|e| Error::input(format!("--author: {e}")))?,
-        None => key.as_ref().map(|k| k.keys.public_key()).ok_or_else(|| {
-            Error::input("no key to list jobs for: pass --author PUBKEY or set up a key (`jobctl key generate`)")
-        })?,
-    };
-    let q = ListQuery {
-        author: Some(author),
-        since,
-        until,
-        limit: a.limit,
-    };
-    let rt = runtime()?;
-    let (trackers, names) = rt.block_on(async {
-        let client = relays::reader(key.as_ref().map(|k| &k.keys), &urls, false).await;
-        let trackers = follow::list_jobs(&client, &urls, &q, timeout).await;
-        let mut workers: Vec<PublicKey> = trackers.iter().filter_map(|t| t.worker()).collect();
-        workers.sort();
-        workers.dedup();
-        let ads = follow::workers(&client, &urls, Some(workers), timeout).await;
-        client.shutdown().await;
-        let names: HashMap<String, String> = ads
+    let journal = ctx.existing_journal()?;
+    let mut names: HashMap<String, String> = HashMap::new();
+    let mut page_full = false;
+    let mut oldest: Option<u64> = None;
+    let mut views: Vec<JobView> = Vec::new();
+    if a.local {
+        if let Some(j) = &journal {
+            let recs = j.list(
+                since.map(|t| t.as_secs()),
+                until.map(|t| t.as_secs()),
+                a.limit,
+            )?;
+            page_full = recs.len() >= a.limit;
+            oldest = recs.iter().map(|r| r.created_at).min();
+            views = recs.iter().map(|r| view_from_record(r, now_ts)).collect();
+        }
+    } else {
+        let urls = read_relays(&cfg, &a.read.relays, &[])?;
+        let timeout = timeout_for(a.read.timeout.as_deref(), cfg.query_timeout)?;
+        let key = ctx.optional_key(&cfg)?;
+        let mine = key.as_ref().map(|k| k.keys.public_key());
+        let author = match &a.author {
+            Some(s) => {
+                config::parse_pubkey(s).map_err(|e| Error::input(format!("--author: {e}")))?
+            }
+            None => mine.ok_or_else(|| {
+                Error::input(
+                    "no key to list jobs for: pass --author PUBKEY, use --local, or set up a key (`jobctl key generate`)",
+                )
+            })?,
+        };
+        let q = ListQuery {
+            author: Some(author),
+            since,
+            until,
+            limit: a.limit,
+        };
+        let rt = runtime()?;
+        let (trackers, ads) = rt.block_on(async {
+            let client = relays::reader(key.as_ref().map(|k| &k.keys), &urls, false).await;
+            let trackers = follow::list_jobs(&client, &urls, &q, timeout).await;
+            let mut workers: Vec<PublicKey> = trackers.iter().filter_map(|t| t.worker()).collect();
+            workers.sort();
+            workers.dedup();
+            let ads = follow::workers(&client, &urls, Some(workers), timeout).await;
+            client.shutdown().await;
+            (trackers, ads)
+        });
+        names = ads
             .into_iter()
             .filter(|a| !a.name.is_empty())
             .map(|a| (a.pubkey.to_hex(), a.name))
             .collect();
-        (trackers, names)
-    });
-    let page_full = trackers.len() >= a.limit;
-    let oldest = trackers
-        .iter()
-        .filter_map(|t| t.request.as_ref())
-        .map(|r| r.created_at.as_secs())
-        .min();
-    let views: Vec<JobView> = trackers
-        .iter()
-        .map(|t| t.view(now_ts))
+        let mut journal = journal;
+        record_in_journal(journal.as_mut(), &trackers);
+        page_full = trackers.len() >= a.limit;
+        oldest = trackers
+            .iter()
+            .filter_map(|t| t.request.as_ref())
+            .map(|r| r.created_at.as_secs())
+            .min();
+        views = trackers.iter().map(|t| t.view(now_ts)).collect();
+        // Merge the journal: our jobs the relays do not have (unpublished,
+        // or dropped) still show.
+        if let (Some(j), true) = (&journal, Some(author) == mine) {
+            let lower = if page_full {
+                oldest.map(|o| o.max(since.map(|s| s.as_secs()).unwrap_or(0)))
+            } else {
+                since.map(|s| s.as_secs())
+            };
+            for r in j.list(lower, until.map(|t| t.as_secs()), a.limit)? {
+                if !views.iter().any(|v| v.id == r.id) {
+                    views.push(view_from_record(&r, now_ts));
+                }
+            }
+            views.sort_by(|x, y| y.created_at.cmp(&x.created_at).then(x.id.cmp(&y.id)));
+            views.truncate(a.limit);
+        }
+    }
+    let views: Vec<JobView> = views
+        .into_iter()
         .filter(|v| worker.is_none_or(|w| v.worker.as_deref() == Some(&w.to_hex())))
         .filter(|v| {
             states.as_ref().is_none_or(|ss| {

@@ -5,27 +5,29 @@ use std::io::{IsTerminal, Read, Write};
 
 use clap::CommandFactory;
 use jobctl::config::{self, Config};
-use jobctl::dispatch::{self, JobSpec};
 use jobctl::error::{exit, Error, Result};
 use jobctl::keys::{self, npub};
-use jobctl::output;
-use jobctl::payment::PaymentToken;
-use jobctl::protocol::parse_key_value;
 use nostr_sdk::prelude::*;
 
-use crate::cli::{Cli, Command, ConfigCommand, KeyCommand, RerunArgs, Shell};
+use crate::cli::{Cli, Command, ConfigCommand, KeyCommand, Shell};
 
+mod dispatch;
 mod follow;
+mod manage;
 
 /// Run the parsed command; returns the exit code.
 pub fn run(cli: Cli) -> Result<i32> {
     let ctx = Ctx {
         config_flag: cli.config,
         key_file: cli.key_file,
+        journal_flag: cli.journal,
         quiet: cli.quiet,
     };
     match cli.command {
-        Command::Rerun(args) => rerun(&ctx, *args),
+        Command::Rerun(args) => dispatch::rerun(&ctx, *args),
+        Command::Cancel(a) => manage::cancel(&ctx, a),
+        Command::Republish(a) => manage::republish(&ctx, a),
+        Command::Stats(a) => manage::stats(&ctx, a),
         Command::Watch(a) => follow::watch(&ctx, a),
         Command::Status(a) => follow::status(&ctx, a),
         Command::Show(a) => follow::show(&ctx, a),
@@ -41,6 +43,7 @@ pub fn run(cli: Cli) -> Result<i32> {
 pub(crate) struct Ctx {
     config_flag: Option<std::path::PathBuf>,
     key_file: Option<std::path::PathBuf>,
+    journal_flag: Option<std::path::PathBuf>,
     quiet: bool,
 }
 
@@ -58,6 +61,26 @@ impl Ctx {
             || cfg.key_file.exists();
         if has_any {
             keys::resolve(self.key_file.as_deref(), &cfg.key_file).map(Some)
+        } else {
+            Ok(None)
+        }
+    }
+
+    /// The signing key (required).
+    fn key(&self, cfg: &Config) -> Result<keys::SigningKey> {
+        keys::resolve(self.key_file.as_deref(), &cfg.key_file)
+    }
+
+    /// Open the journal (creating it on first use).
+    fn journal(&self) -> Result<jobctl::journal::Journal> {
+        jobctl::journal::Journal::open(&jobctl::journal::resolve_path(self.journal_flag.as_deref()))
+    }
+
+    /// Open the journal only if it already exists (readers never create it).
+    fn existing_journal(&self) -> Result<Option<jobctl::journal::Journal>> {
+        let path = jobctl::journal::resolve_path(self.journal_flag.as_deref());
+        if path.exists() {
+            jobctl::journal::Journal::open(&path).map(Some)
         } else {
             Ok(None)
         }
@@ -117,200 +140,6 @@ pub(crate) fn timeout_for(
     match flag {
         Some(t) => config::parse_duration(t).map_err(|e| Error::input(format!("--timeout: {e}"))),
         None => Ok(default),
-    }
-}
-
-/// Resolve every rerun input into a validated spec; no key needed yet.
-fn job_spec(cfg: &Config, a: &RerunArgs) -> Result<JobSpec> {
-    let worker = match &a.worker {
-        Some(w) => config::parse_pubkey(w).map_err(|e| Error::input(format!("--worker: {e}")))?,
-        None => cfg.worker.ok_or_else(|| {
-            Error::input(
-                "no worker: pass --worker, set JOBCTL_WORKER, or set `worker` in the config",
-            )
-        })?,
-    };
-    let p_tag = match &a.p_tag {
-        Some(p) => config::parse_p_tag(p).map_err(|e| Error::input(format!("--p: {e}")))?,
-        None => cfg.p_tag,
-    };
-    let cmd = a.cmd.clone().unwrap_or_else(|| cfg.cmd.clone());
-    if cmd.trim().is_empty() {
-        return Err(Error::input("--cmd must not be empty"));
-    }
-    let args = if a.args.is_empty() {
-        cfg.args.clone()
-    } else {
-        a.args.clone()
-    };
-    let env = a
-        .env
-        .iter()
-        .map(|s| parse_key_value(s).map_err(|e| Error::input(format!("--env: {e}"))))
-        .collect::<Result<Vec<_>>>()?;
-    let secrets = a
-        .secrets
-        .iter()
-        .map(|s| secret_value(s))
-        .collect::<Result<Vec<_>>>()?;
-    let parent = a
-        .run
-        .as_deref()
-        .map(|r| {
-            EventId::parse(r.trim()).map_err(|_| {
-                Error::input(format!(
-                    "--run: `{r}` is not an event id (hex, note1 or nevent1)"
-                ))
-            })
-        })
-        .transpose()?;
-    let token = if a.unpaid {
-        None
-    } else {
-        let from_env = std::env::var("JOBCTL_TOKEN")
-            .ok()
-            .filter(|t| !t.trim().is_empty());
-        let raw =
-            match a.token.clone().or(from_env).as_deref() {
-                Some("-") => read_stdin("the token")?,
-                Some(t) => t.to_string(),
-                None => return Err(Error::input(
-                    "no payment token: pass --token (or `--token -` for stdin, or $JOBCTL_TOKEN), \
-                     or --unpaid for a job without payment",
-                )),
-            };
-        Some(PaymentToken::parse(&raw)?)
-    };
-    Ok(JobSpec {
-        worker,
-        p_tag,
-        cmd,
-        args,
-        token,
-        parent,
-        env,
-        secrets,
-    })
-}
-
-/// `--secret KEY=VALUE`, or `--secret KEY` taking the value from the environment.
-fn secret_value(s: &str) -> Result<(String, String)> {
-    if s.contains('=') {
-        return parse_key_value(s).map_err(|e| Error::input(format!("--secret: {e}")));
-    }
-    let (k, _) =
-        parse_key_value(&format!("{s}=")).map_err(|e| Error::input(format!("--secret: {e}")))?;
-    let v = std::env::var(&k)
-        .map_err(|_| Error::input(format!("--secret {k}: no value given and ${k} is not set")))?;
-    Ok((k, v))
-}
-
-fn rerun(ctx: &Ctx, a: RerunArgs) -> Result<i32> {
-    let cfg = ctx.config()?;
-    let relays = if a.relays.is_empty() {
-        cfg.relays.clone()
-    } else {
-        config::parse_relays(a.relays.iter().map(String::as_str))
-            .map_err(|e| Error::input(format!("--relay: {e}")))?
-    };
-    let timeout = match &a.timeout {
-        Some(t) => {
-            config::parse_duration(t).map_err(|e| Error::input(format!("--timeout: {e}")))?
-        }
-        None => cfg.publish_timeout,
-    };
-    let min_accept = a.min_accept.unwrap_or(cfg.min_accept);
-    if min_accept == 0 {
-        return Err(Error::input("--min-accept must be at least 1"));
-    }
-    let spec = job_spec(&cfg, &a)?;
-    if !a.dry_run {
-        if relays.is_empty() {
-            return Err(Error::input(
-                "no relays: pass --relay URL, set JOBCTL_RELAYS, or add `relays` to the config",
-            ));
-        }
-        if min_accept > relays.len() {
-            return Err(Error::input(format!(
-                "--min-accept {min_accept} is more than the {} relay(s) configured",
-                relays.len()
-            )));
-        }
-    }
-    let key = keys::resolve(ctx.key_file.as_deref(), &cfg.key_file)?;
-    tracing::info!(key = ?key, "signing key");
-
-    let req = dispatch::build(&spec, &key.keys)?;
-    let event = dispatch::sign(&req, &key.keys)?;
-    let payment = spec.token.as_ref().map(|t| t.info().clone());
-
-    if a.dry_run {
-        ctx.say(format!(
-            "dry run: signed job {} not published ({})",
-            event.id,
-            payment_summary(&spec)
-        ));
-        print_stdout(&event.as_json())?;
-        return Ok(exit::OK);
-    }
-
-    let color = output::stderr_color();
-    if !a.json {
-        ctx.say(format!(
-            "dispatching `{}` to worker {} with {} via {} relay(s)",
-            command_line(&spec),
-            npub(&spec.worker),
-            payment_summary(&spec),
-            relays.len()
-        ));
-    }
-    let rt = runtime()?;
-    let report = rt.block_on(dispatch::publish(
-        &key.keys, event, payment, &relays, timeout, min_accept,
-    ));
-    drop(rt);
-
-    if a.json {
-        print_stdout(&to_json(&report)?)?;
-    } else {
-        if ctx.quiet && !report.ok() {
-            output::print_error(&format!(
-                "job {} accepted by {}/{} relays (need {})",
-                output::short_id(&report.id),
-                report.accepted,
-                report.relays.len(),
-                report.min_accept
-            ));
-        }
-        ctx.say(output::relay_table(&report.relays, color));
-        let verdict = if report.ok() {
-            output::paint("published", color, "32")
-        } else {
-            output::paint("NOT published", color, "1;31")
-        };
-        ctx.say(format!(
-            "{verdict}: job {} accepted by {}/{} relays (need {})",
-            output::short_id(&report.id),
-            report.accepted,
-            report.relays.len(),
-            report.min_accept
-        ));
-        print_stdout(&report.id)?;
-    }
-    Ok(if report.ok() { exit::OK } else { exit::FAILURE })
-}
-
-fn command_line(spec: &JobSpec) -> String {
-    std::iter::once(spec.cmd.as_str())
-        .chain(spec.args.iter().map(String::as_str))
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
-fn payment_summary(spec: &JobSpec) -> String {
-    match &spec.token {
-        Some(t) => format!("payment {t}"),
-        None => "no payment (unpaid)".to_string(),
     }
 }
 

@@ -1,0 +1,698 @@
+//! `rerun`: one job, a past job again, or a batch; journaled before it is
+//! published, idempotent with a key.
+
+use std::collections::BTreeMap;
+
+use futures::StreamExt;
+use jobctl::config::{self, Config};
+use jobctl::dispatch::{self, DispatchReport, JobSpec};
+use jobctl::error::{exit, Error, Result};
+use jobctl::follow;
+use jobctl::journal::Journal;
+use jobctl::keys::npub;
+use jobctl::output;
+use jobctl::payment::PaymentToken;
+use jobctl::protocol::{parse_key_value, JobRef, JobRequest, PTag};
+use jobctl::relays;
+use nostr_sdk::prelude::*;
+use serde::Deserialize;
+
+use super::{print_stdout, read_stdin, relays_for, runtime, timeout_for, to_json, Ctx};
+use crate::cli::RerunArgs;
+
+/// Env var with the idempotency key (e.g. the CI run id).
+const ENV_IDEMPOTENCY_KEY: &str = "JOBCTL_IDEMPOTENCY_KEY";
+
+/// A past job that `rerun JOB` starts from.
+struct Base {
+    req: JobRequest,
+    author: PublicKey,
+    id: EventId,
+}
+
+/// Resolve every rerun input except the token into a validated spec.
+fn job_spec(cfg: &Config, a: &RerunArgs, base: Option<&Base>) -> Result<JobSpec> {
+    let worker = match (&a.worker, base) {
+        (Some(w), _) => {
+            config::parse_pubkey(w).map_err(|e| Error::input(format!("--worker: {e}")))?
+        }
+        (None, Some(b)) => b.req.worker,
+        (None, None) => cfg.worker.ok_or_else(|| {
+            Error::input(
+                "no worker: pass --worker, set JOBCTL_WORKER, or set `worker` in the config",
+            )
+        })?,
+    };
+    let p_tag = match (&a.p_tag, base) {
+        (Some(p), _) => config::parse_p_tag(p).map_err(|e| Error::input(format!("--p: {e}")))?,
+        (None, Some(b)) if b.req.p == b.req.worker => PTag::Worker,
+        (None, Some(b)) if b.req.p == b.author => PTag::SelfKey,
+        (None, Some(b)) => PTag::Key(b.req.p),
+        (None, None) => cfg.p_tag,
+    };
+    let cmd = a
+        .cmd
+        .clone()
+        .or_else(|| base.map(|b| b.req.cmd.clone()))
+        .unwrap_or_else(|| cfg.cmd.clone());
+    if cmd.trim().is_empty() {
+        return Err(Error::input("--cmd must not be empty"));
+    }
+    let args = if !a.args.is_empty() {
+        a.args.clone()
+    } else if let Some(b) = base {
+        b.req.args.clone()
+    } else {
+        cfg.args.clone()
+    };
+    let mut env: Vec<(String, String)> = base.map(|b| b.req.env.clone()).unwrap_or_default();
+    for s in &a.env {
+        let (k, v) = parse_key_value(s).map_err(|e| Error::input(format!("--env: {e}")))?;
+        match env.iter_mut().find(|(ek, _)| *ek == k) {
+            Some(slot) => slot.1 = v,
+            None => env.push((k, v)),
+        }
+    }
+    let secrets = a
+        .secrets
+        .iter()
+        .map(|s| secret_value(s))
+        .collect::<Result<Vec<_>>>()?;
+    if let Some(b) = base {
+        let missing: Vec<&str> = b
+            .req
+            .secrets
+            .iter()
+            .map(|(k, _)| k.as_str())
+            .filter(|k| !secrets.iter().any(|(s, _)| s == k))
+            .collect();
+        if !missing.is_empty() {
+            return Err(Error::input(format!(
+                "job {} had secrets {}: pass --secret for each (secret values are never stored)",
+                output::short_id(&b.id.to_hex()),
+                missing.join(", ")
+            )));
+        }
+    }
+    let parent = match (&a.run, base) {
+        (Some(r), _) => Some(EventId::parse(r.trim()).map_err(|_| {
+            Error::input(format!(
+                "--run: `{r}` is not an event id (hex, note1 or nevent1)"
+            ))
+        })?),
+        (None, Some(b)) => b.req.parent,
+        (None, None) => None,
+    };
+    Ok(JobSpec {
+        worker,
+        p_tag,
+        cmd,
+        args,
+        token: None,
+        parent,
+        env,
+        secrets,
+    })
+}
+
+/// `--secret KEY=VALUE`, or `--secret KEY` taking the value from the environment.
+fn secret_value(s: &str) -> Result<(String, String)> {
+    if s.contains('=') {
+        return parse_key_value(s).map_err(|e| Error::input(format!("--secret: {e}")));
+    }
+    let (k, _) =
+        parse_key_value(&format!("{s}=")).map_err(|e| Error::input(format!("--secret: {e}")))?;
+    let v = std::env::var(&k)
+        .map_err(|_| Error::input(format!("--secret {k}: no value given and ${k} is not set")))?;
+    Ok((k, v))
+}
+
+/// The token from `--token`, `--token -` or `$JOBCTL_TOKEN`; `None` only
+/// with `--unpaid`.
+fn token(a: &RerunArgs) -> Result<Option<PaymentToken>> {
+    if a.unpaid {
+        return Ok(None);
+    }
+    let from_env = std::env::var("JOBCTL_TOKEN")
+        .ok()
+        .filter(|t| !t.trim().is_empty());
+    let raw = match a.token.clone().or(from_env).as_deref() {
+        Some("-") => read_stdin("the token")?,
+        Some(t) => t.to_string(),
+        None => {
+            return Err(Error::input(
+                "no payment token: pass --token (or `--token -` for stdin, or $JOBCTL_TOKEN), \
+                 or --unpaid for a job without payment",
+            ))
+        }
+    };
+    PaymentToken::parse(&raw).map(Some)
+}
+
+fn idempotency_key(a: &RerunArgs) -> Result<Option<String>> {
+    let key = a
+        .idempotency_key
+        .clone()
+        .or_else(|| std::env::var(ENV_IDEMPOTENCY_KEY).ok())
+        .filter(|k| !k.trim().is_empty());
+    if let Some(k) = &key {
+        if k.len() > 256 {
+            return Err(Error::input(
+                "--idempotency-key is longer than 256 characters",
+            ));
+        }
+    }
+    Ok(key)
+}
+
+/// Find a past job: in the journal, else on the relays.
+fn load_base(
+    ctx: &Ctx,
+    cfg: &Config,
+    journal: Option<&Journal>,
+    job: &str,
+    relays: &[RelayUrl],
+) -> Result<Base> {
+    let r = JobRef::parse(job).map_err(Error::input)?;
+    let event = match journal.map(|j| j.get(&r.id)).transpose()?.flatten() {
+        Some(rec) => rec.signed_event()?,
+        None => {
+            let mut urls = relays.to_vec();
+            urls.extend(r.relays.iter().filter(|u| !relays.contains(u)).cloned());
+            if urls.is_empty() {
+                return Err(Error::input(format!(
+                    "job {} is not in the journal and no relays are configured to look for it",
+                    r.id
+                )));
+            }
+            let key = ctx.optional_key(cfg)?;
+            let rt = runtime()?;
+            let trackers = rt.block_on(async {
+                let client = relays::reader(key.as_ref().map(|k| &k.keys), &urls, false).await;
+                let t = follow::load_jobs(&client, &urls, &[r.id], cfg.query_timeout).await;
+                client.shutdown().await;
+                t
+            });
+            trackers
+                .into_iter()
+                .next()
+                .and_then(|t| t.request)
+                .ok_or_else(|| {
+                    Error::Runtime(format!(
+                        "job {} not found in the journal or on {} relay(s)",
+                        r.id,
+                        urls.len()
+                    ))
+                })?
+        }
+    };
+    let req = JobRequest::from_event(&event)
+        .ok_or_else(|| Error::input(format!("event {} is not a job request", r.id)))?;
+    Ok(Base {
+        req,
+        author: event.pubkey,
+        id: event.id,
+    })
+}
+
+pub fn rerun(ctx: &Ctx, a: RerunArgs) -> Result<i32> {
+    let cfg = ctx.config()?;
+    let relays = relays_for(&cfg, &a.relays)?;
+    let timeout = timeout_for(a.timeout.as_deref(), cfg.publish_timeout)?;
+    let min_accept = a.min_accept.unwrap_or(cfg.min_accept);
+    if min_accept == 0 {
+        return Err(Error::input("--min-accept must be at least 1"));
+    }
+    if !a.dry_run {
+        if relays.is_empty() {
+            return Err(Error::input(
+                "no relays: pass --relay URL, set JOBCTL_RELAYS, or add `relays` to the config",
+            ));
+        }
+        if min_accept > relays.len() {
+            return Err(Error::input(format!(
+                "--min-accept {min_accept} is more than the {} relay(s) configured",
+                relays.len()
+            )));
+        }
+    }
+    if let Some(file) = &a.batch {
+        return batch(ctx, &cfg, &a, file, &relays, timeout, min_accept);
+    }
+    let idem = idempotency_key(&a)?;
+    let journal = if a.dry_run {
+        ctx.existing_journal()?
+    } else {
+        Some(ctx.journal()?)
+    };
+    let base = match &a.job {
+        Some(j) => Some(load_base(ctx, &cfg, journal.as_ref(), j, &relays)?),
+        None => None,
+    };
+    let mut spec = job_spec(&cfg, &a, base.as_ref())?;
+    let key = ctx.key(&cfg)?;
+    tracing::info!(key = ?key, "signing key");
+    let me = key.keys.public_key();
+
+    // A known idempotency key: sign nothing, spend nothing, heal the publish.
+    if let (Some(k), Some(j), false) = (&idem, journal.as_ref(), a.dry_run) {
+        if let Some(rec) = j.by_idempotency_key(k)? {
+            if rec.content_hash != spec.content_hash(&me) {
+                return Err(Error::input(format!(
+                    "idempotency key `{k}` already names job {} with different content",
+                    rec.id
+                )));
+            }
+            if a.token.is_some()
+                || std::env::var("JOBCTL_TOKEN").is_ok_and(|t| !t.trim().is_empty())
+            {
+                output::print_warning(&format!(
+                    "job {} already exists for this idempotency key; the token given was not used",
+                    output::short_id(&rec.id)
+                ));
+            }
+            let event = rec.signed_event()?;
+            let payment = rec
+                .token
+                .as_deref()
+                .and_then(|t| PaymentToken::parse(t).ok())
+                .map(|t| t.info().clone());
+            let mut journal = journal.ok_or_else(|| Error::Journal("not open".into()))?;
+            ctx.say(format!(
+                "idempotency key `{k}`: job {} exists; republishing to relays that have not accepted it",
+                output::short_id(&rec.id)
+            ));
+            let rt = runtime()?;
+            let report = rt.block_on(async {
+                let client = relays::client(&key.keys, &relays).await;
+                let r = dispatch::publish_journaled(
+                    &mut journal,
+                    &client,
+                    event,
+                    payment,
+                    &relays,
+                    timeout,
+                    min_accept,
+                )
+                .await;
+                client.shutdown().await;
+                r
+            })?;
+            return print_report(ctx, &report, a.json);
+        }
+    }
+
+    spec.token = token(&a)?;
+    let req = dispatch::build(&spec, &key.keys)?;
+    let event = dispatch::sign(&req, &key.keys)?;
+    if a.dry_run {
+        ctx.say(format!(
+            "dry run: signed job {} not published ({})",
+            event.id,
+            payment_summary(&spec)
+        ));
+        print_stdout(&event.as_json())?;
+        return Ok(exit::OK);
+    }
+    let mut journal = journal.ok_or_else(|| Error::Journal("not open".into()))?;
+    if !a.json {
+        ctx.say(format!(
+            "dispatching `{}` to worker {} with {} via {} relay(s){}",
+            command_line(&spec),
+            npub(&spec.worker),
+            payment_summary(&spec),
+            relays.len(),
+            base.as_ref()
+                .map(|b| format!(" (rerun of {})", output::short_id(&b.id.to_hex())))
+                .unwrap_or_default()
+        ));
+    }
+    let rt = runtime()?;
+    let report = rt.block_on(async {
+        let client = relays::client(&key.keys, &relays).await;
+        let r = dispatch::dispatch_journaled(
+            &mut journal,
+            &client,
+            &spec,
+            event,
+            &relays,
+            timeout,
+            min_accept,
+            idem.as_deref(),
+            base.as_ref().map(|b| b.id),
+        )
+        .await;
+        client.shutdown().await;
+        r
+    })?;
+    print_report(ctx, &report, a.json)
+}
+
+/// Print a dispatch report: JSON, or the table, summary and id.
+fn print_report(ctx: &Ctx, report: &DispatchReport, json: bool) -> Result<i32> {
+    let color = output::stderr_color();
+    if json {
+        print_stdout(&to_json(report)?)?;
+    } else {
+        if ctx.quiet && !report.ok() {
+            output::print_error(&format!(
+                "job {} accepted by {}/{} relays (need {})",
+                output::short_id(&report.id),
+                report.accepted,
+                report.relays.len(),
+                report.min_accept
+            ));
+        }
+        ctx.say(output::relay_table(&report.relays, color));
+        let verdict = if report.ok() {
+            output::paint("published", color, "32")
+        } else {
+            output::paint("NOT published", color, "1;31")
+        };
+        ctx.say(format!(
+            "{verdict}: job {} accepted by {}/{} relays (need {})",
+            output::short_id(&report.id),
+            report.accepted,
+            report.relays.len(),
+            report.min_accept
+        ));
+        if !report.ok() {
+            ctx.say(
+                "the job and its token are kept in the journal: `jobctl republish --all` retries",
+            );
+        }
+        print_stdout(&report.id)?;
+    }
+    Ok(if report.ok() { exit::OK } else { exit::FAILURE })
+}
+
+fn command_line(spec: &JobSpec) -> String {
+    std::iter::once(spec.cmd.as_str())
+        .chain(spec.args.iter().map(String::as_str))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn payment_summary(spec: &JobSpec) -> String {
+    match &spec.token {
+        Some(t) => format!("payment {t}"),
+        None => "no payment (unpaid)".to_string(),
+    }
+}
+
+/// One line of a batch file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BatchLine {
+    worker: Option<String>,
+    cmd: Option<String>,
+    args: Option<Vec<String>>,
+    env: Option<BTreeMap<String, String>>,
+    secrets: Option<BTreeMap<String, String>>,
+    token: Option<String>,
+    unpaid: Option<bool>,
+    idempotency_key: Option<String>,
+    p: Option<String>,
+    run: Option<String>,
+}
+
+/// A validated batch entry.
+struct Planned {
+    line: usize,
+    spec: JobSpec,
+    idem: Option<String>,
+    /// An existing job for this idempotency key.
+    existing: Option<Event>,
+}
+
+fn plan_line(
+    cfg: &Config,
+    a: &RerunArgs,
+    n: usize,
+    text: &str,
+) -> Result<(JobSpec, Option<String>)> {
+    let l: BatchLine =
+        serde_json::from_str(text).map_err(|e| Error::input(format!("not a job spec: {e}")))?;
+    let args = RerunArgs {
+        job: None,
+        batch: None,
+        concurrency: a.concurrency,
+        idempotency_key: l.idempotency_key.clone(),
+        token: l.token.clone(),
+        unpaid: l.unpaid.unwrap_or(false),
+        worker: l.worker.clone().or_else(|| a.worker.clone()),
+        relays: vec![],
+        cmd: l.cmd.clone().or_else(|| a.cmd.clone()),
+        env: l
+            .env
+            .iter()
+            .flatten()
+            .map(|(k, v)| format!("{k}={v}"))
+            .chain(a.env.iter().cloned())
+            .collect(),
+        secrets: l
+            .secrets
+            .iter()
+            .flatten()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect(),
+        run: l.run.clone().or_else(|| a.run.clone()),
+        p_tag: l.p.clone().or_else(|| a.p_tag.clone()),
+        timeout: None,
+        min_accept: None,
+        dry_run: false,
+        json: false,
+        args: l.args.clone().unwrap_or_else(|| a.args.clone()),
+    };
+    let _ = n;
+    let mut spec = job_spec(cfg, &args, None)?;
+    if !args.unpaid {
+        let raw = l.token.as_deref().ok_or_else(|| {
+            Error::input("no token: give \"token\" or \"unpaid\": true (batch lines do not read $JOBCTL_TOKEN)")
+        })?;
+        spec.token = Some(PaymentToken::parse(raw)?);
+    }
+    Ok((spec, l.idempotency_key.filter(|k| !k.trim().is_empty())))
+}
+
+fn batch(
+    ctx: &Ctx,
+    cfg: &Config,
+    a: &RerunArgs,
+    file: &str,
+    relays: &[RelayUrl],
+    timeout: std::time::Duration,
+    min_accept: usize,
+) -> Result<i32> {
+    if a.token.is_some() || a.unpaid || a.idempotency_key.is_some() || a.dry_run {
+        return Err(Error::input(
+            "--batch takes tokens, --unpaid and idempotency keys from each line, and has no --dry-run",
+        ));
+    }
+    if a.concurrency == 0 {
+        return Err(Error::input("--concurrency must be at least 1"));
+    }
+    let text = if file == "-" {
+        read_stdin("the batch")?
+    } else {
+        std::fs::read_to_string(file).map_err(|e| Error::input(format!("--batch {file}: {e}")))?
+    };
+    let key = ctx.key(cfg)?;
+    let me = key.keys.public_key();
+    let mut journal = ctx.journal()?;
+    let mut plans = Vec::new();
+    let mut errors = Vec::new();
+    let mut seen_keys = std::collections::HashSet::new();
+    for (i, raw) in text.lines().enumerate() {
+        let n = i + 1;
+        let raw = raw.trim();
+        if raw.is_empty() || raw.starts_with('#') {
+            continue;
+        }
+        match plan_line(cfg, a, n, raw) {
+            Ok((spec, idem)) => {
+                let mut existing = None;
+                if let Some(k) = &idem {
+                    if !seen_keys.insert(k.clone()) {
+                        errors.push(format!(
+                            "line {n}: idempotency key `{k}` appears twice in the batch"
+                        ));
+                        continue;
+                    }
+                    if let Some(rec) = journal.by_idempotency_key(k)? {
+                        if rec.content_hash != spec.content_hash(&me) {
+                            errors.push(format!(
+                                "line {n}: idempotency key `{k}` already names job {} with different content",
+                                rec.id
+                            ));
+                            continue;
+                        }
+                        existing = Some(rec.signed_event()?);
+                    }
+                }
+                plans.push(Planned {
+                    line: n,
+                    spec,
+                    idem,
+                    existing,
+                });
+            }
+            Err(e) => errors.push(format!("line {n}: {e}")),
+        }
+    }
+    if !errors.is_empty() {
+        for e in &errors {
+            output::print_error(e);
+        }
+        return Err(Error::input(format!(
+            "{} bad line(s) in the batch; nothing was signed or published",
+            errors.len()
+        )));
+    }
+    if plans.is_empty() {
+        return Err(Error::input("the batch holds no jobs"));
+    }
+    // Sign every new job and journal them all in one transaction before
+    // the first publish.
+    let mut events = Vec::with_capacity(plans.len());
+    for p in &plans {
+        let ev = match &p.existing {
+            Some(e) => e.clone(),
+            None => dispatch::sign(&dispatch::build(&p.spec, &key.keys)?, &key.keys)?,
+        };
+        events.push(ev);
+    }
+    let hashes: Vec<String> = plans.iter().map(|p| p.spec.content_hash(&me)).collect();
+    let infos: Vec<Option<jobctl::payment::TokenInfo>> = plans
+        .iter()
+        .map(|p| p.spec.token.as_ref().map(|t| t.info().clone()))
+        .collect();
+    let fresh: Vec<jobctl::journal::NewJob<'_>> = plans
+        .iter()
+        .zip(&events)
+        .zip(hashes.iter().zip(&infos))
+        .filter(|((p, _), _)| p.existing.is_none())
+        .map(|((p, e), (h, info))| {
+            dispatch::new_job(
+                &p.spec,
+                e,
+                info.as_ref(),
+                relays,
+                p.idem.as_deref(),
+                h,
+                None,
+            )
+        })
+        .collect();
+    journal.record_dispatches(&fresh)?;
+    drop(fresh);
+    ctx.say(format!(
+        "dispatching {} job(s) via {} relay(s), {} at a time",
+        plans.len(),
+        relays.len(),
+        a.concurrency
+    ));
+
+    let rt = runtime()?;
+    let reports: Vec<DispatchReport> = rt.block_on(async {
+        let client = relays::client(&key.keys, relays).await;
+        relays::connect_all(&client, relays, timeout).await;
+        // Relays each job already reached (idempotent retries).
+        let earlier: Vec<Vec<String>> = events
+            .iter()
+            .map(|e| journal.accepted_relays(&e.id).unwrap_or_default())
+            .collect();
+        let client_ref = &client;
+        let mut stream =
+            futures::stream::iter(events.iter().cloned().enumerate().map(|(i, ev)| {
+                let todo: Vec<RelayUrl> = relays
+                    .iter()
+                    .filter(|u| !earlier[i].contains(&u.to_string()))
+                    .cloned()
+                    .collect();
+                async move {
+                    let out = if todo.is_empty() {
+                        Vec::new()
+                    } else {
+                        relays::publish_with(client_ref, &ev, &todo, timeout).await
+                    };
+                    (i, ev, out)
+                }
+            }))
+            .buffer_unordered(a.concurrency);
+        let mut reports: Vec<Option<DispatchReport>> = vec![None; events.len()];
+        let mut pending: Vec<(EventId, Vec<relays::RelayOutcome>)> = Vec::new();
+        while let Some((i, ev, out)) = stream.next().await {
+            pending.push((ev.id, out.clone()));
+            if pending.len() >= 100 {
+                if let Err(e) = journal.record_outcomes_many(&pending) {
+                    output::print_warning(&e.to_string());
+                }
+                pending.clear();
+            }
+            let mut all: Vec<relays::RelayOutcome> = earlier[i]
+                .iter()
+                .map(|u| relays::RelayOutcome {
+                    url: u.clone(),
+                    status: relays::RelayStatus::Accepted,
+                    message: "accepted earlier".into(),
+                    latency_ms: 0,
+                })
+                .collect();
+            all.extend(out);
+            reports[i] = Some(dispatch::report(ev, infos[i].clone(), all, min_accept));
+        }
+        if let Err(e) = journal.record_outcomes_many(&pending) {
+            output::print_warning(&e.to_string());
+        }
+        client.shutdown().await;
+        reports.into_iter().flatten().collect()
+    });
+
+    let color = output::stderr_color();
+    let mut table = output::table(&["line", "job", "accepted", "result"], color);
+    let mut ok_count = 0;
+    for (p, r) in plans.iter().zip(&reports) {
+        if a.json {
+            let v = serde_json::json!({
+                "line": p.line, "id": r.id, "accepted": r.accepted, "ok": r.ok(),
+                "idempotent": p.existing.is_some(), "relays": r.relays,
+            });
+            print_stdout(&v.to_string())?;
+        } else {
+            print_stdout(&r.id)?;
+        }
+        if r.ok() {
+            ok_count += 1;
+        }
+        table.add_row(vec![
+            p.line.to_string(),
+            output::short_id(&r.id),
+            format!("{}/{}", r.accepted, r.relays.len()),
+            if r.ok() {
+                "published".into()
+            } else {
+                "NOT published".into()
+            },
+        ]);
+    }
+    if !a.json {
+        if reports.len() <= 50 {
+            ctx.say(table.to_string());
+        }
+        ctx.say(format!(
+            "{ok_count}/{} job(s) reached {min_accept} relay(s)",
+            reports.len()
+        ));
+    }
+    if ok_count < reports.len() {
+        if ctx.quiet {
+            output::print_error(&format!(
+                "{} job(s) did not reach {min_accept} relay(s)",
+                reports.len() - ok_count
+            ));
+        }
+        return Ok(exit::FAILURE);
+    }
+    Ok(exit::OK)
+}

@@ -1,0 +1,380 @@
+//! `cancel`, `republish`, `stats`: managing jobs through the journal.
+
+use std::collections::BTreeMap;
+
+use jobctl::config;
+use jobctl::dispatch;
+use jobctl::error::{exit, Error, Result};
+use jobctl::follow;
+use jobctl::journal::JobRecord;
+use jobctl::output::{self, run_time, short_id, short_npub};
+use jobctl::payment::PaymentToken;
+use jobctl::protocol::JobRef;
+use jobctl::relays;
+use nostr_sdk::prelude::*;
+use serde::Serialize;
+
+use super::{print_stdout, relays_for, runtime, timeout_for, to_json, Ctx};
+use crate::cli::{CancelArgs, RepublishArgs, StatsArgs};
+
+pub fn cancel(ctx: &Ctx, a: CancelArgs) -> Result<i32> {
+    let cfg = ctx.config()?;
+    let r = JobRef::parse(&a.job).map_err(Error::input)?;
+    let mut urls = relays_for(&cfg, &a.read.relays)?;
+    urls.extend(
+        r.relays
+            .iter()
+            .filter(|u| !urls.contains(u))
+            .cloned()
+            .collect::<Vec<_>>(),
+    );
+    if urls.is_empty() {
+        return Err(Error::input(
+            "no relays: pass --relay URL, set JOBCTL_RELAYS, or add `relays` to the config",
+        ));
+    }
+    let timeout = timeout_for(a.read.timeout.as_deref(), cfg.publish_timeout)?;
+    let key = ctx.key(&cfg)?;
+    let mut journal = ctx.existing_journal()?;
+    let stored = journal
+        .as_ref()
+        .map(|j| j.get(&r.id))
+        .transpose()?
+        .flatten();
+    let rt = runtime()?;
+    let color = output::stderr_color();
+    let (tracker, outcomes, deletion) = rt.block_on(async {
+        let client = relays::client(&key.keys, &urls).await;
+        let mut t = follow::load_jobs(&client, &urls, &[r.id], cfg.query_timeout).await;
+        let mut tracker = t.pop().ok_or_else(|| Error::input("no job given"))?;
+        if tracker.request.is_none() {
+            if let Some(ev) = stored.as_ref().map(|s| s.signed_event()).transpose()? {
+                tracker.ingest(&ev);
+            }
+        }
+        let Some(req) = tracker.request.clone() else {
+            return Err(Error::Runtime(format!(
+                "job {} not found in the journal or on {} relay(s)",
+                r.id,
+                urls.len()
+            )));
+        };
+        if req.pubkey != key.keys.public_key() {
+            return Err(Error::input(format!(
+                "job {} was requested by {}, not by your key; only its author can cancel it",
+                short_id(&r.id.to_hex()),
+                short_npub(&req.pubkey.to_hex())
+            )));
+        }
+        let state = tracker.state();
+        if state.is_terminal() && !a.force {
+            return Err(Error::input(format!(
+                "job {} is already {state}; pass --force to send the cancel anyway",
+                short_id(&r.id.to_hex())
+            )));
+        }
+        let deletion = dispatch::cancel_event(&r.id, &key.keys, &a.reason)?;
+        let out = relays::publish_with(&client, &deletion, &urls, timeout).await;
+        client.shutdown().await;
+        Ok((tracker, out, deletion))
+    })?;
+    let accepted = relays::accepted(&outcomes);
+    if let Some(j) = journal.as_mut() {
+        j.note(
+            &tracker.id,
+            "cancel-requested",
+            &format!(
+                "deletion {} accepted by {accepted}/{} relays",
+                deletion.id,
+                outcomes.len()
+            ),
+        )?;
+    }
+    if a.json {
+        let v = serde_json::json!({
+            "job": tracker.id.to_hex(), "deletion": deletion.id.to_hex(), "event": deletion,
+            "relays": outcomes, "accepted": accepted,
+        });
+        print_stdout(&v.to_string())?;
+    } else {
+        ctx.say(output::relay_table(&outcomes, color));
+        ctx.say(format!(
+            "cancel of job {} sent: accepted by {accepted}/{} relays (the worker skips it if it has not started)",
+            short_id(&tracker.id.to_hex()),
+            outcomes.len()
+        ));
+        print_stdout(&deletion.id.to_hex())?;
+    }
+    if accepted == 0 {
+        if ctx.quiet {
+            output::print_error("no relay accepted the cancel request");
+        }
+        return Ok(exit::FAILURE);
+    }
+    Ok(exit::OK)
+}
+
+pub fn republish(ctx: &Ctx, a: RepublishArgs) -> Result<i32> {
+    let cfg = ctx.config()?;
+    let flags = relays_for(&cfg, &a.relays)?;
+    let timeout = timeout_for(a.timeout.as_deref(), cfg.publish_timeout)?;
+    if a.min_accept == 0 {
+        return Err(Error::input("--min-accept must be at least 1"));
+    }
+    let mut journal = ctx.journal()?;
+    let records: Vec<JobRecord> = if a.all {
+        journal.unpublished()?
+    } else {
+        a.jobs
+            .iter()
+            .map(|j| {
+                let r = JobRef::parse(j).map_err(Error::input)?;
+                journal
+                    .get(&r.id)?
+                    .ok_or_else(|| Error::input(format!("job {} is not in the journal", r.id)))
+            })
+            .collect::<Result<Vec<_>>>()?
+    };
+    if records.is_empty() {
+        ctx.say("nothing to republish: every journaled job reached a relay");
+        return Ok(exit::OK);
+    }
+    let key = ctx.key(&cfg)?;
+    let rt = runtime()?;
+    let color = output::stderr_color();
+    let mut failures = 0;
+    for rec in &records {
+        let urls = if !a.relays.is_empty() {
+            flags.clone()
+        } else {
+            let own =
+                config::parse_relays(rec.relays.iter().map(String::as_str)).unwrap_or_default();
+            if own.is_empty() {
+                cfg.relays.clone()
+            } else {
+                own
+            }
+        };
+        if urls.is_empty() {
+            return Err(Error::input(format!(
+                "job {} has no relays on record: pass --relay URL",
+                short_id(&rec.id)
+            )));
+        }
+        let event = rec.signed_event()?;
+        let payment = rec
+            .token
+            .as_deref()
+            .and_then(|t| PaymentToken::parse(t).ok())
+            .map(|t| t.info().clone());
+        let report = rt.block_on(async {
+            let client = relays::client(&key.keys, &urls).await;
+            let r = dispatch::publish_journaled(
+                &mut journal,
+                &client,
+                event,
+                payment,
+                &urls,
+                timeout,
+                a.min_accept,
+            )
+            .await;
+            client.shutdown().await;
+            r
+        })?;
+        if !report.ok() {
+            failures += 1;
+        }
+        if a.json {
+            print_stdout(&to_json(&report)?)?;
+        } else {
+            ctx.say(format!(
+                "job {}{}: accepted by {}/{} relays",
+                short_id(&rec.id),
+                rec.amount
+                    .map(|amt| format!(" ({amt} {})", rec.unit.as_deref().unwrap_or("sat")))
+                    .unwrap_or_default(),
+                report.accepted,
+                report.relays.len()
+            ));
+            ctx.say(output::relay_table(&report.relays, color));
+            print_stdout(&report.id)?;
+        }
+    }
+    if failures > 0 {
+        output::print_error(&format!(
+            "{failures} job(s) still below {} relay(s)",
+            a.min_accept
+        ));
+        return Ok(exit::FAILURE);
+    }
+    Ok(exit::OK)
+}
+
+/// Statistics over a set of journaled jobs.
+#[derive(Debug, Default, Serialize)]
+pub struct Stats {
+    /// Jobs.
+    pub jobs: usize,
+    /// Count per state.
+    pub by_status: BTreeMap<String, usize>,
+    /// success / (success + failed + error), when any finished.
+    pub success_rate: Option<f64>,
+    /// Median run time of jobs with a result.
+    pub median_duration: Option<f64>,
+    /// Paid per unit (published jobs).
+    pub paid: BTreeMap<String, u64>,
+    /// Change returned per unit.
+    pub change_returned: BTreeMap<String, u64>,
+    /// Paid for jobs that never reached a relay (still held in the journal).
+    pub unpublished_amount: BTreeMap<String, u64>,
+}
+
+fn compute(records: &[&JobRecord]) -> Stats {
+    let mut s = Stats {
+        jobs: records.len(),
+        ..Default::default()
+    };
+    let mut durations = Vec::new();
+    for r in records {
+        *s.by_status.entry(r.state.clone()).or_default() += 1;
+        if let Some(d) = r.duration {
+            durations.push(d);
+        }
+        let unit = r.unit.clone().unwrap_or_else(|| "sat".into());
+        if let Some(amt) = r.amount {
+            let bucket = if r.published {
+                &mut s.paid
+            } else {
+                &mut s.unpublished_amount
+            };
+            *bucket.entry(unit.clone()).or_default() += amt;
+        }
+        if let Some(c) = r.change_amount {
+            *s.change_returned.entry(unit).or_default() += c;
+        }
+    }
+    let count = |k: &str| s.by_status.get(k).copied().unwrap_or(0);
+    let finished = count("success") + count("failed") + count("error");
+    if finished > 0 {
+        s.success_rate = Some(count("success") as f64 / finished as f64);
+    }
+    durations.sort_by(|a, b| a.total_cmp(b));
+    if !durations.is_empty() {
+        let n = durations.len();
+        s.median_duration = Some(if n % 2 == 1 {
+            durations[n / 2]
+        } else {
+            (durations[n / 2 - 1] + durations[n / 2]) / 2.0
+        });
+    }
+    s
+}
+
+fn money(m: &BTreeMap<String, u64>) -> String {
+    if m.is_empty() {
+        return "0".into();
+    }
+    m.iter()
+        .map(|(u, a)| format!("{a} {u}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+pub fn stats(ctx: &Ctx, a: StatsArgs) -> Result<i32> {
+    let since = a
+        .since
+        .as_deref()
+        .map(|s| {
+            config::parse_time(s, Timestamp::now())
+                .map_err(|e| Error::input(format!("--since: {e}")))
+        })
+        .transpose()?
+        .map(|t| t.as_secs())
+        .unwrap_or(0);
+    let records = match ctx.existing_journal()? {
+        Some(j) => j.all_since(since)?,
+        None => Vec::new(),
+    };
+    let all: Vec<&JobRecord> = records.iter().collect();
+    let overall = compute(&all);
+    let mut per_worker: BTreeMap<String, Vec<&JobRecord>> = BTreeMap::new();
+    for r in &records {
+        per_worker.entry(r.worker.clone()).or_default().push(r);
+    }
+    let workers: BTreeMap<String, Stats> = per_worker
+        .iter()
+        .map(|(w, rs)| (w.clone(), compute(rs)))
+        .collect();
+    if a.json {
+        let v = serde_json::json!({ "overall": overall, "workers": workers });
+        print_stdout(&v.to_string())?;
+        return Ok(exit::OK);
+    }
+    let color = output::stderr_color();
+    let mut t = output::table(
+        &[
+            "worker",
+            "jobs",
+            "success",
+            "failed",
+            "running",
+            "pending",
+            "other",
+            "success rate",
+            "median",
+            "paid",
+            "change",
+        ],
+        color,
+    );
+    let row = |name: String, s: &Stats| {
+        let c = |k: &str| s.by_status.get(k).copied().unwrap_or(0);
+        let known = c("success") + c("failed") + c("running") + c("queued") + c("pending");
+        vec![
+            name,
+            s.jobs.to_string(),
+            c("success").to_string(),
+            c("failed").to_string(),
+            (c("running") + c("queued")).to_string(),
+            c("pending").to_string(),
+            (s.jobs - known).to_string(),
+            s.success_rate
+                .map(|r| format!("{:.0}%", r * 100.0))
+                .unwrap_or_else(|| "-".into()),
+            s.median_duration
+                .map(run_time)
+                .unwrap_or_else(|| "-".into()),
+            money(&s.paid),
+            money(&s.change_returned),
+        ]
+    };
+    for (w, s) in &workers {
+        t.add_row(row(short_npub(w), s));
+    }
+    t.add_row(row("all".into(), &overall));
+    ctx.say(t.to_string());
+    let states: Vec<String> = overall
+        .by_status
+        .iter()
+        .map(|(k, v)| format!("{k} {v}"))
+        .collect();
+    ctx.say(format!(
+        "{} job(s): {}{}",
+        overall.jobs,
+        if states.is_empty() {
+            "none".to_string()
+        } else {
+            states.join(", ")
+        },
+        if overall.unpublished_amount.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "; {} held in unpublished jobs",
+                money(&overall.unpublished_amount)
+            )
+        }
+    ));
+    Ok(exit::OK)
+}
