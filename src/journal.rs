@@ -694,7 +694,8 @@ mod tests {
                 message: String::new(),
                 latency_ms: 2,
             };
-            j.record_outcomes(&e.id, std::slice::from_ref(&out)).expect("outcomes");
+            j.record_outcomes(&e.id, std::slice::from_ref(&out))
+                .expect("outcomes");
             // A later failure does not downgrade the acceptance.
             let failed = RelayOutcome {
                 status: RelayStatus::Failed,

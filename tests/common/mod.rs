@@ -61,6 +61,28 @@ impl TestRelay {
         })
     }
 
+    /// An accepting relay on a given port (e.g. one that was closed before).
+    pub fn on_port(port: u16) -> Self {
+        RT.block_on(async {
+            let db = Arc::new(MemoryDatabase::with_opts(MemoryDatabaseOptions {
+                events: true,
+                max_events: None,
+            }));
+            let relay = LocalRelay::new(
+                RelayBuilder::default()
+                    .rate_limit(RateLimit {
+                        max_reqs: 500,
+                        notes_per_minute: 1_000_000,
+                    })
+                    .port(port)
+                    .database(db.clone()),
+            );
+            relay.run().await.expect("relay on port");
+            let url = relay.url().await.to_string();
+            TestRelay { relay, db, url }
+        })
+    }
+
     /// A relay whose write policy rejects every event with `reason`.
     pub fn rejecting(reason: &str) -> Self {
         Self::with(RelayBuilder::default().write_policy(RejectAll(reason.to_string())))
@@ -166,6 +188,15 @@ pub struct ClosedPort {
 }
 
 impl ClosedPort {
+    /// The port number.
+    pub fn port(&self) -> u16 {
+        self.url
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .expect("port")
+    }
+
     pub fn new() -> Self {
         let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
             .expect("socket");
@@ -244,6 +275,28 @@ impl TestEnv {
 
     pub fn config_path(&self) -> PathBuf {
         self.config_dir().join("config.toml")
+    }
+
+    pub fn journal_path(&self) -> PathBuf {
+        self.home().join("data/jobctl/journal.sqlite")
+    }
+
+    /// Rows of the journal's jobs table: (id, state, published, token).
+    pub fn journal_jobs(&self) -> Vec<(String, String, bool, Option<String>)> {
+        if !self.journal_path().exists() {
+            return Vec::new();
+        }
+        let c = rusqlite::Connection::open(self.journal_path()).expect("open journal");
+        // While jobctl is still creating it, the table may not exist yet.
+        let Ok(mut st) =
+            c.prepare("SELECT id, state, published, token FROM jobs ORDER BY created_at")
+        else {
+            return Vec::new();
+        };
+        let rows = st
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .expect("query");
+        rows.map(|r| r.expect("row")).collect()
     }
 
     pub fn write_config(&self, text: &str) {
