@@ -8,16 +8,17 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 pub const EXIT_CODES: &str = "\
 EXIT CODES:
     0    success (rerun: at least --min-accept relays accepted the job)
-    1    runtime failure; rerun: fewer than --min-accept relays accepted;
-         watch --exit-status: the job failed, errored or was cancelled;
-         status/show/logs: a job or its result was not found
+    1    runtime failure; rerun/republish: fewer than --min-accept relays
+         accepted; watch --exit-status: a job failed, errored or was
+         cancelled; watch/status/show/logs/cancel: a job or its result was
+         not found
     2    bad input or usage; nothing was signed or published
     124  watch: --timeout passed before the job finished";
 
 /// A Nostr-native job dispatcher for Loom workers.
 ///
-/// stdout carries data only (an event id, or JSON with --json); tables,
-/// progress and logs go to stderr.
+/// stdout carries data only (event ids, states, log bodies, or JSON with
+/// --json); tables, progress and logs go to stderr.
 #[derive(Debug, Parser)]
 #[command(name = "jobctl", version, about, after_help = EXIT_CODES)]
 pub struct Cli {
@@ -251,7 +252,8 @@ pub struct StatsArgs {
 /// Where to read from: relays and a time bound.
 #[derive(Debug, Args)]
 pub struct ReadArgs {
-    /// Relay URL; repeat for several. Replaces the configured list and $JOBCTL_RELAYS.
+    /// Relay URL; repeat for several. Replaces the configured list and
+    /// $JOBCTL_RELAYS (relay hints of nevent references are still added).
     #[arg(long = "relay", value_name = "URL")]
     pub relays: Vec<String>,
 
@@ -266,7 +268,7 @@ pub struct WatchArgs {
     #[arg(required = true, value_name = "JOB")]
     pub jobs: Vec<String>,
 
-    /// Exit 0 when every job succeeded, 1 when one failed or was cancelled.
+    /// Exit 0 when every job succeeded, 1 when one failed, errored or was cancelled.
     #[arg(long)]
     pub exit_status: bool,
 
@@ -274,7 +276,8 @@ pub struct WatchArgs {
     #[arg(long)]
     pub json: bool,
 
-    /// Relay URL; repeat for several. Replaces the configured list.
+    /// Relay URL; repeat for several. Replaces the configured list and
+    /// $JOBCTL_RELAYS (relay hints of nevent references are still added).
     #[arg(long = "relay", value_name = "URL")]
     pub relays: Vec<String>,
 
@@ -344,16 +347,18 @@ pub struct ListArgs {
     #[arg(long, value_name = "PUBKEY")]
     pub author: Option<String>,
 
-    /// Only jobs created at or after: unix seconds, YYYY-MM-DD, or an age (24h, 7d).
+    /// Only jobs created at or after: unix seconds (9+ digits), YYYY-MM-DD
+    /// (UTC), or an age (90s, 24h, 7d; a short bare number is seconds ago).
     #[arg(long, value_name = "TIME")]
     pub since: Option<String>,
 
     /// Only jobs created at or before (same forms). For the next page, pass
-    /// the value printed under the table.
+    /// the value printed under the table (jobs sharing the boundary second
+    /// with the last row may be skipped).
     #[arg(long, value_name = "TIME")]
     pub until: Option<String>,
 
-    /// At most this many jobs.
+    /// At most this many jobs, fetched before --status and --worker filter them.
     #[arg(long, default_value_t = 50, value_name = "N")]
     pub limit: usize,
 

@@ -184,6 +184,8 @@ pub enum WatchEnd {
     Finished,
     /// The deadline passed first.
     TimedOut,
+    /// The relay pool shut down (every connection gone for good).
+    Closed,
 }
 
 /// Watch `trackers` (whose requests are already loaded) live on `urls`
@@ -238,7 +240,7 @@ where
                     tracing::warn!("missed {n} relay notifications");
                 }
                 Err(tokio::sync::broadcast::error::RecvError::Closed) => {
-                    return WatchEnd::TimedOut;
+                    return WatchEnd::Closed;
                 }
             },
         }

@@ -74,6 +74,13 @@ fn now() -> Timestamp {
     Timestamp::now()
 }
 
+/// What is left of a command-wide `--timeout` that started at `started`.
+fn remaining(total: std::time::Duration, started: std::time::Instant) -> std::time::Duration {
+    total
+        .saturating_sub(started.elapsed())
+        .max(std::time::Duration::from_millis(1))
+}
+
 /// Requests the relays no longer have (deleted after a cancel, or never
 /// published) come from the journal.
 fn fill_from_journal(journal: Option<&Journal>, trackers: &mut [JobTracker]) {
@@ -313,6 +320,11 @@ pub fn watch(ctx: &Ctx, a: WatchArgs) -> Result<i32> {
         spinner.finish_and_clear();
         client.shutdown().await;
         record_in_journal(journal.as_mut(), &trackers);
+        if end == WatchEnd::Closed {
+            return Err(Error::Relay(
+                "lost the connection to every relay before the job finished".into(),
+            ));
+        }
         if end == WatchEnd::TimedOut {
             let unfinished: Vec<String> = trackers
                 .iter()
@@ -483,6 +495,7 @@ pub fn status(ctx: &Ctx, a: StatusArgs) -> Result<i32> {
 }
 
 pub fn show(ctx: &Ctx, a: ShowArgs) -> Result<i32> {
+    let started = std::time::Instant::now();
     let (cfg, urls, trackers) = load(ctx, std::slice::from_ref(&a.job), &a.read)?;
     let t = trackers
         .into_iter()
@@ -498,7 +511,13 @@ pub fn show(ctx: &Ctx, a: ShowArgs) -> Result<i32> {
     let timeout = timeout_for(a.read.timeout.as_deref(), cfg.query_timeout)?;
     let ad: Option<WorkerAd> = runtime()?.block_on(async {
         let client = reader(ctx, &cfg, &urls, false).await.ok()?;
-        let ads = follow::workers(&client, &urls, Some(vec![job.worker]), timeout).await;
+        let ads = follow::workers(
+            &client,
+            &urls,
+            Some(vec![job.worker]),
+            remaining(timeout, started),
+        )
+        .await;
         client.shutdown().await;
         ads.into_iter().next()
     });
@@ -616,6 +635,7 @@ pub fn show(ctx: &Ctx, a: ShowArgs) -> Result<i32> {
 }
 
 pub fn logs(ctx: &Ctx, a: LogsArgs) -> Result<i32> {
+    let started = std::time::Instant::now();
     let (cfg, urls, trackers) = load(ctx, std::slice::from_ref(&a.job), &a.read)?;
     let t = trackers
         .into_iter()
@@ -648,7 +668,7 @@ pub fn logs(ctx: &Ctx, a: LogsArgs) -> Result<i32> {
         ))
     })?;
     let timeout = timeout_for(a.read.timeout.as_deref(), cfg.query_timeout)?;
-    let body = runtime()?.block_on(joblogs::fetch(url, timeout))?;
+    let body = runtime()?.block_on(joblogs::fetch(url, remaining(timeout, started)))?;
     use std::io::Write;
     let mut out = std::io::stdout().lock();
     match out.write_all(&body).and_then(|_| out.flush()) {
@@ -661,6 +681,7 @@ pub fn logs(ctx: &Ctx, a: LogsArgs) -> Result<i32> {
 }
 
 pub fn list(ctx: &Ctx, a: ListArgs) -> Result<i32> {
+    let started = std::time::Instant::now();
     let cfg = ctx.config()?;
     let now_ts = now();
     let parse_t = |flag: &str, v: &Option<String>| {
@@ -743,7 +764,8 @@ pub fn list(ctx: &Ctx, a: ListArgs) -> Result<i32> {
             let mut workers: Vec<PublicKey> = trackers.iter().filter_map(|t| t.worker()).collect();
             workers.sort();
             workers.dedup();
-            let ads = follow::workers(&client, &urls, Some(workers), timeout).await;
+            let ads =
+                follow::workers(&client, &urls, Some(workers), remaining(timeout, started)).await;
             client.shutdown().await;
             (trackers, ads)
         });
