@@ -110,7 +110,8 @@ pub struct RerunArgs {
 
     /// Dispatch many jobs from an NDJSON file (`-` for stdin), one job spec
     /// per line: {"worker", "cmd", "args", "env", "secrets", "token",
-    /// "unpaid", "idempotency_key", "p", "run"}. Flags give the defaults.
+    /// "unpaid", "idempotency_key", "p", "run"}. --worker, --cmd, --env,
+    /// --run, --p and ARGS give defaults that a line's own values override.
     #[arg(long, value_name = "FILE")]
     pub batch: Option<String>,
 
@@ -221,9 +222,9 @@ pub struct RepublishArgs {
     #[arg(long, conflicts_with = "jobs")]
     pub all: bool,
 
-    /// Relays that must accept each job for exit 0.
-    #[arg(long, default_value_t = 1, value_name = "N")]
-    pub min_accept: usize,
+    /// Relays that must accept each job for exit 0 [default: config, else 1].
+    #[arg(long, value_name = "N")]
+    pub min_accept: Option<usize>,
 
     /// Print one JSON object per job on stdout.
     #[arg(long)]
@@ -240,7 +241,8 @@ pub struct RepublishArgs {
 
 #[derive(Debug, Args)]
 pub struct StatsArgs {
-    /// Only jobs created at or after: unix seconds, YYYY-MM-DD, or an age (24h, 7d).
+    /// Only jobs created at or after: unix seconds (9+ digits), YYYY-MM-DD
+    /// (UTC), or an age (90s, 24h, 7d; a short bare number is seconds ago).
     #[arg(long, value_name = "TIME")]
     pub since: Option<String>,
 

@@ -39,10 +39,14 @@ impl JobSpec {
     /// A hash of what the job *is* (worker, addressee, command, arguments,
     /// environment, secrets, parent), leaving out how it is paid: two calls
     /// with one idempotency key must agree on this, whatever their tokens.
-    pub fn content_hash(&self, me: &PublicKey) -> String {
+    /// Keyed with the user's secret key, so the journal's copy reveals
+    /// nothing about secret values to someone without the key.
+    pub fn content_hash(&self, keys: &Keys) -> String {
+        let me = keys.public_key();
         let canonical = serde_json::json!({
+            "key": keys.secret_key().to_secret_hex(),
             "worker": self.worker.to_hex(),
-            "p": self.p_tag.resolve(&self.worker, me).to_hex(),
+            "p": self.p_tag.resolve(&self.worker, &me).to_hex(),
             "cmd": self.cmd,
             "args": self.args,
             "env": self.env,
@@ -204,6 +208,7 @@ pub async fn publish_journaled(
 pub async fn dispatch_journaled(
     journal: &mut Journal,
     client: &Client,
+    keys: &Keys,
     spec: &JobSpec,
     event: Event,
     urls: &[RelayUrl],
@@ -213,7 +218,7 @@ pub async fn dispatch_journaled(
     rerun_of: Option<EventId>,
 ) -> Result<DispatchReport> {
     let payment = spec.token.as_ref().map(|t| t.info().clone());
-    let hash = spec.content_hash(&event.pubkey);
+    let hash = spec.content_hash(keys);
     // The same content signed in the same second is the same event (ids
     // are content hashes): it is already journaled, so just publish it.
     if journal.get(&event.id)?.is_some() {

@@ -230,6 +230,20 @@ impl Journal {
             opts.open(path)
                 .map_err(|e| jerr(format!("cannot create: {e}")))?;
         }
+        #[cfg(unix)]
+        if existed {
+            use std::os::unix::fs::PermissionsExt;
+            if let Ok(meta) = std::fs::metadata(path) {
+                let mode = meta.permissions().mode() & 0o777;
+                if mode & 0o077 != 0 {
+                    tracing::warn!(
+                        "journal {} has permissions {mode:04o} and holds tokens; run `chmod 600 {}`",
+                        path.display(),
+                        path.display()
+                    );
+                }
+            }
+        }
         let conn = Connection::open(path).map_err(|e| jerr(format!("cannot open: {e}")))?;
         let mut j = Journal {
             conn,
@@ -425,8 +439,10 @@ impl Journal {
         Ok(())
     }
 
-    /// Record an observed state; appends to the timeline only when it
-    /// differs from the last recorded one. Returns whether it did.
+    /// Record an observed state; appends to the timeline only when it is
+    /// not older than the newest worker entry already recorded and differs
+    /// from the current state (so replays and late arrivals add nothing).
+    /// Returns whether it did.
     #[allow(clippy::too_many_arguments)]
     pub fn record_state(
         &mut self,
@@ -451,6 +467,17 @@ impl Journal {
         let Some((cur, cur_exit)) = current else {
             return Ok(false); // not one of ours
         };
+        let newest: Option<i64> = self
+            .conn
+            .query_row(
+                "SELECT MAX(at) FROM timeline WHERE job_id = ?1 AND source = 'worker'",
+                [&hex],
+                |r| r.get(0),
+            )
+            .map_err(Self::q)?;
+        if newest.is_some_and(|n| (at as i64) < n) {
+            return Ok(false);
+        }
         if cur == state && (exit_code.is_none() || cur_exit == exit_code) {
             return Ok(false);
         }

@@ -32,6 +32,8 @@ pub struct JobTracker {
     result: Option<JobResult>,
     /// Worker events that arrived before the request told us who the worker is.
     early: Vec<Event>,
+    /// The local journal says no relay has accepted the request yet.
+    pub unpublished: bool,
 }
 
 impl JobTracker {
@@ -43,6 +45,7 @@ impl JobTracker {
             statuses: BTreeMap::new(),
             result: None,
             early: Vec::new(),
+            unpublished: false,
         }
     }
 
@@ -135,9 +138,11 @@ impl JobTracker {
         if let Some(r) = &self.result {
             return r.state();
         }
-        self.latest_status()
-            .map(|s| s.state)
-            .unwrap_or(JobState::Pending)
+        match self.latest_status() {
+            Some(s) => s.state,
+            None if self.unpublished => JobState::Unpublished,
+            None => JobState::Pending,
+        }
     }
 
     /// Pending for longer than 72 hours at `now`.

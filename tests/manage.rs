@@ -443,7 +443,7 @@ fn stats_and_the_journal_timeline_follow_observed_states() {
         .collect();
     assert_eq!(
         journal,
-        ["unpublished", "pending", "success"],
+        ["unpublished", "pending", "running", "success"],
         "{journal:?}"
     );
     let out = env.cmd().args(["stats"]).output().unwrap();
@@ -524,7 +524,7 @@ fn corrupt_or_unopenable_journal_is_a_clear_error() {
     let env = TestEnv::new();
     let relay = TestRelay::start();
     std::fs::create_dir_all(env.journal_path().parent().unwrap()).unwrap();
-    std::fs::write(env.journal_path(), b"this is not a database, it is a poem").unwrap();
+    write_private(&env.journal_path(), "this is not a database, it is a poem");
     let out = env
         .cmd()
         .args([
@@ -621,4 +621,125 @@ fn list_merges_unpublished_jobs_from_the_journal() {
         .output()
         .unwrap();
     assert_eq!(json(&out).as_array().unwrap().len(), 1);
+}
+
+#[test]
+fn bad_input_creates_no_journal_and_unpublished_is_consistent() {
+    let env = TestEnv::new();
+    let relay = TestRelay::start();
+    let out = env
+        .cmd()
+        .args([
+            "rerun",
+            "--worker",
+            &ScriptedWorker::new().hex(),
+            "--relay",
+            &relay.url,
+        ])
+        .args(["--token", "cashuAgarbage"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        !env.journal_path().exists(),
+        "exit 2 leaves no journal behind"
+    );
+
+    let closed = ClosedPort::new();
+    let out = env
+        .cmd()
+        .args([
+            "rerun",
+            "--unpaid",
+            "--worker",
+            &ScriptedWorker::new().hex(),
+            "--relay",
+            &closed.url,
+        ])
+        .output()
+        .unwrap();
+    let id = stdout(&out);
+    let out = env
+        .cmd()
+        .args(["status", &id, "--json", "--relay", &relay.url])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(json(&out)[0]["state"], "unpublished");
+}
+
+#[test]
+fn watch_journals_each_transition_and_json_keeps_stderr_quiet() {
+    let env = TestEnv::new();
+    let relay = TestRelay::start();
+    let w = ScriptedWorker::new();
+    let me = env.keys.public_key().to_hex();
+    let out = env
+        .cmd()
+        .args([
+            "rerun",
+            "--unpaid",
+            "--json",
+            "--worker",
+            &w.hex(),
+            "--relay",
+            &relay.url,
+        ])
+        .args(["--idempotency-key", "k1"])
+        .output()
+        .unwrap();
+    let id = json(&out)["id"].as_str().unwrap().to_string();
+    let again = env
+        .cmd()
+        .args([
+            "rerun",
+            "--unpaid",
+            "--json",
+            "--worker",
+            &w.hex(),
+            "--relay",
+            &relay.url,
+        ])
+        .args(["--idempotency-key", "k1"])
+        .output()
+        .unwrap();
+    assert_eq!(again.status.code(), Some(0));
+    assert!(stderr(&again).is_empty(), "{}", stderr(&again));
+    assert_eq!(json(&again)["id"], id.as_str());
+
+    let t = now();
+    w.send(&[&relay], &[w.status(&id, &me, "queued", "", t - 2)]);
+    w.send(
+        &[&relay],
+        &[w.result(
+            &id,
+            &me,
+            &ResultSpec {
+                at: Some(t),
+                ..Default::default()
+            },
+        )],
+    );
+    let out = env
+        .cmd()
+        .args(["watch", &id, "--timeout", "10s", "--relay", &relay.url])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let out = env
+        .cmd()
+        .args(["show", &id, "--json", "--relay", &relay.url])
+        .output()
+        .unwrap();
+    let states: Vec<String> = json(&out)["journal"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["state"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        states,
+        ["unpublished", "pending", "queued", "success"],
+        "{states:?}"
+    );
 }

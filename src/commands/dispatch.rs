@@ -240,11 +240,9 @@ pub fn rerun(ctx: &Ctx, a: RerunArgs) -> Result<i32> {
         return batch(ctx, &cfg, &a, file, &relays, timeout, min_accept);
     }
     let idem = idempotency_key(&a)?;
-    let journal = if a.dry_run {
-        ctx.existing_journal()?
-    } else {
-        Some(ctx.journal()?)
-    };
+    // Look things up in an existing journal; create one only once every
+    // input is known good and a job is about to be recorded.
+    let journal = ctx.existing_journal()?;
     let base = match &a.job {
         Some(j) => Some(load_base(ctx, &cfg, journal.as_ref(), j, &relays)?),
         None => None,
@@ -252,12 +250,11 @@ pub fn rerun(ctx: &Ctx, a: RerunArgs) -> Result<i32> {
     let mut spec = job_spec(&cfg, &a, base.as_ref())?;
     let key = ctx.key(&cfg)?;
     tracing::info!(key = ?key, "signing key");
-    let me = key.keys.public_key();
 
     // A known idempotency key: sign nothing, spend nothing, heal the publish.
     if let (Some(k), Some(j), false) = (&idem, journal.as_ref(), a.dry_run) {
         if let Some(rec) = j.by_idempotency_key(k)? {
-            if rec.content_hash != spec.content_hash(&me) {
+            if rec.content_hash != spec.content_hash(&key.keys) {
                 return Err(Error::input(format!(
                     "idempotency key `{k}` already names job {} with different content",
                     rec.id
@@ -278,10 +275,12 @@ pub fn rerun(ctx: &Ctx, a: RerunArgs) -> Result<i32> {
                 .and_then(|t| PaymentToken::parse(t).ok())
                 .map(|t| t.info().clone());
             let mut journal = journal.ok_or_else(|| Error::Journal("not open".into()))?;
-            ctx.say(format!(
-                "idempotency key `{k}`: job {} exists; republishing to relays that have not accepted it",
-                output::short_id(&rec.id)
-            ));
+            if !a.json {
+                ctx.say(format!(
+                    "idempotency key `{k}`: job {} exists; republishing to relays that have not accepted it",
+                    output::short_id(&rec.id)
+                ));
+            }
             let rt = runtime()?;
             let report = rt.block_on(async {
                 let client = relays::client(&key.keys, &relays).await;
@@ -314,7 +313,10 @@ pub fn rerun(ctx: &Ctx, a: RerunArgs) -> Result<i32> {
         print_stdout(&event.as_json())?;
         return Ok(exit::OK);
     }
-    let mut journal = journal.ok_or_else(|| Error::Journal("not open".into()))?;
+    let mut journal = match journal {
+        Some(j) => j,
+        None => ctx.journal()?,
+    };
     if !a.json {
         ctx.say(format!(
             "dispatching `{}` to worker {} with {} via {} relay(s){}",
@@ -333,6 +335,7 @@ pub fn rerun(ctx: &Ctx, a: RerunArgs) -> Result<i32> {
         let r = dispatch::dispatch_journaled(
             &mut journal,
             &client,
+            &key.keys,
             &spec,
             event,
             &relays,
@@ -400,6 +403,11 @@ fn payment_summary(spec: &JobSpec) -> String {
     }
 }
 
+/// Whether a batch line carries a token (for the "not used" warning).
+fn l_has_token(raw: &str) -> bool {
+    serde_json::from_str::<BatchLine>(raw).is_ok_and(|l| l.token.is_some())
+}
+
 /// One line of a batch file.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -443,12 +451,12 @@ fn plan_line(
         worker: l.worker.clone().or_else(|| a.worker.clone()),
         relays: vec![],
         cmd: l.cmd.clone().or_else(|| a.cmd.clone()),
-        env: l
+        // Flags are defaults: the line's own values come last and win.
+        env: a
             .env
             .iter()
-            .flatten()
-            .map(|(k, v)| format!("{k}={v}"))
-            .chain(a.env.iter().cloned())
+            .cloned()
+            .chain(l.env.iter().flatten().map(|(k, v)| format!("{k}={v}")))
             .collect(),
         secrets: l
             .secrets
@@ -484,9 +492,14 @@ fn batch(
     timeout: std::time::Duration,
     min_accept: usize,
 ) -> Result<i32> {
-    if a.token.is_some() || a.unpaid || a.idempotency_key.is_some() || a.dry_run {
+    if a.token.is_some()
+        || a.unpaid
+        || a.idempotency_key.is_some()
+        || a.dry_run
+        || !a.secrets.is_empty()
+    {
         return Err(Error::input(
-            "--batch takes tokens, --unpaid and idempotency keys from each line, and has no --dry-run",
+            "--batch takes tokens, --unpaid, secrets and idempotency keys from each line, and has no --dry-run",
         ));
     }
     if a.concurrency == 0 {
@@ -498,8 +511,7 @@ fn batch(
         std::fs::read_to_string(file).map_err(|e| Error::input(format!("--batch {file}: {e}")))?
     };
     let key = ctx.key(cfg)?;
-    let me = key.keys.public_key();
-    let mut journal = ctx.journal()?;
+    let existing_journal = ctx.existing_journal()?;
     let mut plans = Vec::new();
     let mut errors = Vec::new();
     let mut seen_keys = std::collections::HashSet::new();
@@ -519,13 +531,23 @@ fn batch(
                         ));
                         continue;
                     }
-                    if let Some(rec) = journal.by_idempotency_key(k)? {
-                        if rec.content_hash != spec.content_hash(&me) {
+                    let found = match &existing_journal {
+                        Some(j) => j.by_idempotency_key(k)?,
+                        None => None,
+                    };
+                    if let Some(rec) = found {
+                        if rec.content_hash != spec.content_hash(&key.keys) {
                             errors.push(format!(
                                 "line {n}: idempotency key `{k}` already names job {} with different content",
                                 rec.id
                             ));
                             continue;
+                        }
+                        if l_has_token(raw) {
+                            output::print_warning(&format!(
+                                "line {n}: job {} already exists for idempotency key `{k}`; its token was not used",
+                                output::short_id(&rec.id)
+                            ));
                         }
                         existing = Some(rec.signed_event()?);
                     }
@@ -552,6 +574,10 @@ fn batch(
     if plans.is_empty() {
         return Err(Error::input("the batch holds no jobs"));
     }
+    let mut journal = match existing_journal {
+        Some(j) => j,
+        None => ctx.journal()?,
+    };
     // Sign every new job and journal them all in one transaction before
     // the first publish.
     let mut events = Vec::with_capacity(plans.len());
@@ -562,7 +588,10 @@ fn batch(
         };
         events.push(ev);
     }
-    let hashes: Vec<String> = plans.iter().map(|p| p.spec.content_hash(&me)).collect();
+    let hashes: Vec<String> = plans
+        .iter()
+        .map(|p| p.spec.content_hash(&key.keys))
+        .collect();
     let infos: Vec<Option<jobctl::payment::TokenInfo>> = plans
         .iter()
         .map(|p| p.spec.token.as_ref().map(|t| t.info().clone()))
@@ -586,12 +615,14 @@ fn batch(
         .collect();
     journal.record_dispatches(&fresh)?;
     drop(fresh);
-    ctx.say(format!(
-        "dispatching {} job(s) via {} relay(s), {} at a time",
-        plans.len(),
-        relays.len(),
-        a.concurrency
-    ));
+    if !a.json {
+        ctx.say(format!(
+            "dispatching {} job(s) via {} relay(s), {} at a time",
+            plans.len(),
+            relays.len(),
+            a.concurrency
+        ));
+    }
 
     let rt = runtime()?;
     let reports: Vec<DispatchReport> = rt.block_on(async {

@@ -89,47 +89,59 @@ fn fill_from_journal(journal: Option<&Journal>, trackers: &mut [JobTracker]) {
         if let Ok(Some(rec)) = j.get(&t.id) {
             if let Ok(ev) = rec.signed_event() {
                 t.ingest(&ev);
+                t.unpublished = !rec.published;
             }
         }
     }
 }
 
-/// Record what was observed about journaled jobs as timeline entries.
-fn record_in_journal(journal: Option<&mut Journal>, trackers: &[JobTracker]) {
+/// Record one observed update of a journaled job in its timeline.
+fn record_update(journal: Option<&mut Journal>, t: &JobTracker, u: &Update) {
     let Some(j) = journal else { return };
-    for t in trackers.iter().filter(|t| t.request.is_some()) {
-        let state = t.state();
-        if state == JobState::Pending {
-            continue; // nothing from the worker yet
-        }
-        let (at, message) = match (t.result(), t.latest_status()) {
-            (Some(r), _) => (
-                r.at.as_secs(),
-                format!(
+    let res = match u {
+        Update::Status(s) => j.record_state(
+            &t.id,
+            s.state.as_str(),
+            &s.message,
+            s.at.as_secs(),
+            None,
+            None,
+            None,
+        ),
+        Update::Result(r) => {
+            let change = r
+                .change
+                .as_deref()
+                .map(|c| (c, PaymentToken::parse(c).ok().map(|p| p.info().amount)));
+            j.record_state(
+                &t.id,
+                r.state().as_str(),
+                &format!(
                     "result: exit {}",
                     r.exit_code
                         .map(|c| c.to_string())
                         .unwrap_or_else(|| "?".into())
                 ),
-            ),
-            (None, Some(s)) => (s.at.as_secs(), s.message.clone()),
-            (None, None) => continue,
-        };
-        let change = t
-            .result()
-            .and_then(|r| r.change.as_deref())
-            .map(|c| (c, PaymentToken::parse(c).ok().map(|p| p.info().amount)));
-        let r = t.result();
-        if let Err(e) = j.record_state(
-            &t.id,
-            state.as_str(),
-            &message,
-            at,
-            r.and_then(|r| r.exit_code),
-            r.and_then(|r| r.duration),
-            change,
-        ) {
-            output::print_warning(&e.to_string());
+                r.at.as_secs(),
+                r.exit_code,
+                r.duration,
+                change,
+            )
+        }
+    };
+    if let Err(e) = res {
+        output::print_warning(&e.to_string());
+    }
+}
+
+/// Record everything known about journaled jobs, oldest first.
+fn record_in_journal(mut journal: Option<&mut Journal>, trackers: &[JobTracker]) {
+    for t in trackers.iter().filter(|t| t.request.is_some()) {
+        for s in t.timeline() {
+            record_update(journal.as_deref_mut(), t, &Update::Status(s.clone()));
+        }
+        if let Some(r) = t.result() {
+            record_update(journal.as_deref_mut(), t, &Update::Result(r.clone()));
         }
     }
 }
@@ -283,6 +295,7 @@ pub fn watch(ctx: &Ctx, a: WatchArgs) -> Result<i32> {
         }
         let spinner = spinner(ctx, a.json);
         let mut emit = |t: &JobTracker, u: &Update| {
+            record_update(journal.as_mut(), t, u);
             if a.json {
                 let _ = print_stdout(&update_json(t, u).to_string());
             } else if !ctx.quiet {
@@ -319,7 +332,6 @@ pub fn watch(ctx: &Ctx, a: WatchArgs) -> Result<i32> {
         let end = follow::watch(&client, &mut trackers, deadline, on_ready, &mut emit).await;
         spinner.finish_and_clear();
         client.shutdown().await;
-        record_in_journal(journal.as_mut(), &trackers);
         if end == WatchEnd::Closed {
             return Err(Error::Relay(
                 "lost the connection to every relay before the job finished".into(),
@@ -488,7 +500,10 @@ pub fn status(ctx: &Ctx, a: StatusArgs) -> Result<i32> {
         }
     }
     if !missing.is_empty() {
-        output::print_error(&format!("not found on any relay: {}", missing.join(", ")));
+        output::print_error(&format!(
+            "not found on any relay or in the journal: {}",
+            missing.join(", ")
+        ));
         return Ok(exit::FAILURE);
     }
     Ok(exit::OK)

@@ -33,7 +33,8 @@ pub fn cancel(ctx: &Ctx, a: CancelArgs) -> Result<i32> {
             "no relays: pass --relay URL, set JOBCTL_RELAYS, or add `relays` to the config",
         ));
     }
-    let timeout = timeout_for(a.read.timeout.as_deref(), cfg.publish_timeout)?;
+    let timeout = timeout_for(a.read.timeout.as_deref(), cfg.query_timeout)?;
+    let started = std::time::Instant::now();
     let key = ctx.key(&cfg)?;
     let mut journal = ctx.existing_journal()?;
     let stored = journal
@@ -45,7 +46,7 @@ pub fn cancel(ctx: &Ctx, a: CancelArgs) -> Result<i32> {
     let color = output::stderr_color();
     let (tracker, outcomes, deletion) = rt.block_on(async {
         let client = relays::client(&key.keys, &urls).await;
-        let mut t = follow::load_jobs(&client, &urls, &[r.id], cfg.query_timeout).await;
+        let mut t = follow::load_jobs(&client, &urls, &[r.id], timeout).await;
         let mut tracker = t.pop().ok_or_else(|| Error::input("no job given"))?;
         if tracker.request.is_none() {
             if let Some(ev) = stored.as_ref().map(|s| s.signed_event()).transpose()? {
@@ -74,12 +75,15 @@ pub fn cancel(ctx: &Ctx, a: CancelArgs) -> Result<i32> {
             )));
         }
         let deletion = dispatch::cancel_event(&r.id, &key.keys, &a.reason)?;
-        let out = relays::publish_with(&client, &deletion, &urls, timeout).await;
+        let left = timeout
+            .saturating_sub(started.elapsed())
+            .max(std::time::Duration::from_millis(500));
+        let out = relays::publish_with(&client, &deletion, &urls, left).await;
         client.shutdown().await;
         Ok((tracker, out, deletion))
     })?;
     let accepted = relays::accepted(&outcomes);
-    if let Some(j) = journal.as_mut() {
+    if let (Some(j), true) = (journal.as_mut(), accepted > 0) {
         j.note(
             &tracker.id,
             "cancel-requested",
@@ -118,10 +122,19 @@ pub fn republish(ctx: &Ctx, a: RepublishArgs) -> Result<i32> {
     let cfg = ctx.config()?;
     let flags = relays_for(&cfg, &a.relays)?;
     let timeout = timeout_for(a.timeout.as_deref(), cfg.publish_timeout)?;
-    if a.min_accept == 0 {
+    let min_accept = a.min_accept.unwrap_or(cfg.min_accept);
+    if min_accept == 0 {
         return Err(Error::input("--min-accept must be at least 1"));
     }
-    let mut journal = ctx.journal()?;
+    let Some(mut journal) = ctx.existing_journal()? else {
+        if a.all {
+            ctx.say("nothing to republish: there is no journal yet");
+            return Ok(exit::OK);
+        }
+        return Err(Error::input(
+            "there is no journal yet, so no job to republish",
+        ));
+    };
     let records: Vec<JobRecord> = if a.all {
         journal.unpublished()?
     } else {
@@ -176,7 +189,7 @@ pub fn republish(ctx: &Ctx, a: RepublishArgs) -> Result<i32> {
                 payment,
                 &urls,
                 timeout,
-                a.min_accept,
+                min_accept,
             )
             .await;
             client.shutdown().await;
@@ -203,8 +216,7 @@ pub fn republish(ctx: &Ctx, a: RepublishArgs) -> Result<i32> {
     }
     if failures > 0 {
         output::print_error(&format!(
-            "{failures} job(s) still below {} relay(s)",
-            a.min_accept
+            "{failures} job(s) still below {min_accept} relay(s)"
         ));
         return Ok(exit::FAILURE);
     }
