@@ -17,7 +17,10 @@ use jobctl::relays;
 use nostr_sdk::prelude::*;
 use serde::Deserialize;
 
-use super::{print_stdout, read_stdin, relays_for, runtime, timeout_for, to_json, Ctx};
+use super::{
+    min_accept_for, print_stdout, read_stdin, relays_for, require_relays, runtime, timeout_for,
+    to_json, Ctx,
+};
 use crate::cli::RerunArgs;
 
 /// Env var with the idempotency key (e.g. the CI run id).
@@ -219,16 +222,9 @@ pub fn rerun(ctx: &Ctx, a: RerunArgs) -> Result<i32> {
     let cfg = ctx.config()?;
     let relays = relays_for(&cfg, &a.relays)?;
     let timeout = timeout_for(a.timeout.as_deref(), cfg.publish_timeout)?;
-    let min_accept = a.min_accept.unwrap_or(cfg.min_accept);
-    if min_accept == 0 {
-        return Err(Error::input("--min-accept must be at least 1"));
-    }
+    let min_accept = min_accept_for(a.min_accept, &cfg)?;
     if !a.dry_run {
-        if relays.is_empty() {
-            return Err(Error::input(
-                "no relays: pass --relay URL, set JOBCTL_RELAYS, or add `relays` to the config",
-            ));
-        }
+        require_relays(&relays)?;
         if min_accept > relays.len() {
             return Err(Error::input(format!(
                 "--min-accept {min_accept} is more than the {} relay(s) configured",

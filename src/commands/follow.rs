@@ -17,7 +17,9 @@ use jobctl::{logs as joblogs, relays};
 use nostr_sdk::prelude::*;
 use serde_json::json;
 
-use super::{print_stdout, read_stdin, relays_for, runtime, timeout_for, to_json, Ctx};
+use super::{
+    print_stdout, read_stdin, relays_for, require_relays, runtime, timeout_for, to_json, Ctx,
+};
 use crate::cli::{ListArgs, LogsArgs, ShowArgs, StatusArgs, WatchArgs, WorkersArgs};
 
 /// Parse job references; `-` reads more from stdin (one per line).
@@ -57,11 +59,7 @@ fn read_relays(cfg: &Config, flags: &[String], refs: &[JobRef]) -> Result<Vec<Re
             }
         }
     }
-    if urls.is_empty() {
-        return Err(Error::input(
-            "no relays: pass --relay URL, set JOBCTL_RELAYS, or add `relays` to the config",
-        ));
-    }
+    require_relays(&urls)?;
     Ok(urls)
 }
 
@@ -509,20 +507,33 @@ pub fn status(ctx: &Ctx, a: StatusArgs) -> Result<i32> {
     Ok(exit::OK)
 }
 
-pub fn show(ctx: &Ctx, a: ShowArgs) -> Result<i32> {
-    let started = std::time::Instant::now();
-    let (cfg, urls, trackers) = load(ctx, std::slice::from_ref(&a.job), &a.read)?;
+/// Load one job that must exist (on a relay or in the journal).
+fn load_one(
+    ctx: &Ctx,
+    job: &str,
+    read: &crate::cli::ReadArgs,
+) -> Result<(Config, Vec<RelayUrl>, JobTracker)> {
+    let (cfg, urls, trackers) = load(ctx, &[job.to_string()], read)?;
     let t = trackers
         .into_iter()
         .next()
         .ok_or_else(|| Error::input("no job given"))?;
-    let Some(job) = t.job() else {
+    if t.request.is_none() {
         return Err(Error::Runtime(format!(
-            "job {} not found on {} relay(s)",
+            "job {} not found on {} relay(s) or in the journal",
             t.id,
             urls.len()
         )));
-    };
+    }
+    Ok((cfg, urls, t))
+}
+
+pub fn show(ctx: &Ctx, a: ShowArgs) -> Result<i32> {
+    let started = std::time::Instant::now();
+    let (cfg, urls, t) = load_one(ctx, &a.job, &a.read)?;
+    let job = t
+        .job()
+        .ok_or_else(|| Error::Runtime(format!("event {} is not a job request", t.id)))?;
     let timeout = timeout_for(a.read.timeout.as_deref(), cfg.query_timeout)?;
     let ad: Option<WorkerAd> = runtime()?.block_on(async {
         let client = reader(ctx, &cfg, &urls, false).await.ok()?;
@@ -651,18 +662,7 @@ pub fn show(ctx: &Ctx, a: ShowArgs) -> Result<i32> {
 
 pub fn logs(ctx: &Ctx, a: LogsArgs) -> Result<i32> {
     let started = std::time::Instant::now();
-    let (cfg, urls, trackers) = load(ctx, std::slice::from_ref(&a.job), &a.read)?;
-    let t = trackers
-        .into_iter()
-        .next()
-        .ok_or_else(|| Error::input("no job given"))?;
-    if t.request.is_none() {
-        return Err(Error::Runtime(format!(
-            "job {} not found on {} relay(s)",
-            t.id,
-            urls.len()
-        )));
-    }
+    let (cfg, _urls, t) = load_one(ctx, &a.job, &a.read)?;
     let which = if a.stderr { "stderr" } else { "stdout" };
     let result = t.result().ok_or_else(|| {
         Error::Runtime(format!(

@@ -14,7 +14,9 @@ use jobctl::relays;
 use nostr_sdk::prelude::*;
 use serde::Serialize;
 
-use super::{print_stdout, relays_for, runtime, timeout_for, to_json, Ctx};
+use super::{
+    min_accept_for, print_stdout, relays_for, require_relays, runtime, timeout_for, to_json, Ctx,
+};
 use crate::cli::{CancelArgs, RepublishArgs, StatsArgs};
 
 pub fn cancel(ctx: &Ctx, a: CancelArgs) -> Result<i32> {
@@ -28,11 +30,7 @@ pub fn cancel(ctx: &Ctx, a: CancelArgs) -> Result<i32> {
             .cloned()
             .collect::<Vec<_>>(),
     );
-    if urls.is_empty() {
-        return Err(Error::input(
-            "no relays: pass --relay URL, set JOBCTL_RELAYS, or add `relays` to the config",
-        ));
-    }
+    require_relays(&urls)?;
     let timeout = timeout_for(a.read.timeout.as_deref(), cfg.query_timeout)?;
     let started = std::time::Instant::now();
     let key = ctx.key(&cfg)?;
@@ -122,10 +120,7 @@ pub fn republish(ctx: &Ctx, a: RepublishArgs) -> Result<i32> {
     let cfg = ctx.config()?;
     let flags = relays_for(&cfg, &a.relays)?;
     let timeout = timeout_for(a.timeout.as_deref(), cfg.publish_timeout)?;
-    let min_accept = a.min_accept.unwrap_or(cfg.min_accept);
-    if min_accept == 0 {
-        return Err(Error::input("--min-accept must be at least 1"));
-    }
+    let min_accept = min_accept_for(a.min_accept, &cfg)?;
     let Some(mut journal) = ctx.existing_journal()? else {
         if a.all {
             ctx.say("nothing to republish: there is no journal yet");

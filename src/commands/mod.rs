@@ -132,6 +132,25 @@ pub(crate) fn relays_for(cfg: &Config, flags: &[String]) -> Result<Vec<RelayUrl>
     }
 }
 
+/// Fail when no relay is known at all.
+pub(crate) fn require_relays(urls: &[RelayUrl]) -> Result<()> {
+    if urls.is_empty() {
+        return Err(Error::input(
+            "no relays: pass --relay URL, set JOBCTL_RELAYS, or add `relays` to the config",
+        ));
+    }
+    Ok(())
+}
+
+/// `--min-accept` if given, else the config's; at least 1.
+pub(crate) fn min_accept_for(flag: Option<usize>, cfg: &Config) -> Result<usize> {
+    let n = flag.unwrap_or(cfg.min_accept);
+    if n == 0 {
+        return Err(Error::input("--min-accept must be at least 1"));
+    }
+    Ok(n)
+}
+
 /// `--timeout` if given, else `default`.
 pub(crate) fn timeout_for(
     flag: Option<&str>,
