@@ -48,6 +48,10 @@ pub enum Error {
     #[error("journal {0}")]
     Journal(String),
 
+    /// The wallet or a mint failed (unreachable, already spent, ...).
+    #[error("{0}")]
+    Wallet(String),
+
     /// Anything else that went wrong at run time.
     #[error("{0}")]
     Runtime(String),
@@ -71,7 +75,8 @@ impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Input(_) | Error::Config { .. } | Error::KeyFile { .. } => exit::USAGE,
-            Error::Relay(_) | Error::Io { .. } | Error::Runtime(_) | Error::Journal(_) => {
+            Error::Relay(_) | Error::Io { .. } | Error::Runtime(_) | Error::Journal(_)
+            | Error::Wallet(_) => {
                 exit::FAILURE
             }
         }

@@ -18,5 +18,6 @@ pub mod payment;
 pub mod protocol;
 pub mod relays;
 pub mod state;
+pub mod wallet;
 
 pub use error::{Error, Result};
