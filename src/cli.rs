@@ -34,6 +34,10 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "PATH")]
     pub journal: Option<PathBuf>,
 
+    /// Wallet directory [default: $XDG_DATA_HOME/jobctl/wallet; env: JOBCTL_WALLET_DIR].
+    #[arg(long = "wallet", global = true, value_name = "DIR")]
+    pub wallet_dir: Option<PathBuf>,
+
     /// More logging on stderr (-v info, -vv debug, -vvv trace). RUST_LOG also works.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
@@ -51,6 +55,13 @@ pub enum Command {
     /// Build, sign and publish a kind 5100 job request to every relay.
     #[command(after_help = EXIT_CODES)]
     Rerun(Box<RerunArgs>),
+    /// The local Cashu wallet: balance, mints, receive, send, mint, pay.
+    #[command(subcommand)]
+    Wallet(WalletCommand),
+    /// Redeem into the wallet what jobs owe back: change, or the payment of
+    /// jobs that failed without change, went stale, or whose lock expired.
+    #[command(after_help = EXIT_CODES)]
+    Reclaim(ReclaimArgs),
     /// Cancel one of your jobs with a NIP-09 deletion request.
     #[command(after_help = EXIT_CODES)]
     Cancel(CancelArgs),
@@ -131,9 +142,49 @@ pub struct RerunArgs {
     #[arg(long, value_name = "TOKEN")]
     pub token: Option<String>,
 
-    /// Send the job without a payment tag (for free workers that allow you).
-    #[arg(long, conflicts_with = "token")]
+    /// Send the job without a payment tag (for free workers that allow you);
+    /// $JOBCTL_TOKEN is then ignored.
+    #[arg(long, conflicts_with_all = ["token", "amount"])]
     pub unpaid: bool,
+
+    /// Pay this many sat from the local wallet (a fresh token is made).
+    #[arg(long, value_name = "SAT", conflicts_with = "token")]
+    pub amount: Option<u64>,
+
+    /// Mint to pay from with --amount [default: one the worker accepts
+    /// (its advertisement) that holds enough balance].
+    #[arg(long, value_name = "URL", requires = "amount")]
+    pub mint: Option<String>,
+
+    /// Refuse when the worker's advertised rate times --duration exceeds this (sat).
+    #[arg(long, value_name = "SAT")]
+    pub max_price: Option<u64>,
+
+    /// Expected run time in seconds, for --max-price [default: the worker's
+    /// min_duration, else 60].
+    #[arg(long, value_name = "SECS")]
+    pub duration: Option<u64>,
+
+    /// Lock the payment to the worker's key (NUT-11 P2PK); after
+    /// --refund-after your own key can take it back.
+    #[arg(long)]
+    pub lock: bool,
+
+    /// Locktime of a --lock payment, e.g. 72h.
+    #[arg(long, value_name = "DURATION", default_value = "72h")]
+    pub refund_after: String,
+
+    /// Skip the pre-flight NUT-07 check of --token with its mint (offline use).
+    #[arg(long, conflicts_with = "require_check")]
+    pub no_check: bool,
+
+    /// Fail (instead of warning) when the token's mint cannot be reached for the check.
+    #[arg(long)]
+    pub require_check: bool,
+
+    /// Fail (instead of warning) when the worker's advertisement does not list the token's mint.
+    #[arg(long)]
+    pub strict: bool,
 
     /// Worker pubkey (npub or hex) [default: config `worker` or $JOBCTL_WORKER].
     #[arg(long, value_name = "PUBKEY")]
@@ -249,6 +300,73 @@ pub struct StatsArgs {
     /// Print JSON on stdout.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum WalletCommand {
+    /// Spendable balance per mint and unit (plus amounts sent but not yet redeemed).
+    Balance {
+        /// Print JSON on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Mints this wallet has used.
+    Mints {
+        /// Print JSON on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Redeem a token into the wallet (`-` or absent reads stdin).
+    Receive {
+        /// The token.
+        token: Option<String>,
+    },
+    /// Take AMOUNT sat out of the wallet as a token, printed on stdout.
+    Send {
+        /// Amount in sat.
+        amount: u64,
+        /// Mint to send from [default: the one with the largest balance].
+        #[arg(long, value_name = "URL")]
+        mint: Option<String>,
+    },
+    /// Buy AMOUNT sat of ecash at a mint over Lightning: prints the invoice,
+    /// waits for payment, claims the proofs.
+    Mint {
+        /// Amount in sat.
+        amount: u64,
+        /// The mint.
+        #[arg(long, value_name = "URL")]
+        mint: String,
+        /// How long to wait for the invoice to be paid.
+        #[arg(long, default_value = "10m", value_name = "DURATION")]
+        timeout: String,
+    },
+    /// Pay a Lightning invoice with ecash (melt).
+    Pay {
+        /// The BOLT11 invoice.
+        bolt11: String,
+        /// Mint to pay from [default: the one with the largest balance].
+        #[arg(long, value_name = "URL")]
+        mint: Option<String>,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct ReclaimArgs {
+    /// Jobs to reclaim (journaled ones: the journal holds their tokens).
+    #[arg(value_name = "JOB", required_unless_present = "all")]
+    pub jobs: Vec<String>,
+
+    /// Every eligible published job in the journal.
+    #[arg(long, conflicts_with = "jobs")]
+    pub all: bool,
+
+    /// Print a JSON array on stdout.
+    #[arg(long)]
+    pub json: bool,
+
+    #[command(flatten)]
+    pub read: ReadArgs,
 }
 
 /// Where to read from: relays and a time bound.

@@ -75,10 +75,11 @@ impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Input(_) | Error::Config { .. } | Error::KeyFile { .. } => exit::USAGE,
-            Error::Relay(_) | Error::Io { .. } | Error::Runtime(_) | Error::Journal(_)
-            | Error::Wallet(_) => {
-                exit::FAILURE
-            }
+            Error::Relay(_)
+            | Error::Io { .. }
+            | Error::Runtime(_)
+            | Error::Journal(_)
+            | Error::Wallet(_) => exit::FAILURE,
         }
     }
 }

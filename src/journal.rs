@@ -83,7 +83,41 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX timeline_job ON timeline(job_id, seq);
     "#,
+    // 2: reclaim attempts. A job has at most one final claim (`claimed` or
+    // `spent`); `failed` attempts (mint unreachable...) may be retried.
+    r#"
+    CREATE TABLE claims (
+        seq     INTEGER PRIMARY KEY AUTOINCREMENT,
+        job_id  TEXT NOT NULL REFERENCES jobs(id),
+        kind    TEXT NOT NULL,
+        amount  INTEGER NOT NULL,
+        unit    TEXT NOT NULL,
+        status  TEXT NOT NULL,
+        message TEXT NOT NULL,
+        at      INTEGER NOT NULL
+    );
+    CREATE UNIQUE INDEX claims_final ON claims(job_id) WHERE status IN ('claimed', 'spent');
+    "#,
 ];
+
+/// One reclaim attempt.
+#[derive(Debug, Clone, Serialize)]
+pub struct Claim {
+    /// Job id.
+    pub job_id: String,
+    /// `change`, `payment` or `refund`.
+    pub kind: String,
+    /// Amount credited (claimed) or not recovered (spent).
+    pub amount: u64,
+    /// Unit.
+    pub unit: String,
+    /// `claimed`, `spent` or `failed`.
+    pub status: String,
+    /// Detail.
+    pub message: String,
+    /// When.
+    pub at: u64,
+}
 
 /// A new job about to be published.
 #[derive(Debug, Clone)]
@@ -660,6 +694,52 @@ impl Journal {
             })
             .map_err(Self::q)?;
         rows.collect::<rusqlite::Result<Vec<_>>>().map_err(Self::q)
+    }
+
+    /// Record a reclaim attempt. A second final claim for one job is refused.
+    pub fn record_claim(&mut self, c: &Claim) -> Result<()> {
+        self.conn
+            .execute(
+                "INSERT INTO claims (job_id, kind, amount, unit, status, message, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![c.job_id, c.kind, c.amount as i64, c.unit, c.status, c.message, c.at as i64],
+            )
+            .map_err(|e| match e {
+                rusqlite::Error::SqliteFailure(f, _)
+                    if f.code == rusqlite::ErrorCode::ConstraintViolation =>
+                {
+                    Error::Journal(format!("job {} was already reclaimed", c.job_id))
+                }
+                e => Self::q(e),
+            })?;
+        let _ = self.note(
+            &EventId::from_hex(&c.job_id).map_err(|e| Error::Journal(e.to_string()))?,
+            &format!("reclaim-{}", c.status),
+            &format!("{} {} {}: {}", c.kind, c.amount, c.unit, c.message),
+        );
+        Ok(())
+    }
+
+    /// The final claim of a job, if any.
+    pub fn final_claim(&self, id: &EventId) -> Result<Option<Claim>> {
+        self.conn
+            .query_row(
+                "SELECT job_id, kind, amount, unit, status, message, at FROM claims
+                 WHERE job_id = ?1 AND status IN ('claimed', 'spent')",
+                [id.to_hex()],
+                |r| {
+                    Ok(Claim {
+                        job_id: r.get(0)?,
+                        kind: r.get(1)?,
+                        amount: r.get::<_, i64>(2)? as u64,
+                        unit: r.get(3)?,
+                        status: r.get(4)?,
+                        message: r.get(5)?,
+                        at: r.get::<_, i64>(6)? as u64,
+                    })
+                },
+            )
+            .optional()
+            .map_err(Self::q)
     }
 
     /// Relays that accepted a job.

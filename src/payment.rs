@@ -87,6 +87,24 @@ impl PaymentToken {
         &self.info
     }
 
+    /// The NUT-11 locktime, when the token is P2PK-locked with one.
+    pub fn locktime(&self) -> Option<u64> {
+        Token::from_str(&self.raw)
+            .ok()?
+            .locktimes()
+            .ok()?
+            .into_iter()
+            .max()
+    }
+
+    /// Whether any proof carries spending conditions (NUT-10/11).
+    pub fn is_locked(&self) -> bool {
+        Token::from_str(&self.raw)
+            .ok()
+            .and_then(|t| t.spending_conditions().ok())
+            .is_some_and(|c| !c.is_empty())
+    }
+
     /// The redacted form, e.g. `cashuA…(100 sat @ https://mint.example)`.
     pub fn redacted(&self) -> String {
         self.to_string()

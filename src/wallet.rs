@@ -54,7 +54,9 @@ fn cdk_err(what: &str, e: impl std::fmt::Display) -> Error {
     if lower.contains("already spent") || lower.contains("token already spent") {
         Error::Wallet(format!("{what}: the token is already spent"))
     } else if lower.contains("pending") && lower.contains("proof") {
-        Error::Wallet(format!("{what}: the token's proofs are pending at the mint"))
+        Error::Wallet(format!(
+            "{what}: the token's proofs are pending at the mint"
+        ))
     } else {
         Error::Wallet(format!("{what}: {s}"))
     }
@@ -143,8 +145,12 @@ fn load_seed(dir: &Path) -> Result<[u8; 64]> {
     }
     let words = std::fs::read_to_string(&path)
         .map_err(|e| werr(format!("cannot read {}: {e}", path.display())))?;
-    let m = bip39::Mnemonic::from_str(words.trim())
-        .map_err(|e| werr(format!("seed {} is not a BIP-39 mnemonic: {e}", path.display())))?;
+    let m = bip39::Mnemonic::from_str(words.trim()).map_err(|e| {
+        werr(format!(
+            "seed {} is not a BIP-39 mnemonic: {e}",
+            path.display()
+        ))
+    })?;
     Ok(m.to_seed_normalized(""))
 }
 
@@ -178,7 +184,8 @@ impl LocalWallet {
 
     /// The wallet for `mint` in sat, created if new.
     pub async fn wallet(&self, mint: &str) -> Result<Wallet> {
-        let url = MintUrl::from_str(mint).map_err(|e| Error::input(format!("`{mint}` is not a mint URL: {e}")))?;
+        let url = MintUrl::from_str(mint)
+            .map_err(|e| Error::input(format!("`{mint}` is not a mint URL: {e}")))?;
         let w = self
             .repo
             .get_or_create_wallet(url, CurrencyUnit::Sat, None)
@@ -263,7 +270,10 @@ impl LocalWallet {
                     None,
                 )
                 .map_err(werr)?;
-                Some(SpendingConditions::new_p2pk(cashu_pubkey(&l.worker)?, Some(c)))
+                Some(SpendingConditions::new_p2pk(
+                    cashu_pubkey(&l.worker)?,
+                    Some(c),
+                ))
             }
         };
         let prepared = w
@@ -277,7 +287,10 @@ impl LocalWallet {
             )
             .await
             .map_err(|e| cdk_err("send", e))?;
-        let token = prepared.confirm(None).await.map_err(|e| cdk_err("send", e))?;
+        let token = prepared
+            .confirm(None)
+            .await
+            .map_err(|e| cdk_err("send", e))?;
         Ok(token.to_string())
     }
 
@@ -292,7 +305,12 @@ impl LocalWallet {
     ) -> Result<u64> {
         let w = self.wallet(mint).await?;
         let quote = w
-            .mint_quote(PaymentMethod::BOLT11, Some(Amount::from(amount)), None, None)
+            .mint_quote(
+                PaymentMethod::BOLT11,
+                Some(Amount::from(amount)),
+                None,
+                None,
+            )
             .await
             .map_err(|e| cdk_err("mint quote", e))?;
         on_invoice(&quote.request);
@@ -350,15 +368,16 @@ pub enum TokenState {
 pub async fn check_token(token: &PaymentToken, timeout: Duration) -> Result<TokenState> {
     let work = async {
         let t = Token::from_str(token.expose()).map_err(werr)?;
-        let store = cdk_sqlite::WalletSqliteDatabase::new(":memory:").await.map_err(werr)?;
+        let store = cdk_sqlite::WalletSqliteDatabase::new(":memory:")
+            .await
+            .map_err(werr)?;
         let seed: [u8; 64] = {
             let mut s = [0u8; 64];
             s[..32].copy_from_slice(&cdk::nuts::SecretKey::generate().to_secret_bytes());
             s
         };
         let unit = t.unit().unwrap_or(CurrencyUnit::Sat);
-        let w = Wallet::new(&token.info().mint, unit, Arc::new(store), seed, None)
-            .map_err(werr)?;
+        let w = Wallet::new(&token.info().mint, unit, Arc::new(store), seed, None).map_err(werr)?;
         let infos: Vec<KeySetInfo> = w
             .keysets(KeysetLoadPolicy::CacheThenNetwork)
             .await
@@ -372,7 +391,11 @@ pub async fn check_token(token: &PaymentToken, timeout: Duration) -> Result<Toke
                 final_expiry: ks.final_expiry,
             })
             .collect();
-        let proofs = t.proofs(&infos).map_err(|e| Error::input(format!("the token's proofs do not match the mint's keysets: {e}")))?;
+        let proofs = t.proofs(&infos).map_err(|e| {
+            Error::input(format!(
+                "the token's proofs do not match the mint's keysets: {e}"
+            ))
+        })?;
         let ys = proofs.ys().map_err(werr)?;
         let resp = w
             .mint_connector()
@@ -380,9 +403,9 @@ pub async fn check_token(token: &PaymentToken, timeout: Duration) -> Result<Toke
             .await
             .map_err(|e| werr(format!("cannot reach mint {}: {e}", token.info().mint)))?;
         let states: Vec<State> = resp.states.into_iter().map(|s| s.state).collect();
-        Ok(if states.iter().any(|s| *s == State::Spent) {
+        Ok(if states.contains(&State::Spent) {
             TokenState::Spent
-        } else if states.iter().any(|s| *s == State::Pending) {
+        } else if states.contains(&State::Pending) {
             TokenState::Pending
         } else {
             TokenState::Unspent

@@ -374,7 +374,7 @@ fn json_output_shape() {
             "--worker",
             &worker().public_key().to_hex(),
         ])
-        .args(["--relay", &relay.url, "--token", &token])
+        .args(["--relay", &relay.url, "--token", &token, "--no-check"])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));

@@ -297,7 +297,25 @@ pub fn rerun(ctx: &Ctx, a: RerunArgs) -> Result<i32> {
         }
     }
 
-    spec.token = token(&a)?;
+    if a.dry_run && a.amount.is_some() {
+        return Err(Error::input(
+            "--dry-run cannot be combined with --amount: making the token takes money out of the wallet",
+        ));
+    }
+    let given = if a.amount.is_some() { None } else { token(&a)? };
+    spec.token = if a.dry_run {
+        given
+    } else {
+        runtime()?.block_on(super::pay::payment(
+            ctx,
+            &cfg,
+            &a,
+            spec.worker,
+            &key,
+            &relays,
+            given,
+        ))?
+    };
     let req = dispatch::build(&spec, &key.keys)?;
     let event = dispatch::sign(&req, &key.keys)?;
     if a.dry_run {
@@ -467,6 +485,15 @@ fn plan_line(
         dry_run: false,
         json: false,
         args: l.args.clone().unwrap_or_else(|| a.args.clone()),
+        amount: None,
+        mint: None,
+        max_price: None,
+        duration: None,
+        lock: false,
+        refund_after: a.refund_after.clone(),
+        no_check: true,
+        require_check: false,
+        strict: false,
     };
     let _ = n;
     let mut spec = job_spec(cfg, &args, None)?;
@@ -493,9 +520,11 @@ fn batch(
         || a.idempotency_key.is_some()
         || a.dry_run
         || !a.secrets.is_empty()
+        || a.amount.is_some()
+        || a.lock
     {
         return Err(Error::input(
-            "--batch takes tokens, --unpaid, secrets and idempotency keys from each line, and has no --dry-run",
+            "--batch takes tokens, --unpaid, secrets and idempotency keys from each line, and has no --dry-run, --amount or --lock",
         ));
     }
     if a.concurrency == 0 {

@@ -14,6 +14,7 @@ use crate::cli::{Cli, Command, ConfigCommand, KeyCommand, Shell};
 mod dispatch;
 mod follow;
 mod manage;
+mod pay;
 
 /// Run the parsed command; returns the exit code.
 pub fn run(cli: Cli) -> Result<i32> {
@@ -21,10 +22,13 @@ pub fn run(cli: Cli) -> Result<i32> {
         config_flag: cli.config,
         key_file: cli.key_file,
         journal_flag: cli.journal,
+        wallet_dir: cli.wallet_dir,
         quiet: cli.quiet,
     };
     match cli.command {
         Command::Rerun(args) => dispatch::rerun(&ctx, *args),
+        Command::Wallet(c) => pay::wallet(&ctx, c),
+        Command::Reclaim(a) => pay::reclaim(&ctx, a),
         Command::Cancel(a) => manage::cancel(&ctx, a),
         Command::Republish(a) => manage::republish(&ctx, a),
         Command::Stats(a) => manage::stats(&ctx, a),
@@ -44,6 +48,7 @@ pub(crate) struct Ctx {
     config_flag: Option<std::path::PathBuf>,
     key_file: Option<std::path::PathBuf>,
     journal_flag: Option<std::path::PathBuf>,
+    wallet_dir: Option<std::path::PathBuf>,
     quiet: bool,
 }
 
@@ -74,6 +79,12 @@ impl Ctx {
     /// Open the journal (creating it on first use).
     fn journal(&self) -> Result<jobctl::journal::Journal> {
         jobctl::journal::Journal::open(&jobctl::journal::resolve_path(self.journal_flag.as_deref()))
+    }
+
+    /// Open the wallet (creating it on first use).
+    async fn wallet(&self) -> Result<jobctl::wallet::LocalWallet> {
+        jobctl::wallet::LocalWallet::open(&jobctl::wallet::resolve_dir(self.wallet_dir.as_deref()))
+            .await
     }
 
     /// Open the journal only if it already exists (readers never create it).

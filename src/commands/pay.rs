@@ -1,0 +1,529 @@
+//! `wallet ...` and `reclaim`, plus the payment step of `rerun`: making a
+//! token from the wallet, locking it to the worker, and the pre-flight
+//! checks (NUT-07 state at the mint, the worker's accepted mints, price).
+
+use std::time::Duration;
+
+use jobctl::config::Config;
+use jobctl::error::{exit, Error, Result};
+use jobctl::follow;
+use jobctl::journal::{Claim, JobRecord};
+use jobctl::keys::SigningKey;
+use jobctl::output::{self, short_id};
+use jobctl::payment::PaymentToken;
+use jobctl::protocol::{JobRef, JobState, WorkerAd};
+use jobctl::relays;
+use jobctl::wallet::{self, LocalWallet, Lock, TokenState};
+use nostr_sdk::prelude::*;
+use serde::Serialize;
+
+use super::{print_stdout, read_stdin, relays_for, runtime, timeout_for, to_json, Ctx};
+use crate::cli::{ReclaimArgs, RerunArgs, WalletCommand};
+
+/// Bound on fetching the worker's advertisement when it only feeds warnings.
+const ADVISORY_AD_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Bound on one mint round trip in pre-flight checks.
+const MINT_CHECK_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The mint holding the most sat that can cover `amount` (or any, if 0).
+async fn richest_mint(w: &LocalWallet, amount: u64) -> Result<String> {
+    let balances = w.balances().await?;
+    balances
+        .iter()
+        .filter(|b| b.unit == "sat" && b.amount >= amount)
+        .max_by_key(|b| b.amount)
+        .map(|b| b.mint.clone())
+        .ok_or_else(|| {
+            let have: Vec<String> = balances
+                .iter()
+                .map(|b| format!("{} {} at {}", b.amount, b.unit, b.mint))
+                .collect();
+            Error::input(format!(
+                "no mint in the wallet holds {amount} sat (wallet: {})",
+                if have.is_empty() {
+                    "empty".to_string()
+                } else {
+                    have.join(", ")
+                }
+            ))
+        })
+}
+
+pub fn wallet(ctx: &Ctx, cmd: WalletCommand) -> Result<i32> {
+    let rt = runtime()?;
+    rt.block_on(async {
+        let w = ctx.wallet().await?;
+        match cmd {
+            WalletCommand::Balance { json } => {
+                let b = w.balances().await?;
+                if json {
+                    print_stdout(&to_json(&b)?)?;
+                } else {
+                    let mut t = output::table(
+                        &["mint", "unit", "balance", "sent, not yet redeemed"],
+                        output::stderr_color(),
+                    );
+                    for x in &b {
+                        t.add_row(vec![
+                            x.mint.clone(),
+                            x.unit.clone(),
+                            x.amount.to_string(),
+                            x.pending.to_string(),
+                        ]);
+                    }
+                    ctx.say(t.to_string());
+                    let total: u64 = b.iter().filter(|x| x.unit == "sat").map(|x| x.amount).sum();
+                    print_stdout(&total.to_string())?;
+                }
+            }
+            WalletCommand::Mints { json } => {
+                let m = w.mints().await;
+                if json {
+                    print_stdout(&to_json(&m)?)?;
+                } else {
+                    for x in &m {
+                        print_stdout(x)?;
+                    }
+                }
+            }
+            WalletCommand::Receive { token } => {
+                let raw = match token.as_deref() {
+                    None | Some("-") => read_stdin("the token")?,
+                    Some(t) => t.to_string(),
+                };
+                let t = PaymentToken::parse(&raw)?;
+                let amount = w.receive(t.expose(), vec![]).await?;
+                ctx.say(format!(
+                    "received {amount} {} from {}",
+                    t.info().unit,
+                    t.info().mint
+                ));
+                print_stdout(&amount.to_string())?;
+            }
+            WalletCommand::Send { amount, mint } => {
+                if amount == 0 {
+                    return Err(Error::input("the amount must be at least 1 sat"));
+                }
+                let mint = match mint {
+                    Some(m) => m,
+                    None => richest_mint(&w, amount).await?,
+                };
+                let token = w.send(&mint, amount, None).await?;
+                ctx.say(format!(
+                    "sent {amount} sat from {mint}; the token below is money: keep it safe"
+                ));
+                print_stdout(&token)?;
+            }
+            WalletCommand::Mint {
+                amount,
+                mint,
+                timeout,
+            } => {
+                if amount == 0 {
+                    return Err(Error::input("the amount must be at least 1 sat"));
+                }
+                let wait = jobctl::config::parse_duration(&timeout)
+                    .map_err(|e| Error::input(format!("--timeout: {e}")))?;
+                let got = w
+                    .mint(&mint, amount, wait, |invoice| {
+                        eprintln!("pay this invoice to mint {amount} sat at {mint}:");
+                        eprintln!("{invoice}");
+                    })
+                    .await?;
+                ctx.say(format!("minted {got} sat at {mint}"));
+                print_stdout(&got.to_string())?;
+            }
+            WalletCommand::Pay { bolt11, mint } => {
+                let mint = match mint {
+                    Some(m) => m,
+                    None => richest_mint(&w, 1).await?,
+                };
+                let (amount, fee) = w.pay(&mint, &bolt11).await?;
+                ctx.say(format!("paid {amount} sat (fee {fee} sat) from {mint}"));
+                print_stdout(&format!("{amount}"))?;
+            }
+        }
+        Ok(exit::OK)
+    })
+}
+
+/// The worker's newest advertisement, if any relay has one.
+async fn worker_ad(
+    ctx: &Ctx,
+    cfg: &Config,
+    worker: PublicKey,
+    relays: &[RelayUrl],
+    timeout: Duration,
+) -> Result<Option<WorkerAd>> {
+    let key = ctx.optional_key(cfg)?;
+    let client = relays::reader(key.as_ref().map(|k| &k.keys), relays, false).await;
+    let ads = follow::workers(&client, relays, Some(vec![worker]), timeout).await;
+    client.shutdown().await;
+    Ok(ads.into_iter().next())
+}
+
+/// The payment for a new job: a checked `--token`, or a fresh token from
+/// the wallet (`--amount`), optionally locked to the worker. Runs before
+/// anything is signed; every refusal is exit 2 and nothing is published.
+pub async fn payment(
+    ctx: &Ctx,
+    cfg: &Config,
+    a: &RerunArgs,
+    worker: PublicKey,
+    key: &SigningKey,
+    relays: &[RelayUrl],
+    given: Option<PaymentToken>,
+) -> Result<Option<PaymentToken>> {
+    // The ad is required to pick a mint or check a price; for a given token
+    // it only feeds a warning, so a slow relay may not hold the job up long.
+    let required = (a.amount.is_some() && a.mint.is_none()) || a.max_price.is_some();
+    let wanted = required || a.amount.is_some() || given.is_some();
+    let ad_timeout = if required {
+        cfg.query_timeout
+    } else {
+        cfg.query_timeout.min(ADVISORY_AD_TIMEOUT)
+    };
+    let ad = if wanted && !relays.is_empty() {
+        worker_ad(ctx, cfg, worker, relays, ad_timeout).await?
+    } else {
+        None
+    };
+    if let Some(max) = a.max_price {
+        let Some(ad) = &ad else {
+            return Err(Error::input(
+                "--max-price: the worker has no advertisement to read its price from",
+            ));
+        };
+        let secs = a.duration.or(ad.min_duration).unwrap_or(60);
+        if let Some(p) = ad.prices.iter().map(|p| p.rate).reduce(f64::min) {
+            let price = (p * secs as f64).ceil() as u64;
+            if price > max {
+                return Err(Error::input(format!(
+                    "the worker charges {p} sat/{} x {secs} s = {price} sat, more than --max-price {max}",
+                    ad.prices[0].period
+                )));
+            }
+        }
+    }
+    let lock = if a.lock {
+        let after = jobctl::config::parse_duration(&a.refund_after)
+            .map_err(|e| Error::input(format!("--refund-after: {e}")))?;
+        Some(Lock {
+            worker,
+            refund: key.keys.public_key(),
+            locktime: Timestamp::now().as_secs() + after.as_secs().max(1),
+        })
+    } else {
+        None
+    };
+    if let Some(amount) = a.amount {
+        if amount == 0 {
+            return Err(Error::input("--amount must be at least 1 sat"));
+        }
+        let w = ctx.wallet().await?;
+        let mint = match (&a.mint, &ad) {
+            (Some(m), Some(ad)) if !ad.prices.is_empty() && !ad.accepts_mint(m) => {
+                let msg = format!(
+                    "the worker does not list mint {m} (it accepts: {})",
+                    accepted(ad)
+                );
+                if a.strict {
+                    return Err(Error::input(msg));
+                }
+                output::print_warning(&msg);
+                m.clone()
+            }
+            (Some(m), _) => m.clone(),
+            (None, Some(ad)) if !ad.prices.is_empty() => {
+                let mut best = None;
+                for p in &ad.prices {
+                    let have = w.balance_at(&p.mint).await.unwrap_or(0);
+                    if have >= amount && best.as_ref().is_none_or(|(_, h)| have > *h) {
+                        best = Some((p.mint.clone(), have));
+                    }
+                }
+                match best {
+                    Some((m, _)) => m,
+                    None => {
+                        let have: Vec<String> = w
+                            .balances()
+                            .await?
+                            .iter()
+                            .map(|b| format!("{} {} at {}", b.amount, b.unit, b.mint))
+                            .collect();
+                        return Err(Error::input(format!(
+                            "no mint both accepted by the worker and holding {amount} sat: worker accepts {}; wallet holds {}",
+                            accepted(ad),
+                            if have.is_empty() { "nothing".to_string() } else { have.join(", ") }
+                        )));
+                    }
+                }
+            }
+            (None, _) => {
+                return Err(Error::input(
+                    "the worker advertises no mint to pay at: pass --mint URL",
+                ))
+            }
+        };
+        let token = w.send(&mint, amount, lock).await?;
+        return PaymentToken::parse(&token).map(Some);
+    }
+    let Some(token) = given else {
+        return Ok(None);
+    };
+    // A token handed in: is it still good, and can the worker use it?
+    if !a.no_check {
+        match wallet::check_token(&token, MINT_CHECK_TIMEOUT).await {
+            Ok(TokenState::Unspent) => {}
+            Ok(TokenState::Spent) => {
+                return Err(Error::input(format!(
+                    "the payment token {token} is already spent at its mint"
+                )))
+            }
+            Ok(TokenState::Pending) => {
+                return Err(Error::input(format!(
+                    "the payment token {token} is pending at its mint (being spent)"
+                )))
+            }
+            Err(Error::Input(m)) => return Err(Error::Input(m)),
+            Err(e) if a.require_check => {
+                return Err(Error::input(format!(
+                    "cannot check the token with its mint (--require-check): {e}"
+                )))
+            }
+            Err(e) => {
+                output::print_warning(&format!("could not check the token with its mint: {e}"))
+            }
+        }
+    }
+    if let Some(ad) = &ad {
+        if !ad.prices.is_empty() && !ad.accepts_mint(&token.info().mint) {
+            let msg = format!(
+                "the worker does not list the token's mint {} (it accepts: {})",
+                token.info().mint,
+                accepted(ad)
+            );
+            if a.strict {
+                return Err(Error::input(msg));
+            }
+            output::print_warning(&msg);
+        }
+    }
+    if let Some(lock) = lock {
+        // Swap the bearer token into one only the worker can spend.
+        let w = ctx.wallet().await?;
+        let got = w.receive(token.expose(), vec![]).await?;
+        let locked = w.send(&token.info().mint, got, Some(lock)).await?;
+        return PaymentToken::parse(&locked).map(Some);
+    }
+    Ok(Some(token))
+}
+
+fn accepted(ad: &WorkerAd) -> String {
+    ad.prices
+        .iter()
+        .map(|p| p.mint.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// One job's reclaim outcome.
+#[derive(Debug, Serialize)]
+struct Outcome {
+    job: String,
+    result: String,
+    kind: Option<String>,
+    amount: u64,
+    message: String,
+}
+
+pub fn reclaim(ctx: &Ctx, a: ReclaimArgs) -> Result<i32> {
+    let cfg = ctx.config()?;
+    let key = ctx.key(&cfg)?;
+    let Some(mut journal) = ctx.existing_journal()? else {
+        if a.all {
+            ctx.say("nothing to reclaim: there is no journal yet");
+            return Ok(exit::OK);
+        }
+        return Err(Error::input(
+            "there is no journal yet, so no job to reclaim",
+        ));
+    };
+    let records: Vec<JobRecord> = if a.all {
+        journal
+            .list(None, None, usize::MAX)?
+            .into_iter()
+            .filter(|r| r.published && r.token.is_some())
+            .collect()
+    } else {
+        a.jobs
+            .iter()
+            .map(|j| {
+                let r = JobRef::parse(j).map_err(Error::input)?;
+                journal.get(&r.id)?.ok_or_else(|| {
+                    Error::input(format!(
+                        "job {} is not in the journal (it holds the tokens)",
+                        r.id
+                    ))
+                })
+            })
+            .collect::<Result<Vec<_>>>()?
+    };
+    let urls = relays_for(&cfg, &a.read.relays)?;
+    let timeout = timeout_for(a.read.timeout.as_deref(), cfg.query_timeout)?;
+    let ids: Vec<EventId> = records
+        .iter()
+        .filter_map(|r| EventId::from_hex(&r.id).ok())
+        .collect();
+    let rt = runtime()?;
+    let mut outcomes = Vec::new();
+    let mut failures = 0;
+    rt.block_on(async {
+        let trackers = if urls.is_empty() || ids.is_empty() {
+            ids.iter()
+                .map(|id| jobctl::state::JobTracker::new(*id))
+                .collect()
+        } else {
+            let client = relays::reader(Some(&key.keys), &urls, false).await;
+            let t = follow::load_jobs(&client, &urls, &ids, timeout).await;
+            client.shutdown().await;
+            t
+        };
+        let w = ctx.wallet().await?;
+        let now = Timestamp::now();
+        for (rec, mut t) in records.iter().zip(trackers) {
+            let id = t.id;
+            if t.request.is_none() {
+                if let Ok(ev) = rec.signed_event() {
+                    t.ingest(&ev);
+                    t.unpublished = !rec.published;
+                }
+            }
+            let mut out = Outcome {
+                job: rec.id.clone(),
+                result: "skipped".into(),
+                kind: None,
+                amount: 0,
+                message: String::new(),
+            };
+            if let Some(c) = journal.final_claim(&id)? {
+                out.message = format!(
+                    "already reclaimed earlier ({} {} {})",
+                    c.status, c.amount, c.unit
+                );
+                outcomes.push(out);
+                continue;
+            }
+            let state = t.state();
+            let change = t.result().and_then(|r| r.change.clone());
+            let payment = rec
+                .token
+                .as_deref()
+                .and_then(|p| PaymentToken::parse(p).ok());
+            let (kind, token) = if let Some(c) = change {
+                ("change", PaymentToken::parse(&c).ok())
+            } else if matches!(
+                state,
+                JobState::Failed | JobState::Cancelled | JobState::Error
+            ) || t.is_stale(now)
+                || (state == JobState::Unpublished && !a.all)
+            {
+                match &payment {
+                    Some(p) if p.is_locked() => ("refund", Some(p.clone())),
+                    Some(p) => ("payment", Some(p.clone())),
+                    None => ("payment", None),
+                }
+            } else {
+                out.message = match state {
+                    JobState::Success => "succeeded without change: nothing is owed".into(),
+                    s => format!("not eligible while {s}"),
+                };
+                outcomes.push(out);
+                continue;
+            };
+            let Some(token) = token else {
+                out.message = "unpaid job: nothing to reclaim".into();
+                outcomes.push(out);
+                continue;
+            };
+            if kind == "refund" {
+                if let Some(lt) = token.locktime() {
+                    if now.as_secs() < lt {
+                        out.message = format!(
+                            "locked to the worker until {} (in {}s)",
+                            output::clock(lt),
+                            lt - now.as_secs()
+                        );
+                        outcomes.push(out);
+                        continue;
+                    }
+                }
+            }
+            let keys = vec![wallet::cashu_secret(key.keys.secret_key())?];
+            let unit = token.info().unit.clone();
+            out.kind = Some(kind.to_string());
+            match w.receive(token.expose(), keys).await {
+                Ok(amount) => {
+                    out.result = "claimed".into();
+                    out.amount = amount;
+                    out.message = format!("{amount} {unit} credited from {}", token.info().mint);
+                }
+                Err(e) if e.to_string().contains("already spent") => {
+                    out.result = "spent".into();
+                    out.amount = token.info().amount;
+                    out.message = format!(
+                        "already spent: {} {unit} not recovered",
+                        token.info().amount
+                    );
+                }
+                Err(e) => {
+                    failures += 1;
+                    out.result = "failed".into();
+                    out.message = e.to_string();
+                }
+            }
+            journal.record_claim(&Claim {
+                job_id: rec.id.clone(),
+                kind: kind.to_string(),
+                amount: out.amount,
+                unit,
+                status: out.result.clone(),
+                message: out.message.clone(),
+                at: now.as_secs(),
+            })?;
+            outcomes.push(out);
+        }
+        Ok::<_, Error>(())
+    })?;
+    if a.json {
+        print_stdout(&to_json(&outcomes)?)?;
+    } else {
+        let mut t = output::table(
+            &["job", "kind", "result", "amount", "detail"],
+            output::stderr_color(),
+        );
+        for o in &outcomes {
+            t.add_row(vec![
+                short_id(&o.job),
+                o.kind.clone().unwrap_or_else(|| "-".into()),
+                o.result.clone(),
+                o.amount.to_string(),
+                o.message.clone(),
+            ]);
+            print_stdout(&format!("{} {} {}", o.job, o.result, o.amount))?;
+        }
+        ctx.say(t.to_string());
+        let total: u64 = outcomes
+            .iter()
+            .filter(|o| o.result == "claimed")
+            .map(|o| o.amount)
+            .sum();
+        ctx.say(format!("reclaimed {total} sat into the wallet"));
+    }
+    Ok(if failures > 0 {
+        exit::FAILURE
+    } else {
+        exit::OK
+    })
+}
