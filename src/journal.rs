@@ -719,6 +719,32 @@ impl Journal {
         Ok(())
     }
 
+    /// Final claims of jobs created at or after `since`: (job id, claim).
+    pub fn claims_since(&self, since: u64) -> Result<Vec<Claim>> {
+        let mut st = self
+            .conn
+            .prepare(
+                "SELECT c.job_id, c.kind, c.amount, c.unit, c.status, c.message, c.at
+                 FROM claims c JOIN jobs j ON j.id = c.job_id
+                 WHERE j.created_at >= ?1 AND c.status IN ('claimed', 'spent')",
+            )
+            .map_err(Self::q)?;
+        let rows = st
+            .query_map([since as i64], |r| {
+                Ok(Claim {
+                    job_id: r.get(0)?,
+                    kind: r.get(1)?,
+                    amount: r.get::<_, i64>(2)? as u64,
+                    unit: r.get(3)?,
+                    status: r.get(4)?,
+                    message: r.get(5)?,
+                    at: r.get::<_, i64>(6)? as u64,
+                })
+            })
+            .map_err(Self::q)?;
+        rows.collect::<rusqlite::Result<Vec<_>>>().map_err(Self::q)
+    }
+
     /// The final claim of a job, if any.
     pub fn final_claim(&self, id: &EventId) -> Result<Option<Claim>> {
         self.conn

@@ -23,9 +23,15 @@ fn main() -> ExitCode {
 
 fn init_tracing(verbose: u8, quiet: bool) {
     use tracing_subscriber::EnvFilter;
+    // cdk logs its own errors, which jobctl reports itself in one line:
+    // its crates speak only from -v on.
     let default = match (quiet, verbose) {
-        (true, _) => "error",
-        (_, 0) => "warn",
+        (true, _) => {
+            "error,cdk=off,cdk_common=off,cdk_sqlite=off,cdk_sql_common=off,cdk_http_client=off"
+        }
+        (_, 0) => {
+            "warn,cdk=off,cdk_common=off,cdk_sqlite=off,cdk_sql_common=off,cdk_http_client=off"
+        }
         (_, 1) => "jobctl=info,warn",
         (_, 2) => "jobctl=debug,info",
         _ => "trace",

@@ -53,6 +53,9 @@ fn cdk_err(what: &str, e: impl std::fmt::Display) -> Error {
     let lower = s.to_ascii_lowercase();
     if lower.contains("already spent") || lower.contains("token already spent") {
         Error::Wallet(format!("{what}: the token is already spent"))
+    } else if lower.contains("http transport error") || lower.contains("connection refused") {
+        let why = s.rsplit(": ").next().unwrap_or(&s).to_string();
+        Error::Wallet(format!("{what}: cannot reach the mint ({why})"))
     } else if lower.contains("pending") && lower.contains("proof") {
         Error::Wallet(format!(
             "{what}: the token's proofs are pending at the mint"

@@ -235,9 +235,13 @@ pub struct Stats {
     pub change_returned: BTreeMap<String, u64>,
     /// Paid for jobs that never reached a relay (still held in the journal).
     pub unpublished_amount: BTreeMap<String, u64>,
+    /// Redeemed back into the wallet by `reclaim` (change, refunds).
+    pub reclaimed: BTreeMap<String, u64>,
+    /// Owed back but already spent when reclaimed.
+    pub lost: BTreeMap<String, u64>,
 }
 
-fn compute(records: &[&JobRecord]) -> Stats {
+fn compute(records: &[&JobRecord], claims: &[jobctl::journal::Claim]) -> Stats {
     let mut s = Stats {
         jobs: records.len(),
         ..Default::default()
@@ -260,6 +264,17 @@ fn compute(records: &[&JobRecord]) -> Stats {
         if let Some(c) = r.change_amount {
             *s.change_returned.entry(unit).or_default() += c;
         }
+    }
+    for c in claims
+        .iter()
+        .filter(|c| records.iter().any(|r| r.id == c.job_id))
+    {
+        let bucket = if c.status == "claimed" {
+            &mut s.reclaimed
+        } else {
+            &mut s.lost
+        };
+        *bucket.entry(c.unit.clone()).or_default() += c.amount;
     }
     let count = |k: &str| s.by_status.get(k).copied().unwrap_or(0);
     let finished = count("success") + count("failed") + count("error");
@@ -299,19 +314,19 @@ pub fn stats(ctx: &Ctx, a: StatsArgs) -> Result<i32> {
         .transpose()?
         .map(|t| t.as_secs())
         .unwrap_or(0);
-    let records = match ctx.existing_journal()? {
-        Some(j) => j.all_since(since)?,
-        None => Vec::new(),
+    let (records, claims) = match ctx.existing_journal()? {
+        Some(j) => (j.all_since(since)?, j.claims_since(since)?),
+        None => (Vec::new(), Vec::new()),
     };
     let all: Vec<&JobRecord> = records.iter().collect();
-    let overall = compute(&all);
+    let overall = compute(&all, &claims);
     let mut per_worker: BTreeMap<String, Vec<&JobRecord>> = BTreeMap::new();
     for r in &records {
         per_worker.entry(r.worker.clone()).or_default().push(r);
     }
     let workers: BTreeMap<String, Stats> = per_worker
         .iter()
-        .map(|(w, rs)| (w.clone(), compute(rs)))
+        .map(|(w, rs)| (w.clone(), compute(rs, &claims)))
         .collect();
     if a.json {
         let v = serde_json::json!({ "overall": overall, "workers": workers });
@@ -332,6 +347,8 @@ pub fn stats(ctx: &Ctx, a: StatsArgs) -> Result<i32> {
             "median",
             "paid",
             "change",
+            "reclaimed",
+            "lost",
         ],
         color,
     );
@@ -354,6 +371,8 @@ pub fn stats(ctx: &Ctx, a: StatsArgs) -> Result<i32> {
                 .unwrap_or_else(|| "-".into()),
             money(&s.paid),
             money(&s.change_returned),
+            money(&s.reclaimed),
+            money(&s.lost),
         ]
     };
     for (w, s) in &workers {

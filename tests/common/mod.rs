@@ -4,6 +4,8 @@
 //! Assertions look at what the relays actually stored.
 #![allow(dead_code)]
 
+pub mod mint;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
