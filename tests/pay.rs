@@ -520,3 +520,59 @@ fn a_mint_that_is_down() {
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).starts_with("error: "));
 }
+
+#[test]
+fn a_given_token_is_swapped_into_a_locked_one_and_invoices_are_paid() {
+    let env = TestEnv::new();
+    let mint = TestMint::start();
+    let relay = TestRelay::start();
+    let w = ScriptedWorker::new();
+    fund(&env, &mint, 200);
+    let token = {
+        let out = env.cmd().args(["wallet", "send", "25"]).output().unwrap();
+        stdout(&out)
+    };
+    let out = env
+        .cmd()
+        .args([
+            "rerun",
+            "--token",
+            &token,
+            "--lock",
+            "--worker",
+            &w.hex(),
+            "--relay",
+            &relay.url,
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let sent = payment_of(&relay.events()[0]);
+    assert_ne!(sent, token, "the bearer token was swapped");
+    let locked = jobctl::payment::PaymentToken::parse(&sent).unwrap();
+    assert!(locked.is_locked() && locked.locktime().is_some());
+    assert_eq!(locked.info().amount, 25);
+    assert!(TestWallet::new(&mint.url).receive(&sent, &[]).is_err());
+    assert_eq!(
+        TestWallet::new(&mint.url).receive(&sent, &[w.keys.secret_key()]),
+        Ok(25)
+    );
+
+    // Paying a Lightning invoice (melt); the fake backend charges 1 sat fee.
+    let invoice = cdk_fake_wallet::create_fake_invoice(20_000, "jobctl".to_string()).to_string();
+    let before = balance(&env).0;
+    let out = env
+        .cmd()
+        .args(["wallet", "pay", &invoice])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "20");
+    assert!(balance(&env).0 <= before - 20);
+    let out = env
+        .cmd()
+        .args(["wallet", "mints", "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(json(&out).as_array().unwrap().len(), 1);
+}
