@@ -5,7 +5,6 @@
 //!     cargo build --release && cargo run --release --example bench_pay -- [RUNS]
 
 #[path = "../tests/common/mod.rs"]
-#[allow(dead_code, unused_imports)]
 mod common;
 
 use std::path::PathBuf;
