@@ -167,7 +167,7 @@ pub struct RerunArgs {
 
     /// Lock the payment to the worker's key (NUT-11 P2PK); after
     /// --refund-after your own key can take it back.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "unpaid")]
     pub lock: bool,
 
     /// Locktime of a --lock payment, e.g. 72h.

@@ -576,3 +576,48 @@ fn a_given_token_is_swapped_into_a_locked_one_and_invoices_are_paid() {
         .unwrap();
     assert_eq!(json(&out).as_array().unwrap().len(), 1);
 }
+
+#[test]
+fn a_reclaimed_unpublished_job_is_never_republished() {
+    let env = TestEnv::new();
+    let mint = TestMint::start();
+    let closed = ClosedPort::new();
+    let w = ScriptedWorker::new();
+    fund(&env, &mint, 50);
+    let out = env
+        .cmd()
+        .args([
+            "rerun",
+            "--amount",
+            "20",
+            "--mint",
+            &mint.url,
+            "--worker",
+            &w.hex(),
+        ])
+        .args(["--relay", &closed.url, "--timeout", "2s"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let id = stdout(&out);
+    let out = env.cmd().args(["reclaim", &id]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(stdout(&out), format!("{id} claimed 20"));
+    assert_eq!(balance(&env).0, 50);
+    let relay = TestRelay::start();
+    let out = env
+        .cmd()
+        .args(["republish", "--all", "--relay", &relay.url])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert!(relay.events().is_empty());
+    let out = env
+        .cmd()
+        .args(["republish", &id, "--relay", &relay.url])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("reclaimed"));
+    assert!(relay.events().is_empty());
+}

@@ -130,8 +130,19 @@ pub fn republish(ctx: &Ctx, a: RepublishArgs) -> Result<i32> {
             "there is no journal yet, so no job to republish",
         ));
     };
+    // A job whose payment was reclaimed must never go out again.
+    let reclaimed = |r: &JobRecord| {
+        EventId::from_hex(&r.id)
+            .ok()
+            .and_then(|id| journal.final_claim(&id).ok().flatten())
+            .is_some()
+    };
     let records: Vec<JobRecord> = if a.all {
-        journal.unpublished()?
+        journal
+            .unpublished()?
+            .into_iter()
+            .filter(|r| !reclaimed(r))
+            .collect()
     } else {
         a.jobs
             .iter()
@@ -143,6 +154,12 @@ pub fn republish(ctx: &Ctx, a: RepublishArgs) -> Result<i32> {
             })
             .collect::<Result<Vec<_>>>()?
     };
+    if let Some(r) = records.iter().find(|r| reclaimed(r)) {
+        return Err(Error::input(format!(
+            "job {}'s payment was reclaimed; it cannot be published again (dispatch a new job)",
+            short_id(&r.id)
+        )));
+    }
     if records.is_empty() {
         ctx.say("nothing to republish: every journaled job reached a relay");
         return Ok(exit::OK);
