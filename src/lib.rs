@@ -6,6 +6,7 @@
 //! (the wire format, pure), [`dispatch`] (build, sign, publish, report),
 //! [`relays`] (the network), [`output`] (tables and JSON).
 
+pub mod blobs;
 pub mod config;
 pub mod dispatch;
 pub mod error;

@@ -1,0 +1,156 @@
+//! A small content-addressed blob store served over HTTP/1.1 (Blossom
+//! style: `GET /<sha256>` returns the body whose sha256 that is). The
+//! reference worker keeps job logs here; `jobctl logs` verifies them
+//! against the hash in the URL.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+use crate::error::{Error, Result};
+use crate::logs::sha256_hex;
+
+/// Largest request head read before answering 400.
+const MAX_HEAD: usize = 8 * 1024;
+
+/// Blobs on disk under `dir`, named by their sha256.
+#[derive(Debug, Clone)]
+pub struct BlobStore {
+    dir: PathBuf,
+}
+
+impl BlobStore {
+    /// A store in `dir` (created, 0700).
+    pub fn open(dir: &Path) -> Result<BlobStore> {
+        crate::keys::create_private_dir(dir)?;
+        Ok(BlobStore {
+            dir: dir.to_path_buf(),
+        })
+    }
+
+    /// Store `body`; returns its sha256 (hex).
+    pub fn put(&self, body: &[u8]) -> Result<String> {
+        let hash = sha256_hex(body);
+        let path = self.dir.join(&hash);
+        if !path.exists() {
+            let tmp = self.dir.join(format!("{hash}.tmp"));
+            std::fs::write(&tmp, body)
+                .and_then(|_| std::fs::rename(&tmp, &path))
+                .map_err(|e| Error::io(format!("cannot store blob {hash}"), e))?;
+        }
+        Ok(hash)
+    }
+
+    /// The body stored under `hash`, if any.
+    pub fn get(&self, hash: &str) -> Option<Vec<u8>> {
+        if hash.len() != 64 || !hash.chars().all(|c| c.is_ascii_hexdigit()) {
+            return None;
+        }
+        std::fs::read(self.dir.join(hash.to_ascii_lowercase())).ok()
+    }
+}
+
+/// A running blob server.
+pub struct BlobServer {
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl BlobServer {
+    /// Serve `store` on `addr` (port 0 picks one).
+    pub async fn start(store: BlobStore, addr: SocketAddr) -> Result<BlobServer> {
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|e| Error::io(format!("cannot listen on {addr}"), e))?;
+        let local = listener
+            .local_addr()
+            .map_err(|e| Error::io("blob server address", e))?;
+        let task = tokio::spawn(async move {
+            while let Ok((mut sock, _)) = listener.accept().await {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    let _ = sock.set_nodelay(true);
+                    let mut buf = vec![0u8; MAX_HEAD];
+                    let mut n = 0;
+                    loop {
+                        match sock.read(&mut buf[n..]).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(k) => n += k,
+                        }
+                        if buf[..n].windows(4).any(|w| w == b"\r\n\r\n") || n == buf.len() {
+                            break;
+                        }
+                    }
+                    let head = String::from_utf8_lossy(&buf[..n]);
+                    let mut parts = head.split_whitespace();
+                    let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or("/"));
+                    let hash = path
+                        .trim_start_matches('/')
+                        .split(['.', '?'])
+                        .next()
+                        .unwrap_or("");
+                    let resp = match (method, store.get(hash)) {
+                        ("GET", Some(body)) | ("HEAD", Some(body)) => {
+                            let mut r = format!(
+                                "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                                body.len()
+                            )
+                            .into_bytes();
+                            if method == "GET" {
+                                r.extend_from_slice(&body);
+                            }
+                            r
+                        }
+                        ("GET", None) | ("HEAD", None) => {
+                            b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_vec()
+                        }
+                        _ => b"HTTP/1.1 405 Method Not Allowed\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_vec(),
+                    };
+                    let _ = sock.write_all(&resp).await;
+                    let _ = sock.shutdown().await;
+                });
+            }
+        });
+        Ok(BlobServer {
+            base: format!("http://{local}"),
+            task,
+        })
+    }
+
+    /// The URL of a stored blob.
+    pub fn url(&self, hash: &str) -> String {
+        format!("{}/{hash}", self.base)
+    }
+}
+
+impl Drop for BlobServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[tokio::test]
+    async fn serves_what_it_stores_and_logs_verifies_it() {
+        let dir = tempfile::tempdir().expect("dir");
+        let store = BlobStore::open(&dir.path().join("blobs")).expect("store");
+        let hash = store.put(b"hello log\n").expect("put");
+        let server = BlobServer::start(store, "127.0.0.1:0".parse().expect("addr"))
+            .await
+            .expect("server");
+        let body = crate::logs::fetch(&server.url(&hash), Duration::from_secs(5))
+            .await
+            .expect("fetch");
+        assert_eq!(body, b"hello log\n");
+        let missing =
+            crate::logs::fetch(&server.url(&"0".repeat(64)), Duration::from_secs(5)).await;
+        assert!(missing.is_err());
+    }
+}
