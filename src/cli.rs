@@ -62,6 +62,8 @@ pub enum Command {
     /// jobs that failed without change, went stale, or whose lock expired.
     #[command(after_help = EXIT_CODES)]
     Reclaim(ReclaimArgs),
+    /// Serve jobs: the reference Loom worker (runs until SIGINT/SIGTERM).
+    Worker(WorkerArgs),
     /// Cancel one of your jobs with a NIP-09 deletion request.
     #[command(after_help = EXIT_CODES)]
     Cancel(CancelArgs),
@@ -349,6 +351,47 @@ pub enum WalletCommand {
         #[arg(long, value_name = "URL")]
         mint: Option<String>,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct WorkerArgs {
+    /// Worker config file (TOML: name, allow_cmds, allow_clients,
+    /// unpaid_clients, price_per_second, mints, min_duration, max_duration,
+    /// concurrency, blob_dir, blob_addr, wallet_dir, advertise_every).
+    #[arg(long = "worker-config", value_name = "PATH")]
+    pub worker_config: Option<PathBuf>,
+
+    /// Allow a command (repeatable; replaces the config's list; default `act`).
+    #[arg(long = "allow-cmd", value_name = "CMD")]
+    pub allow_cmds: Vec<String>,
+
+    /// Price in sat per second (0 = free worker for --unpaid-client keys).
+    #[arg(long, value_name = "SAT")]
+    pub price: Option<u64>,
+
+    /// Accepted mint (repeatable).
+    #[arg(long = "accept-mint", value_name = "URL")]
+    pub mints: Vec<String>,
+
+    /// Client allowed to send unpaid jobs (repeatable).
+    #[arg(long = "unpaid-client", value_name = "PUBKEY")]
+    pub unpaid_clients: Vec<String>,
+
+    /// Jobs run at once.
+    #[arg(long, value_name = "N")]
+    pub concurrency: Option<usize>,
+
+    /// Hard limit on one run, in seconds.
+    #[arg(long, value_name = "SECS")]
+    pub max_duration: Option<u64>,
+
+    /// Minimum billed duration, in seconds.
+    #[arg(long, value_name = "SECS")]
+    pub min_duration: Option<u64>,
+
+    /// Relay URL; repeat for several [default: the configured relays].
+    #[arg(long = "relay", value_name = "URL")]
+    pub relays: Vec<String>,
 }
 
 #[derive(Debug, Args)]

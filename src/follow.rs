@@ -177,6 +177,9 @@ pub async fn workers(
     ads
 }
 
+/// How long a watch waits for a result after a terminal status.
+pub const RESULT_GRACE: Duration = Duration::from_millis(1500);
+
 /// How a watch ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WatchEnd {
@@ -223,16 +226,29 @@ where
         }
     };
     tokio::pin!(sleep);
+    // A terminal status usually has a result right behind it (exit code,
+    // logs, change): once every job is terminal, linger briefly for those.
+    let mut grace: Option<Instant> = None;
     loop {
+        let linger = async {
+            match grace {
+                Some(g) => tokio::time::sleep_until(g).await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             _ = &mut sleep => return WatchEnd::TimedOut,
+            _ = linger => return WatchEnd::Finished,
             n = rx.recv() => match n {
                 Ok(RelayPoolNotification::Event { event, .. }) => {
                     for (i, u) in route(trackers, &index, &event) {
                         on_update(&trackers[i], &u);
                     }
                     if all_done(trackers) {
-                        return WatchEnd::Finished;
+                        if trackers.iter().all(|t| t.result().is_some()) {
+                            return WatchEnd::Finished;
+                        }
+                        grace.get_or_insert_with(|| Instant::now() + RESULT_GRACE);
                     }
                 }
                 Ok(_) => {}

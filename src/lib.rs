@@ -20,5 +20,6 @@ pub mod protocol;
 pub mod relays;
 pub mod state;
 pub mod wallet;
+pub mod worker;
 
 pub use error::{Error, Result};

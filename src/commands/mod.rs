@@ -15,6 +15,7 @@ mod dispatch;
 mod follow;
 mod manage;
 mod pay;
+mod serve;
 
 /// Run the parsed command; returns the exit code.
 pub fn run(cli: Cli) -> Result<i32> {
@@ -29,6 +30,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Rerun(args) => dispatch::rerun(&ctx, *args),
         Command::Wallet(c) => pay::wallet(&ctx, c),
         Command::Reclaim(a) => pay::reclaim(&ctx, a),
+        Command::Worker(a) => serve::worker(&ctx, a),
         Command::Cancel(a) => manage::cancel(&ctx, a),
         Command::Republish(a) => manage::republish(&ctx, a),
         Command::Stats(a) => manage::stats(&ctx, a),
