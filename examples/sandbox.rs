@@ -1,0 +1,138 @@
+//! The local sandbox: two relays, a cdk mint with the fake Lightning
+//! backend and the reference worker, all on 127.0.0.1, then the whole loop
+//! through the real `jobctl` binary: a throwaway key, a funded wallet, a
+//! paid job dispatched, watched to the end, its result, logs and change.
+//!
+//!     cargo run --release --example sandbox [-- --keep-running]
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+use common::mint::TestMint;
+use common::{TestRelay, RT};
+use jobctl::worker::{Worker, WorkerConfig};
+use nostr_sdk::prelude::*;
+
+fn jobctl_bin() -> PathBuf {
+    let profile = if cfg!(debug_assertions) {
+        "debug"
+    } else {
+        "release"
+    };
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"));
+    let bin = target.join(profile).join("jobctl");
+    // `cargo run --example` does not build the binary: build it (quick when fresh).
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut c = Command::new(cargo);
+    c.args(["build", "--quiet", "--bin", "jobctl"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"));
+    if profile == "release" {
+        c.arg("--release");
+    }
+    let ok = c.status().map(|s| s.success()).unwrap_or(false);
+    assert!(ok && bin.exists(), "could not build the jobctl binary");
+    bin
+}
+
+fn main() {
+    let keep = std::env::args().any(|a| a == "--keep-running");
+    let bin = jobctl_bin();
+    let started = std::time::Instant::now();
+    let home = tempfile::tempdir().expect("tempdir");
+    let relays = [TestRelay::start(), TestRelay::start()];
+    let mint = TestMint::start();
+    let relay_list = relays
+        .iter()
+        .map(|r| r.url.clone())
+        .collect::<Vec<_>>()
+        .join(",");
+
+    // The reference worker, with its own key, wallet and log store.
+    let wkeys = Keys::generate();
+    let cfg = WorkerConfig {
+        name: "sandbox worker".into(),
+        allow_cmds: vec!["echo".into()],
+        price_per_second: 1,
+        mints: vec![mint.url.clone()],
+        min_duration: 1,
+        max_duration: 60,
+        blob_dir: Some(home.path().join("worker/blobs")),
+        wallet_dir: Some(home.path().join("worker/wallet")),
+        ..Default::default()
+    };
+    let urls: Vec<RelayUrl> = relays
+        .iter()
+        .map(|r| RelayUrl::parse(&r.url).expect("url"))
+        .collect();
+    let worker = RT
+        .block_on(Worker::start(cfg, wkeys.clone(), &urls))
+        .expect("worker");
+    let npub = wkeys.public_key().to_bech32().expect("npub");
+
+    let env = [
+        ("HOME", home.path().to_path_buf()),
+        ("XDG_CONFIG_HOME", home.path().join("config")),
+        ("XDG_DATA_HOME", home.path().join("data")),
+    ];
+    let run = |args: &[&str]| -> String {
+        eprintln!("\n$ jobctl {}", args.join(" "));
+        let out = Command::new(&bin)
+            .envs(env.iter().map(|(k, v)| (*k, v.as_os_str())))
+            .env("JOBCTL_RELAYS", &relay_list)
+            .env("JOBCTL_WORKER", &npub)
+            .args(args)
+            .stderr(Stdio::inherit())
+            .output()
+            .expect("run jobctl");
+        let stdout = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        if !stdout.is_empty() {
+            println!("{stdout}");
+        }
+        if !out.status.success() {
+            eprintln!("sandbox: `jobctl {}` exited {}", args.join(" "), out.status);
+            std::process::exit(1);
+        }
+        stdout
+    };
+
+    eprintln!(
+        "sandbox: relays {relay_list}; mint {}; worker {npub}",
+        mint.url
+    );
+    run(&["key", "generate"]);
+    run(&["wallet", "mint", "1000", "--mint", &mint.url]);
+    let id = run(&[
+        "rerun", "--amount", "20", "--cmd", "echo", "--", "hello", "from", "the", "loom", "sandbox",
+    ]);
+    run(&["watch", &id, "--exit-status", "--timeout", "30s"]);
+    run(&["show", &id]);
+    run(&["logs", &id]);
+    run(&["reclaim", &id]);
+    run(&["wallet", "balance"]);
+    eprintln!(
+        "\nsandbox: relays, mint, worker and the whole job loop took {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
+
+    if keep {
+        eprintln!("\nsandbox: still running. In another shell:");
+        for (k, v) in &env {
+            eprintln!("  export {k}={}", v.display());
+        }
+        eprintln!("  export JOBCTL_RELAYS={relay_list}");
+        eprintln!("  export JOBCTL_WORKER={npub}");
+        eprintln!(
+            "  jobctl rerun --amount 10 --cmd echo -- hi   # then watch, logs, reclaim, stats"
+        );
+        eprintln!("Ctrl-C stops it.");
+        RT.block_on(async {
+            let _ = tokio::signal::ctrl_c().await;
+        });
+    }
+    RT.block_on(worker.shutdown());
+}
