@@ -261,3 +261,134 @@ fn queue_cancel_and_timeout_kill() {
     );
     assert_eq!(w.balance(), before + 9);
 }
+
+#[test]
+fn secrets_reach_the_job_environment_only() {
+    let w = World::new(1);
+    let id = {
+        let out = w
+            .env
+            .cmd()
+            .args([
+                "rerun",
+                "--amount",
+                "5",
+                "--cmd",
+                "sh",
+                "--secret",
+                "API=s3cr3t",
+                "--env",
+                "MODE=ci",
+            ])
+            .args(["--worker", &w.worker_hex(), "--relay", &w.relay.url])
+            .args(["--", "-c", "printf '%s/%s' \"$API\" \"$MODE\""])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        stdout(&out)
+    };
+    let out = w.watch(&id);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let out = w
+        .env
+        .cmd()
+        .args(["logs", &id, "--relay", &w.relay.url])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "s3cr3t/ci");
+    assert!(!std::env::vars().any(|(_, v)| v == "s3cr3t"));
+}
+
+#[test]
+fn the_worker_command_shuts_down_cleanly_and_never_leaves_a_paid_job_silent() {
+    let env = TestEnv::new();
+    let mint = TestMint::start();
+    let relay = TestRelay::start();
+    // The worker is the real `jobctl worker` process with its own key.
+    let wenv = TestEnv::new();
+    let wpk = wenv.keys.public_key().to_hex();
+    let bin = assert_cmd::cargo::cargo_bin("jobctl");
+    let mut child = std::process::Command::new(bin)
+        .env_clear()
+        .env("HOME", wenv.home())
+        .env("XDG_CONFIG_HOME", wenv.home().join("config"))
+        .env("XDG_DATA_HOME", wenv.home().join("data"))
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .args([
+            "worker",
+            "--allow-cmd",
+            "sleep",
+            "--price",
+            "1",
+            "--accept-mint",
+            &mint.url,
+        ])
+        .args(["--min-duration", "1", "--relay", &relay.url])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Its npub on stdout says it is serving.
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    assert!(line.starts_with("npub1"), "{line}");
+    let out = env
+        .cmd()
+        .args(["wallet", "mint", "100", "--mint", &mint.url])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let out = env
+        .cmd()
+        .args([
+            "rerun", "--amount", "50", "--cmd", "sleep", "--worker", &wpk, "--relay", &relay.url,
+        ])
+        .args(["--", "30"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let id = stdout(&out);
+    // Wait until it runs, then SIGTERM the worker.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let out = env
+            .cmd()
+            .args(["status", &id, "--json", "--relay", &relay.url])
+            .output()
+            .unwrap();
+        let v = json(&out);
+        if v[0]["state"] == "running" {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "job never ran: {v}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let st = child.wait().unwrap();
+    assert!(st.success(), "worker exit: {st}");
+    // The job ended with a result and the unused payment came back as change.
+    let out = env
+        .cmd()
+        .args(["watch", &id, "--timeout", "10s", "--relay", &relay.url])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stderr(&out).contains("exit 143"), "{}", stderr(&out));
+    let out = env
+        .cmd()
+        .args(["reclaim", &id, "--relay", &relay.url])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("claimed 4"),
+        "most of the 50 sat came back: {}",
+        stdout(&out)
+    );
+}
