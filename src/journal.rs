@@ -719,6 +719,19 @@ impl Journal {
         Ok(())
     }
 
+    /// A claims row (job_id, kind, amount, unit, status, message, at).
+    fn claim_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Claim> {
+        Ok(Claim {
+            job_id: r.get(0)?,
+            kind: r.get(1)?,
+            amount: r.get::<_, i64>(2)? as u64,
+            unit: r.get(3)?,
+            status: r.get(4)?,
+            message: r.get(5)?,
+            at: r.get::<_, i64>(6)? as u64,
+        })
+    }
+
     /// Final claims of jobs created at or after `since`: (job id, claim).
     pub fn claims_since(&self, since: u64) -> Result<Vec<Claim>> {
         let mut st = self
@@ -730,17 +743,7 @@ impl Journal {
             )
             .map_err(Self::q)?;
         let rows = st
-            .query_map([since as i64], |r| {
-                Ok(Claim {
-                    job_id: r.get(0)?,
-                    kind: r.get(1)?,
-                    amount: r.get::<_, i64>(2)? as u64,
-                    unit: r.get(3)?,
-                    status: r.get(4)?,
-                    message: r.get(5)?,
-                    at: r.get::<_, i64>(6)? as u64,
-                })
-            })
+            .query_map([since as i64], Self::claim_row)
             .map_err(Self::q)?;
         rows.collect::<rusqlite::Result<Vec<_>>>().map_err(Self::q)
     }
@@ -752,17 +755,7 @@ impl Journal {
                 "SELECT job_id, kind, amount, unit, status, message, at FROM claims
                  WHERE job_id = ?1 AND status IN ('claimed', 'spent')",
                 [id.to_hex()],
-                |r| {
-                    Ok(Claim {
-                        job_id: r.get(0)?,
-                        kind: r.get(1)?,
-                        amount: r.get::<_, i64>(2)? as u64,
-                        unit: r.get(3)?,
-                        status: r.get(4)?,
-                        message: r.get(5)?,
-                        at: r.get::<_, i64>(6)? as u64,
-                    })
-                },
+                Self::claim_row,
             )
             .optional()
             .map_err(Self::q)
