@@ -254,29 +254,17 @@ impl Journal {
         }
         if !existed {
             // Create it 0600 before SQLite touches it.
-            let mut opts = std::fs::OpenOptions::new();
-            opts.write(true).create_new(true);
-            #[cfg(unix)]
-            {
-                use std::os::unix::fs::OpenOptionsExt;
-                opts.mode(0o600);
-            }
-            opts.open(path)
+            crate::keys::create_private_file(path)
                 .map_err(|e| jerr(format!("cannot create: {e}")))?;
-        }
-        #[cfg(unix)]
-        if existed {
-            use std::os::unix::fs::PermissionsExt;
-            if let Ok(meta) = std::fs::metadata(path) {
-                let mode = meta.permissions().mode() & 0o777;
-                if mode & 0o077 != 0 {
-                    tracing::warn!(
-                        "journal {} has permissions {mode:04o} and holds tokens; run `chmod 600 {}`",
-                        path.display(),
-                        path.display()
-                    );
-                }
-            }
+        } else if let Some(mode) = std::fs::metadata(path)
+            .ok()
+            .and_then(|m| crate::keys::too_open(&m))
+        {
+            tracing::warn!(
+                "journal {} has permissions {mode:04o} and holds tokens; run `chmod 600 {}`",
+                path.display(),
+                path.display()
+            );
         }
         let conn = Connection::open(path).map_err(|e| jerr(format!("cannot open: {e}")))?;
         let mut j = Journal {

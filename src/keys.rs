@@ -152,11 +152,8 @@ pub fn load_key_file(path: &Path) -> Result<Keys> {
     parse_secret_text(first).map_err(|e| kerr(e.to_string()))
 }
 
-#[cfg(unix)]
 fn check_permissions(path: &Path, meta: &std::fs::Metadata) -> Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    let mode = meta.permissions().mode() & 0o777;
-    if mode & 0o077 != 0 {
+    if let Some(mode) = too_open(meta) {
         return Err(Error::KeyFile {
             path: path.to_path_buf(),
             msg: format!(
@@ -168,9 +165,35 @@ fn check_permissions(path: &Path, meta: &std::fs::Metadata) -> Result<()> {
     Ok(())
 }
 
-#[cfg(not(unix))]
-fn check_permissions(_path: &Path, _meta: &std::fs::Metadata) -> Result<()> {
-    Ok(())
+/// The file's permission bits when group or others may access it (unix);
+/// `None` when only the owner can, or off unix.
+pub fn too_open(meta: &std::fs::Metadata) -> Option<u32> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = meta.permissions().mode() & 0o777;
+        (mode & 0o077 != 0).then_some(mode)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = meta;
+        None
+    }
+}
+
+/// Create `path` empty with mode 0600; an existing file is left alone.
+pub fn create_private_file(path: &Path) -> std::io::Result<()> {
+    if path.exists() {
+        return Ok(());
+    }
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    opts.open(path).map(|_| ())
 }
 
 /// Write key text to `path` with mode 0600 (parent dirs 0700). Refuses to

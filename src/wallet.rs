@@ -107,18 +107,7 @@ pub struct LocalWallet {
 }
 
 fn create_private_file(path: &Path) -> Result<()> {
-    if path.exists() {
-        return Ok(());
-    }
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
-    }
-    opts.open(path)
-        .map(|_| ())
+    crate::keys::create_private_file(path)
         .map_err(|e| werr(format!("cannot create {}: {e}", path.display())))
 }
 
@@ -130,21 +119,14 @@ fn load_seed(dir: &Path) -> Result<[u8; 64]> {
         std::fs::write(&path, format!("{m}\n"))
             .map_err(|e| werr(format!("cannot write {}: {e}", path.display())))?;
     }
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(&path)
-            .map_err(|e| werr(format!("cannot read {}: {e}", path.display())))?
-            .permissions()
-            .mode()
-            & 0o777;
-        if mode & 0o077 != 0 {
-            return Err(werr(format!(
-                "seed {} has permissions {mode:04o} (readable by others); run `chmod 600 {}`",
-                path.display(),
-                path.display()
-            )));
-        }
+    let meta = std::fs::metadata(&path)
+        .map_err(|e| werr(format!("cannot read {}: {e}", path.display())))?;
+    if let Some(mode) = crate::keys::too_open(&meta) {
+        return Err(werr(format!(
+            "seed {} has permissions {mode:04o} (readable by others); run `chmod 600 {}`",
+            path.display(),
+            path.display()
+        )));
     }
     let words = std::fs::read_to_string(&path)
         .map_err(|e| werr(format!("cannot read {}: {e}", path.display())))?;
