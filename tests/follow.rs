@@ -55,14 +55,8 @@ fn spawn_watch(env: &TestEnv, args: &[&str]) -> Watch {
 }
 
 fn spawn_watch_raw(env: &TestEnv, args: &[&str]) -> Child {
-    let bin = assert_cmd::cargo::cargo_bin("jobctl");
-    let mut c = std::process::Command::new(bin);
-    c.env_clear()
-        .env("HOME", env.home())
-        .env("XDG_CONFIG_HOME", env.home().join("config"))
-        .env("XDG_DATA_HOME", env.home().join("data"))
-        .env("NO_COLOR", "1")
-        .args(["-v", "watch"])
+    let mut c = env.std_cmd();
+    c.args(["-v", "watch"])
         .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());

@@ -103,12 +103,8 @@ fn killed_between_journal_write_and_publish_loses_nothing() {
     let hole = Blackhole::new();
     let w = ScriptedWorker::new();
     let token = token_v3(&[16, 16], MINT);
-    let bin = assert_cmd::cargo::cargo_bin("jobctl");
-    let mut child = std::process::Command::new(bin)
-        .env_clear()
-        .env("HOME", env.home())
-        .env("XDG_CONFIG_HOME", env.home().join("config"))
-        .env("XDG_DATA_HOME", env.home().join("data"))
+    let mut child = env
+        .std_cmd()
         .env("JOBCTL_TOKEN", &token)
         .args([
             "rerun",

@@ -307,13 +307,8 @@ fn the_worker_command_shuts_down_cleanly_and_never_leaves_a_paid_job_silent() {
     // The worker is the real `jobctl worker` process with its own key.
     let wenv = TestEnv::new();
     let wpk = wenv.keys.public_key().to_hex();
-    let bin = assert_cmd::cargo::cargo_bin("jobctl");
-    let mut child = std::process::Command::new(bin)
-        .env_clear()
-        .env("HOME", wenv.home())
-        .env("XDG_CONFIG_HOME", wenv.home().join("config"))
-        .env("XDG_DATA_HOME", wenv.home().join("data"))
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+    let mut child = wenv
+        .std_cmd()
         .args([
             "worker",
             "--allow-cmd",

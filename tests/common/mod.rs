@@ -305,16 +305,23 @@ impl TestEnv {
         std::fs::write(self.config_path(), text).expect("write config");
     }
 
-    /// `jobctl` with a clean environment pointing at this env's dirs.
-    pub fn cmd(&self) -> Command {
-        let mut c = Command::cargo_bin("jobctl").expect("binary");
+    /// `jobctl` with a clean environment pointing at this env's dirs, as a
+    /// plain process (for tests that spawn it and act while it runs).
+    pub fn std_cmd(&self) -> std::process::Command {
+        let mut c = std::process::Command::new(assert_cmd::cargo::cargo_bin("jobctl"));
         c.env_clear()
             .env("HOME", self.home())
             .env("XDG_CONFIG_HOME", self.home().join("config"))
             .env("XDG_DATA_HOME", self.home().join("data"))
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("NO_COLOR", "1")
-            .timeout(std::time::Duration::from_secs(60));
+            .env("NO_COLOR", "1");
+        c
+    }
+
+    /// The same, run to completion with assert_cmd (bounded at 60 s).
+    pub fn cmd(&self) -> Command {
+        let mut c = Command::from_std(self.std_cmd());
+        c.timeout(std::time::Duration::from_secs(60));
         c
     }
 }
