@@ -128,7 +128,7 @@ pub fn wallet(ctx: &Ctx, cmd: WalletCommand) -> Result<i32> {
                 let got = w
                     .mint(&mint, amount, wait, |invoice| {
                         eprintln!("pay this invoice to mint {amount} sat at {mint}:");
-                        eprintln!("{invoice}");
+                        eprintln!("{}", output::sanitize(invoice));
                     })
                     .await?;
                 ctx.say(format!("minted {got} sat at {mint}"));
@@ -509,7 +509,7 @@ pub fn reclaim(ctx: &Ctx, a: ReclaimArgs) -> Result<i32> {
                 o.kind.clone().unwrap_or_else(|| "-".into()),
                 o.result.clone(),
                 o.amount.to_string(),
-                o.message.clone(),
+                output::one_line(&o.message),
             ]);
             print_stdout(&format!("{} {} {}", o.job, o.result, o.amount))?;
         }
