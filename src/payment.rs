@@ -87,8 +87,21 @@ pub struct PaymentToken {
 }
 
 impl PaymentToken {
-    /// Decode and validate a token string. Surrounding whitespace is trimmed.
+    /// Decode and validate a token to pay with. Surrounding whitespace is
+    /// trimmed; a token over [`MAX_TOKEN_BYTES`] is refused, since no
+    /// common relay would carry the job request.
     pub fn parse(s: &str) -> Result<Self> {
+        Self::decode(s, MAX_TOKEN_BYTES)
+    }
+
+    /// The same checks without the size limit, for tokens that go into
+    /// the wallet rather than into an event (`wallet receive`, a worker's
+    /// change): refusing those would strand money.
+    pub fn parse_any_size(s: &str) -> Result<Self> {
+        Self::decode(s, usize::MAX)
+    }
+
+    fn decode(s: &str, max_bytes: usize) -> Result<Self> {
         let raw = s.trim();
         if raw.is_empty() {
             return Err(Error::input("the payment token is empty"));
@@ -98,7 +111,7 @@ impl PaymentToken {
                 "the payment token must start with cashuA or cashuB",
             ));
         }
-        if raw.len() > MAX_TOKEN_BYTES {
+        if raw.len() > max_bytes {
             return Err(Error::input(format!(
                 "the payment token is {} bytes, over the limit of {} KiB (relays refuse events that big); \
                  swap it for one with fewer proofs (`jobctl wallet receive` then `wallet send`)",
@@ -326,6 +339,12 @@ mod tests {
         let big = token_at(&[1; 400], m);
         assert!(big.len() > MAX_TOKEN_BYTES);
         assert!(matches!(PaymentToken::parse(&big), Err(Error::Input(_))));
+        assert_eq!(
+            PaymentToken::parse_any_size(&big)
+                .map(|t| t.info().proofs)
+                .ok(),
+            Some(400)
+        );
     }
 
     #[test]

@@ -218,7 +218,7 @@ impl LocalWallet {
     /// Redeem a token into the wallet; `keys` sign locked proofs (the
     /// worker's key, or the refund key after the locktime).
     pub async fn receive(&self, token: &str, keys: Vec<cdk::nuts::SecretKey>) -> Result<u64> {
-        let t = PaymentToken::parse(token)?;
+        let t = PaymentToken::parse_any_size(token)?;
         let w = self.wallet(&t.info().mint).await?;
         let amount = w
             .receive(
