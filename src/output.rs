@@ -454,7 +454,9 @@ pub mod log {
 
         fn on_event(&self, event: &Event<'_>, _cx: Context<'_, S>) {
             if let Some(line) = self.render(event) {
-                eprintln!("{line}");
+                // A closed stderr is no reason to panic.
+                use std::io::Write as _;
+                let _ = writeln!(std::io::stderr().lock(), "{line}");
             }
         }
     }

@@ -343,6 +343,29 @@ fn escapes_from_workers_and_relays_are_shown_escaped() {
     }
 }
 
+#[test]
+fn a_relay_reason_with_escapes_is_shown_escaped() {
+    let env = TestEnv::new();
+    let relay = TestRelay::rejecting(&format!("blocked: {EVIL}"));
+    let w = ScriptedWorker::new();
+    let out = env
+        .cmd()
+        .args([
+            "rerun",
+            "--unpaid",
+            "--worker",
+            &w.hex(),
+            "--relay",
+            &relay.url,
+        ])
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    no_escapes("the relay table", &err);
+    assert!(err.contains("blocked: \\x1b[2J"), "{err}");
+}
+
 // ---------------------------------------------------------------------
 // Item 14: batch lines are validated like flags.
 // ---------------------------------------------------------------------
