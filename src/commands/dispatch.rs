@@ -406,11 +406,14 @@ fn print_report(ctx: &Ctx, report: &DispatchReport, json: bool) -> Result<i32> {
     Ok(if report.ok() { exit::OK } else { exit::FAILURE })
 }
 
+/// The command for display (a rerun's may come from a relay: sanitized).
 fn command_line(spec: &JobSpec) -> String {
-    std::iter::once(spec.cmd.as_str())
-        .chain(spec.args.iter().map(String::as_str))
-        .collect::<Vec<_>>()
-        .join(" ")
+    output::sanitize(
+        &std::iter::once(spec.cmd.as_str())
+            .chain(spec.args.iter().map(String::as_str))
+            .collect::<Vec<_>>()
+            .join(" "),
+    )
 }
 
 fn payment_summary(spec: &JobSpec) -> String {
