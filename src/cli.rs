@@ -155,7 +155,7 @@ pub struct RerunArgs {
 
     /// Mint to pay from with --amount [default: one the worker accepts
     /// (its advertisement) that holds enough balance].
-    #[arg(long, value_name = "URL", requires = "amount")]
+    #[arg(long, value_name = "URL", requires = "amount", value_parser = jobctl::payment::parse_mint_url)]
     pub mint: Option<String>,
 
     /// Refuse when the worker's advertised rate times --duration exceeds this (sat).
@@ -328,7 +328,7 @@ pub enum WalletCommand {
         /// Amount in sat.
         amount: u64,
         /// Mint to send from [default: the one with the largest balance].
-        #[arg(long, value_name = "URL")]
+        #[arg(long, value_name = "URL", value_parser = jobctl::payment::parse_mint_url)]
         mint: Option<String>,
     },
     /// Buy AMOUNT sat of ecash at a mint over Lightning: prints the invoice,
@@ -337,7 +337,7 @@ pub enum WalletCommand {
         /// Amount in sat.
         amount: u64,
         /// The mint.
-        #[arg(long, value_name = "URL")]
+        #[arg(long, value_name = "URL", value_parser = jobctl::payment::parse_mint_url)]
         mint: String,
         /// How long to wait for the invoice to be paid.
         #[arg(long, default_value = "10m", value_name = "DURATION")]
@@ -348,7 +348,7 @@ pub enum WalletCommand {
         /// The BOLT11 invoice.
         bolt11: String,
         /// Mint to pay from [default: the one with the largest balance].
-        #[arg(long, value_name = "URL")]
+        #[arg(long, value_name = "URL", value_parser = jobctl::payment::parse_mint_url)]
         mint: Option<String>,
     },
 }
@@ -370,7 +370,7 @@ pub struct WorkerArgs {
     pub price: Option<u64>,
 
     /// Accepted mint (repeatable).
-    #[arg(long = "accept-mint", value_name = "URL")]
+    #[arg(long = "accept-mint", value_name = "URL", value_parser = jobctl::payment::parse_mint_url)]
     pub mints: Vec<String>,
 
     /// Client allowed to send unpaid jobs (repeatable).
@@ -540,7 +540,7 @@ pub struct WorkersArgs {
     pub online: bool,
 
     /// Only workers that accept this mint.
-    #[arg(long, value_name = "URL")]
+    #[arg(long, value_name = "URL", value_parser = jobctl::payment::parse_mint_url)]
     pub mint: Option<String>,
 
     /// Print a JSON array on stdout.

@@ -21,49 +21,34 @@ fn main() -> ExitCode {
     ExitCode::from(code as u8)
 }
 
+/// Logging on stderr. `-q` silences every crate but jobctl's own errors,
+/// whatever `JOBCTL_LOG` says; `JOBCTL_LOG` (or `RUST_LOG`) otherwise
+/// replaces the `-v` levels. Whatever the filter, lines are sanitized,
+/// bounded, and the relay crates' repeats are dropped
+/// ([`jobctl::output::log`]).
 fn init_tracing(verbose: u8, quiet: bool) {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
     use tracing_subscriber::EnvFilter;
     // cdk logs its own errors, which jobctl reports itself in one line:
     // its crates speak only from -v on.
-    let default = match (quiet, verbose) {
-        (true, _) => {
-            "error,cdk=off,cdk_common=off,cdk_sqlite=off,cdk_sql_common=off,cdk_http_client=off"
-        }
-        (_, 0) => {
-            "warn,cdk=off,cdk_common=off,cdk_sqlite=off,cdk_sql_common=off,cdk_http_client=off"
-        }
-        (_, 1) => "jobctl=info,warn",
-        (_, 2) => "jobctl=debug,info",
+    let default = match verbose {
+        0 => "warn,cdk=off,cdk_common=off,cdk_sqlite=off,cdk_sql_common=off,cdk_http_client=off",
+        1 => "jobctl=info,warn",
+        2 => "jobctl=debug,info",
         _ => "trace",
     };
-    let from_env =
-        EnvFilter::try_from_env("JOBCTL_LOG").or_else(|_| EnvFilter::try_from_default_env());
-    let user_chose = from_env.is_ok();
-    let mut filter = from_env.unwrap_or_else(|_| EnvFilter::new(default));
-    // The nostr crates log whole messages at debug/trace, and a job request
-    // carries a payment token: cap them at info whatever was asked for.
-    let caps: &[&str] = if user_chose || verbose >= 3 {
-        &[
-            "nostr",
-            "nostr_sdk",
-            "nostr_relay_pool",
-            "nostr_database",
-            "async_wsocket",
-            "tungstenite",
-            "tokio_tungstenite",
-        ]
+    let filter = if quiet {
+        EnvFilter::new("off,jobctl=error")
     } else {
-        &[]
+        EnvFilter::try_from_env("JOBCTL_LOG")
+            .or_else(|_| EnvFilter::try_from_default_env())
+            .unwrap_or_else(|_| EnvFilter::new(default))
     };
-    for target in caps {
-        if let Ok(d) = format!("{target}=info").parse() {
-            filter = filter.add_directive(d);
-        }
-    }
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(jobctl::output::stderr_color())
-        .with_target(false)
+    let _ = tracing_subscriber::registry()
+        .with(filter)
+        .with(jobctl::output::log::StderrLog::new(
+            jobctl::output::stderr_color(),
+        ))
         .try_init();
 }

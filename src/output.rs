@@ -53,7 +53,7 @@ pub fn relay_table(outcomes: &[RelayOutcome], color: bool) -> String {
             status = status.fg(status_color(o.status));
         }
         t.add_row(vec![
-            Cell::new(&o.url),
+            Cell::new(sanitize(&o.url)),
             status,
             Cell::new(one_line(&o.message)),
             Cell::new(o.latency_ms),
@@ -62,9 +62,55 @@ pub fn relay_table(outcomes: &[RelayOutcome], color: bool) -> String {
     t.to_string()
 }
 
-/// Collapse newlines so a relay's message cannot break the table.
+/// Collapse newlines so a relay's message cannot break the table, and
+/// [`sanitize`] what is left.
 pub fn one_line(s: &str) -> String {
-    s.split_whitespace().collect::<Vec<_>>().join(" ")
+    sanitize(&s.split_whitespace().collect::<Vec<_>>().join(" "))
+}
+
+/// Whether a character may not reach a terminal as it is: C0 and C1
+/// controls, DEL, and the Unicode bidirectional overrides and isolates
+/// that reorder what is shown ("Trojan Source").
+fn is_unsafe(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}'
+        )
+}
+
+/// Make a string that came from the network (a worker's name or status
+/// message, a relay's reason, a URL, a mint name...) safe to print on a
+/// terminal: every control character (ESC, BEL, CSI, a newline...) and
+/// every bidi override is shown escaped (`\x1b`, `\u{202e}`) instead of
+/// being interpreted, so nobody can clear the screen, retitle the window
+/// or fake a line. Printable text, including non-ASCII, is unchanged.
+pub fn sanitize(s: &str) -> String {
+    if !s.chars().any(is_unsafe) {
+        return s.to_string();
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        if !is_unsafe(c) {
+            out.push(c);
+        } else if (c as u32) < 0x80 {
+            out.push_str(&format!("\\x{:02x}", c as u32));
+        } else {
+            out.push_str(&format!("\\u{{{:x}}}", c as u32));
+        }
+    }
+    out
+}
+
+/// [`sanitize`], then cut to at most `max` characters (with `…`).
+pub fn clip(s: &str, max: usize) -> String {
+    let s = sanitize(s);
+    if s.chars().count() <= max {
+        return s;
+    }
+    let mut out: String = s.chars().take(max.saturating_sub(1)).collect();
+    out.push('…');
+    out
 }
 
 /// The first 12 hex characters of an id, for tables.
@@ -160,6 +206,262 @@ pub fn print_warning(msg: &str) {
     eprintln!("{} {}", paint("warning:", color, "1;33"), one_line(msg));
 }
 
+/// The stderr log: what `tracing` events become on stderr. Every line is
+/// [`sanitize`]d and cut to a bounded length. Lines from other crates (the
+/// nostr relay pool, websockets...) say what a relay did wrong, and a
+/// misbehaving relay can make them repeat endlessly or carry megabytes:
+/// each of those prints at most once per (relay, call site), i.e. once
+/// per relay and kind of fault, and at most [`MAX_FOREIGN_LINES`] in all.
+/// The nostr crates are also capped at `info`, whatever filter is set:
+/// at `debug` and `trace` they log whole messages, payment tokens included.
+pub mod log {
+    use std::collections::HashSet;
+    use std::fmt::{self, Write as _};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Mutex;
+
+    use tracing::callsite::Identifier;
+    use tracing::field::{Field, Visit};
+    use tracing::subscriber::Interest;
+    use tracing::{Event, Level, Metadata, Subscriber};
+    use tracing_subscriber::layer::{Context, Layer};
+
+    /// Longest line from another crate, in characters.
+    pub const MAX_FOREIGN_CHARS: usize = 300;
+    /// Longest line from jobctl itself, in characters.
+    pub const MAX_OWN_CHARS: usize = 2000;
+    /// Longest field of a line from another crate, in characters.
+    pub const MAX_FOREIGN_FIELD_CHARS: usize = 80;
+    /// Lines from other crates printed per process, at most.
+    pub const MAX_FOREIGN_LINES: usize = 40;
+
+    /// Crates that log relay messages (and so tokens) at debug/trace.
+    const NOSTR_TARGETS: &[&str] = &[
+        "nostr",
+        "nostr_sdk",
+        "nostr_relay_pool",
+        "nostr_database",
+        "nostr_gossip",
+        "async_wsocket",
+        "tungstenite",
+        "tokio_tungstenite",
+    ];
+
+    fn crate_of(target: &str) -> &str {
+        target.split("::").next().unwrap_or(target)
+    }
+
+    fn is_own(target: &str) -> bool {
+        crate_of(target) == "jobctl"
+    }
+
+    /// Whether an event is above the cap for its crate.
+    fn capped(meta: &Metadata<'_>) -> bool {
+        NOSTR_TARGETS.contains(&crate_of(meta.target())) && *meta.level() > Level::INFO
+    }
+
+    /// A string that stops growing at `max` bytes (on a char boundary), so
+    /// formatting a 5 MB field costs time but no memory.
+    struct Bounded {
+        s: String,
+        max: usize,
+        cut: bool,
+    }
+
+    impl Bounded {
+        fn new(max: usize) -> Self {
+            Bounded {
+                s: String::new(),
+                max,
+                cut: false,
+            }
+        }
+    }
+
+    impl fmt::Write for Bounded {
+        fn write_str(&mut self, part: &str) -> fmt::Result {
+            if self.cut {
+                return Ok(());
+            }
+            let room = self.max.saturating_sub(self.s.len());
+            if part.len() <= room {
+                self.s.push_str(part);
+            } else {
+                let mut end = room;
+                while !part.is_char_boundary(end) {
+                    end -= 1;
+                }
+                self.s.push_str(&part[..end]);
+                self.cut = true;
+            }
+            Ok(())
+        }
+    }
+
+    /// The fields of one event, each bounded.
+    struct Fields {
+        max: usize,
+        message: String,
+        rest: Vec<(&'static str, String)>,
+        relay: Option<String>,
+    }
+
+    impl Fields {
+        fn push(&mut self, field: &Field, value: String) {
+            if matches!(field.name(), "url" | "relay" | "relay_url") {
+                self.relay = Some(value.chars().take(200).collect());
+            }
+            if field.name() == "message" {
+                self.message = value;
+            } else {
+                self.rest.push((field.name(), value));
+            }
+        }
+    }
+
+    impl Visit for Fields {
+        fn record_str(&mut self, field: &Field, value: &str) {
+            let mut b = Bounded::new(self.max);
+            let _ = b.write_str(value);
+            self.push(field, b.s);
+        }
+
+        fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+            let mut b = Bounded::new(self.max);
+            let _ = write!(b, "{value:?}");
+            self.push(field, b.s);
+        }
+    }
+
+    /// The first `ws://` or `wss://` URL in a message, for events that name
+    /// their relay only in the text.
+    fn relay_in(message: &str) -> Option<String> {
+        let start = message.find("ws://").or_else(|| message.find("wss://"))?;
+        Some(
+            message[start..]
+                .chars()
+                .take_while(|c| !c.is_whitespace() && !matches!(c, '\'' | '"' | ',' | ')'))
+                .take(200)
+                .collect(),
+        )
+    }
+
+    /// The layer; see the module docs.
+    pub struct StderrLog {
+        ansi: bool,
+        seen: Mutex<HashSet<(Identifier, String)>>,
+        foreign: AtomicUsize,
+    }
+
+    impl StderrLog {
+        /// A layer writing to stderr, coloured when `ansi`.
+        pub fn new(ansi: bool) -> Self {
+            StderrLog {
+                ansi,
+                seen: Mutex::new(HashSet::new()),
+                foreign: AtomicUsize::new(0),
+            }
+        }
+
+        /// The line an event becomes, or `None` when it is suppressed (a
+        /// repeat, or past the budget). Public for tests.
+        pub fn render(&self, event: &Event<'_>) -> Option<String> {
+            let meta = event.metadata();
+            let own = is_own(meta.target());
+            let max = if own {
+                MAX_OWN_CHARS
+            } else {
+                MAX_FOREIGN_CHARS
+            };
+            let mut f = Fields {
+                max: max * 4,
+                message: String::new(),
+                rest: Vec::new(),
+                relay: None,
+            };
+            event.record(&mut f);
+            if !own {
+                let relay = f
+                    .relay
+                    .clone()
+                    .or_else(|| relay_in(&f.message))
+                    .unwrap_or_default();
+                let fresh = self
+                    .seen
+                    .lock()
+                    .map(|mut s| s.insert((meta.callsite(), relay)))
+                    .unwrap_or(false);
+                if !fresh {
+                    return None;
+                }
+                let n = self.foreign.fetch_add(1, Ordering::Relaxed);
+                if n == MAX_FOREIGN_LINES {
+                    return Some(format!(
+                        "{} further log lines from relays are not shown",
+                        self.level(&Level::WARN)
+                    ));
+                }
+                if n > MAX_FOREIGN_LINES {
+                    return None;
+                }
+            }
+            let mut text = f.message;
+            for (k, v) in &f.rest {
+                if !text.is_empty() {
+                    text.push(' ');
+                }
+                text.push_str(k);
+                text.push('=');
+                // One huge field (a relay's whole message) must not push
+                // the others (the error) off the line.
+                if own {
+                    text.push_str(v);
+                } else {
+                    text.push_str(&super::clip(v, MAX_FOREIGN_FIELD_CHARS));
+                }
+            }
+            if !own {
+                text = format!("{}: {text}", crate_of(meta.target()));
+            }
+            let text = super::clip(&text.split_whitespace().collect::<Vec<_>>().join(" "), max);
+            Some(format!("{} {text}", self.level(meta.level())))
+        }
+
+        fn level(&self, level: &Level) -> String {
+            let (name, code) = match *level {
+                Level::ERROR => ("ERROR", "31"),
+                Level::WARN => (" WARN", "33"),
+                Level::INFO => (" INFO", "32"),
+                Level::DEBUG => ("DEBUG", "34"),
+                Level::TRACE => ("TRACE", "35"),
+            };
+            super::paint(name, self.ansi, code)
+        }
+    }
+
+    impl<S: Subscriber> Layer<S> for StderrLog {
+        fn register_callsite(&self, meta: &'static Metadata<'static>) -> Interest {
+            if capped(meta) {
+                Interest::never()
+            } else {
+                Interest::always()
+            }
+        }
+
+        fn enabled(&self, meta: &Metadata<'_>, _cx: Context<'_, S>) -> bool {
+            !capped(meta)
+        }
+
+        fn on_event(&self, event: &Event<'_>, _cx: Context<'_, S>) {
+            if let Some(line) = self.render(event) {
+                // A closed stderr is no reason to panic.
+                use std::io::Write as _;
+                let _ = writeln!(std::io::stderr().lock(), "{line}");
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -185,5 +487,58 @@ mod tests {
         let s = relay_table(&o, false);
         assert!(!s.contains('\x1b'));
         assert!(s.contains("blocked: nope"));
+    }
+
+    #[test]
+    fn sanitize_escapes_controls_and_bidi_but_keeps_text() {
+        assert_eq!(sanitize("plain ünïcödé ✓"), "plain ünïcödé ✓");
+        assert_eq!(sanitize("\x1b[2Jx\x07"), "\\x1b[2Jx\\x07");
+        assert_eq!(sanitize("a\u{9b}b\u{202e}c"), "a\\u{9b}b\\u{202e}c");
+        assert_eq!(one_line("x\n\x1b]0;t\x07 y"), "x \\x1b]0;t\\x07 y");
+        assert_eq!(clip("abcdef", 4), "abc…");
+    }
+
+    #[test]
+    fn foreign_log_lines_are_bounded_and_said_once_per_relay_and_fault() {
+        use std::sync::{Arc, Mutex};
+        use tracing_subscriber::layer::SubscriberExt;
+
+        struct Tap(Arc<log::StderrLog>, Arc<Mutex<Vec<String>>>);
+        impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Tap {
+            fn on_event(
+                &self,
+                e: &tracing::Event<'_>,
+                _: tracing_subscriber::layer::Context<'_, S>,
+            ) {
+                if let Some(l) = self.0.render(e) {
+                    self.1.lock().expect("lock").push(l);
+                }
+            }
+        }
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let sub = tracing_subscriber::registry()
+            .with(Tap(Arc::new(log::StderrLog::new(false)), lines.clone()));
+        let big = format!("{}\x1b[2J", "A".repeat(1_000_000));
+        tracing::subscriber::with_default(sub, || {
+            for url in ["ws://a", "ws://a", "ws://b"] {
+                for _ in 0..100 {
+                    tracing::error!(target: "nostr_relay_pool::relay", url = %url, msg = %big, "Impossible to handle relay message.");
+                }
+            }
+            for _ in 0..2 {
+                tracing::warn!(target: "nostr_relay_pool", "Connected to 'ws://c'");
+            }
+            tracing::warn!(target: "jobctl::relays", "own line");
+            tracing::warn!(target: "jobctl::relays", "own line");
+        });
+        let lines = lines.lock().expect("lock");
+        assert_eq!(lines.len(), 5, "{lines:?}");
+        for l in lines.iter() {
+            assert!(l.chars().count() <= log::MAX_FOREIGN_CHARS + 8, "{l}");
+            assert!(!l.contains('\x1b'));
+        }
+        assert!(lines[0].contains("url=ws://a"));
+        assert!(lines[1].contains("url=ws://b"));
+        assert!(lines[0].contains("msg=AAAA") && lines[0].contains('…'));
     }
 }

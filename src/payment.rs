@@ -10,6 +10,59 @@ use serde::Serialize;
 
 use crate::error::{Error, Result};
 
+/// Largest token accepted, in bytes of its text (32 KiB). The token rides
+/// in the job request's `payment` tag, and public relays cap whole events:
+/// strfry (damus and most public relays) at 64 KiB by default,
+/// nostr-rs-relay at 128 KiB. Half of the smallest common cap leaves room
+/// for the rest of the event (arguments, environment, secrets) and still
+/// fits ~200 V4 proofs, while any amount up to 2^64 needs at most 64. A
+/// bigger token would be journaled and then refused by every relay.
+pub const MAX_TOKEN_BYTES: usize = 32 * 1024;
+
+/// Check a mint URL: `http://` or `https://` with a host, nothing else (no
+/// `file:`, `ftp:`, `javascript:`; no spaces or control characters). Returns
+/// it trimmed. Used for `--mint` flags and for the mint a token names.
+pub fn parse_mint_url(s: &str) -> std::result::Result<String, String> {
+    let t = s.trim();
+    let shown = crate::output::clip(t, 120);
+    if t.is_empty() {
+        return Err("the mint URL is empty".into());
+    }
+    if t.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return Err(format!(
+            "mint URL `{shown}` holds spaces or control characters"
+        ));
+    }
+    let url = url::Url::parse(t).map_err(|e| format!("`{shown}` is not a mint URL: {e}"))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(format!(
+            "mint URL `{shown}` is not http(s): mints are reached over http:// or https:// only"
+        ));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(format!("mint URL `{shown}` has no host"));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(format!(
+            "mint URL `{shown}` carries a user name or password"
+        ));
+    }
+    Ok(t.to_string())
+}
+
+/// Check one proof's amount offline: never zero. Whether the amount is a
+/// denomination the mint signs (usually a power of two, but cdk and NUT-02
+/// allow other keyset amounts) is checked against the mint's keysets in
+/// [`crate::wallet::check_token`].
+fn check_amount(a: u64) -> Result<()> {
+    if a == 0 {
+        return Err(Error::input(
+            "the payment token holds a proof of amount 0 (edited or broken token)",
+        ));
+    }
+    Ok(())
+}
+
 /// What jobctl knows about a token once decoded.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct TokenInfo {
@@ -34,8 +87,21 @@ pub struct PaymentToken {
 }
 
 impl PaymentToken {
-    /// Decode and validate a token string. Surrounding whitespace is trimmed.
+    /// Decode and validate a token to pay with. Surrounding whitespace is
+    /// trimmed; a token over [`MAX_TOKEN_BYTES`] is refused, since no
+    /// common relay would carry the job request.
     pub fn parse(s: &str) -> Result<Self> {
+        Self::decode(s, MAX_TOKEN_BYTES)
+    }
+
+    /// The same checks without the size limit, for tokens that go into
+    /// the wallet rather than into an event (`wallet receive`, a worker's
+    /// change): refusing those would strand money.
+    pub fn parse_any_size(s: &str) -> Result<Self> {
+        Self::decode(s, usize::MAX)
+    }
+
+    fn decode(s: &str, max_bytes: usize) -> Result<Self> {
         let raw = s.trim();
         if raw.is_empty() {
             return Err(Error::input("the payment token is empty"));
@@ -45,18 +111,51 @@ impl PaymentToken {
                 "the payment token must start with cashuA or cashuB",
             ));
         }
-        let token = Token::from_str(raw)
-            .map_err(|e| Error::input(format!("the payment token is malformed: {e}")))?;
-        let amount = token
-            .value()
-            .map_err(|e| Error::input(format!("the payment token's amount is invalid: {e}")))?;
+        if raw.len() > max_bytes {
+            return Err(Error::input(format!(
+                "the payment token is {} bytes, over the limit of {} KiB (relays refuse events that big); \
+                 swap it for one with fewer proofs (`jobctl wallet receive` then `wallet send`)",
+                raw.len(),
+                MAX_TOKEN_BYTES / 1024
+            )));
+        }
+        let token = Token::from_str(raw).map_err(|e| {
+            Error::input(format!(
+                "the payment token is malformed: {}",
+                crate::output::clip(&e.to_string(), 200)
+            ))
+        })?;
+        let amounts: Vec<u64> = match &token {
+            Token::TokenV3(t) => t
+                .token
+                .iter()
+                .flat_map(|t| t.proofs.iter().map(|p| u64::from(p.amount)))
+                .collect(),
+            Token::TokenV4(t) => t
+                .token
+                .iter()
+                .flat_map(|t| t.proofs.iter().map(|p| u64::from(p.amount)))
+                .collect(),
+        };
+        for a in &amounts {
+            check_amount(*a)?;
+        }
+        amounts
+            .iter()
+            .try_fold(0u64, |acc, a| acc.checked_add(*a))
+            .ok_or_else(|| Error::input("the payment token's amounts add up past 2^64"))?;
+        let amount = token.value().map_err(|e| {
+            Error::input(format!(
+                "the payment token's amount is invalid: {}",
+                crate::output::clip(&e.to_string(), 200)
+            ))
+        })?;
         let mint = token.mint_url().map_err(|_| {
             Error::input("the payment token names no mint or several mints; use one mint per token")
         })?;
-        let proofs = match &token {
-            Token::TokenV3(t) => t.token.iter().map(|t| t.proofs.len()).sum(),
-            Token::TokenV4(t) => t.token.iter().map(|t| t.proofs.len()).sum(),
-        };
+        let mint = parse_mint_url(&mint.to_string())
+            .map_err(|e| Error::input(format!("the payment token's mint: {e}")))?;
+        let proofs = amounts.len();
         if proofs == 0 || u64::from(amount) == 0 {
             return Err(Error::input("the payment token holds no value"));
         }
@@ -68,7 +167,7 @@ impl PaymentToken {
             info: TokenInfo {
                 amount: amount.into(),
                 unit,
-                mint: mint.to_string(),
+                mint,
                 version: if raw.starts_with("cashuA") { 'A' } else { 'B' },
                 proofs,
             },
@@ -116,7 +215,10 @@ impl fmt::Display for PaymentToken {
         write!(
             f,
             "cashu{}…({} {} @ {})",
-            self.info.version, self.info.amount, self.info.unit, self.info.mint
+            self.info.version,
+            self.info.amount,
+            crate::output::sanitize(&self.info.unit),
+            crate::output::sanitize(&self.info.mint)
         )
     }
 }
@@ -133,7 +235,7 @@ pub fn redact_str(s: &str) -> String {
         Ok(t) => t.redacted(),
         Err(_) => {
             let prefix: String = s.chars().take(6).collect();
-            format!("{prefix}…(undecodable)")
+            format!("{}…(undecodable)", crate::output::sanitize(&prefix))
         }
     }
 }
@@ -184,6 +286,65 @@ mod tests {
         assert!(!t.to_string().contains(&s[6..20]));
         assert!(!format!("{t:?}").contains(&s[6..20]));
         assert_eq!(t.redacted(), "cashuB…(8 sat @ http://127.0.0.1:3338)");
+    }
+
+    fn token_at(amounts: &[u64], mint: &str) -> String {
+        let c = PublicKey::from_hex(
+            "02a9acc1e48c25eeeb9289b5031cc57da9fe72f3fe2861d264bdc074209b107ba2",
+        )
+        .expect("point");
+        let id = Id::from_str("009a1f293253e41e").expect("id");
+        let proofs = amounts
+            .iter()
+            .map(|a| Proof::new(Amount::from(*a), id, Secret::generate(), c))
+            .collect();
+        Token::new(
+            MintUrl::from_str(mint).expect("url"),
+            proofs,
+            None,
+            CurrencyUnit::Sat,
+        )
+        .to_string()
+    }
+
+    #[test]
+    fn mint_urls_are_http_only() {
+        assert!(parse_mint_url(" https://mint.example/ ").is_ok());
+        assert!(parse_mint_url("http://127.0.0.1:3338").is_ok());
+        for bad in [
+            "",
+            "ftp://x",
+            "file:///etc/passwd",
+            "javascript:alert(1)",
+            "ws://x",
+            "http://",
+            "mint.example",
+            "http://u:p@mint.example",
+            "http://mint.example/\x1b[2J",
+        ] {
+            assert!(parse_mint_url(bad).is_err(), "{bad}");
+        }
+        let e = PaymentToken::parse(&token_at(&[8], "file:///etc/passwd"));
+        assert!(matches!(e, Err(Error::Input(m)) if m.contains("not http(s)")));
+    }
+
+    #[test]
+    fn amounts_and_size_are_checked() {
+        let m = "http://127.0.0.1:3338";
+        assert!(PaymentToken::parse(&token_at(&[1, 2, 1 << 40], m)).is_ok());
+        assert!(PaymentToken::parse(&token_at(&[3, 21], m)).is_ok());
+        for bad in [&[0u64][..], &[8, 0], &[1 << 63, 1 << 63], &[u64::MAX, 1]] {
+            assert!(PaymentToken::parse(&token_at(bad, m)).is_err(), "{bad:?}");
+        }
+        let big = token_at(&[1; 400], m);
+        assert!(big.len() > MAX_TOKEN_BYTES);
+        assert!(matches!(PaymentToken::parse(&big), Err(Error::Input(_))));
+        assert_eq!(
+            PaymentToken::parse_any_size(&big)
+                .map(|t| t.info().proofs)
+                .ok(),
+            Some(400)
+        );
     }
 
     #[test]

@@ -12,7 +12,9 @@ use jobctl::journal::Journal;
 use jobctl::keys::npub;
 use jobctl::output;
 use jobctl::payment::PaymentToken;
-use jobctl::protocol::{parse_key_value, JobRef, JobRequest, PTag};
+use jobctl::protocol::{
+    check_text, parse_key_value, validate_env_key, validate_job_fields, JobRef, JobRequest, PTag,
+};
 use jobctl::relays;
 use nostr_sdk::prelude::*;
 use serde::Deserialize;
@@ -106,6 +108,7 @@ fn job_spec(cfg: &Config, a: &RerunArgs, base: Option<&Base>) -> Result<JobSpec>
         (None, Some(b)) => b.req.parent,
         (None, None) => None,
     };
+    validate_job_fields(&cmd, &args, &env, &secrets).map_err(Error::input)?;
     Ok(JobSpec {
         worker,
         p_tag,
@@ -403,11 +406,14 @@ fn print_report(ctx: &Ctx, report: &DispatchReport, json: bool) -> Result<i32> {
     Ok(if report.ok() { exit::OK } else { exit::FAILURE })
 }
 
+/// The command for display (a rerun's may come from a relay: sanitized).
 fn command_line(spec: &JobSpec) -> String {
-    std::iter::once(spec.cmd.as_str())
-        .chain(spec.args.iter().map(String::as_str))
-        .collect::<Vec<_>>()
-        .join(" ")
+    output::sanitize(
+        &std::iter::once(spec.cmd.as_str())
+            .chain(spec.args.iter().map(String::as_str))
+            .collect::<Vec<_>>()
+            .join(" "),
+    )
 }
 
 fn payment_summary(spec: &JobSpec) -> String {
@@ -453,8 +459,41 @@ fn plan_line(
     n: usize,
     text: &str,
 ) -> Result<(JobSpec, Option<String>)> {
-    let l: BatchLine =
-        serde_json::from_str(text).map_err(|e| Error::input(format!("not a job spec: {e}")))?;
+    let l: BatchLine = serde_json::from_str(text).map_err(|e| {
+        Error::input(format!(
+            "not a job spec: {}",
+            output::one_line(&e.to_string())
+        ))
+    })?;
+    // The same rules as the flags: a key holding `=` would otherwise be
+    // split differently once written as KEY=VALUE.
+    for (what, map) in [("env", &l.env), ("secrets", &l.secrets)] {
+        for (k, v) in map.iter().flatten() {
+            validate_env_key(k).map_err(|e| Error::input(format!("{what}: {e}")))?;
+            check_text(&format!("{what} {k}"), v).map_err(Error::input)?;
+        }
+    }
+    if l.unpaid == Some(true) && l.token.is_some() {
+        return Err(Error::input(
+            "\"unpaid\": true and \"token\" cannot be combined (as --unpaid and --token)",
+        ));
+    }
+    if l.idempotency_key.as_ref().is_some_and(|k| k.len() > 256) {
+        return Err(Error::input(
+            "idempotency_key is longer than 256 characters",
+        ));
+    }
+    for (what, v) in [
+        ("worker", &l.worker),
+        ("p", &l.p),
+        ("run", &l.run),
+        ("token", &l.token),
+        ("idempotency_key", &l.idempotency_key),
+    ] {
+        if let Some(v) = v {
+            check_text(what, v).map_err(Error::input)?;
+        }
+    }
     let args = RerunArgs {
         job: None,
         batch: None,

@@ -9,7 +9,9 @@ use jobctl::error::{exit, Error, Result};
 use jobctl::follow::{self, ListQuery, WatchEnd};
 use jobctl::journal::{JobRecord, Journal};
 use jobctl::keys::npub;
-use jobctl::output::{self, age, clock, run_time, short_id, short_npub, state_cell};
+use jobctl::output::{
+    self, age, clip, clock, run_time, sanitize, short_id, short_npub, state_cell,
+};
 use jobctl::payment::{redact_str, PaymentToken};
 use jobctl::protocol::{JobRef, JobState, WorkerAd};
 use jobctl::state::{JobTracker, JobView, Update};
@@ -243,15 +245,17 @@ fn summary(t: &JobTracker, color: bool) -> String {
             .unwrap_or_else(|| "duration unknown".into()),
     );
     if let Some(u) = &v.stdout {
-        s.push_str(&format!("\n  stdout: {u}"));
+        s.push_str(&format!("\n  stdout: {}", sanitize(u)));
     }
     if let Some(u) = &v.stderr {
-        s.push_str(&format!("\n  stderr: {u}"));
+        s.push_str(&format!("\n  stderr: {}", sanitize(u)));
     }
     match &v.change {
         Some(c) => s.push_str(&format!(
             "\n  change: {} {} returned from {}",
-            c.amount, c.unit, c.mint
+            c.amount,
+            sanitize(&c.unit),
+            sanitize(&c.mint)
         )),
         None if t.result().is_some_and(|r| r.change.is_some()) => {
             s.push_str("\n  change: returned (undecodable token)")
@@ -436,20 +440,22 @@ fn jobs_table(views: &[JobView], names: &HashMap<String, String>, color: bool) -
         let worker = v
             .worker
             .as_ref()
-            .map(|w| names.get(w).cloned().unwrap_or_else(|| short_npub(w)))
+            .map(|w| {
+                names
+                    .get(w)
+                    .map(|n| clip(n, 40))
+                    .unwrap_or_else(|| short_npub(w))
+            })
             .unwrap_or_else(|| "-".into());
         let cmd = v
             .cmd
             .as_ref()
             .map(|c| {
-                let mut s = std::iter::once(c.as_str())
+                let s = std::iter::once(c.as_str())
                     .chain(v.args.iter().map(String::as_str))
                     .collect::<Vec<_>>()
                     .join(" ");
-                if s.chars().count() > 40 {
-                    s = s.chars().take(39).collect::<String>() + "…";
-                }
-                s
+                clip(&s, 40)
             })
             .unwrap_or_else(|| "(not found)".into());
         t.add_row(vec![
@@ -469,7 +475,7 @@ fn jobs_table(views: &[JobView], names: &HashMap<String, String>, color: bool) -
             ),
             Cell::new(v.duration.map(run_time).unwrap_or_else(|| "-".into())),
             Cell::new(match (v.amount, &v.unit) {
-                (Some(a), Some(u)) => format!("{a} {u}"),
+                (Some(a), Some(u)) => format!("{a} {}", sanitize(u)),
                 _ => "-".into(),
             }),
         ]);
@@ -595,18 +601,21 @@ pub fn show(ctx: &Ctx, a: ShowArgs) -> Result<i32> {
             npub(&job.worker),
             ad.as_ref()
                 .filter(|a| !a.name.is_empty())
-                .map(|a| format!(" ({})", a.name))
+                .map(|a| format!(" ({})", clip(&a.name, 80)))
                 .unwrap_or_default()
         ),
-        format!("command  {} {}", job.cmd, job.args.join(" ")),
+        format!(
+            "command  {}",
+            sanitize(&format!("{} {}", job.cmd, job.args.join(" ")))
+        ),
     ];
     if !env_keys.is_empty() {
-        lines.push(format!("env      {}", env_keys.join(", ")));
+        lines.push(format!("env      {}", sanitize(&env_keys.join(", "))));
     }
     if !secret_keys.is_empty() {
         lines.push(format!(
             "secrets  {} (values encrypted to the worker)",
-            secret_keys.join(", ")
+            sanitize(&secret_keys.join(", "))
         ));
     }
     lines.push(format!(
@@ -683,15 +692,10 @@ pub fn logs(ctx: &Ctx, a: LogsArgs) -> Result<i32> {
         ))
     })?;
     let timeout = timeout_for(a.read.timeout.as_deref(), cfg.query_timeout)?;
-    let body = runtime()?.block_on(joblogs::fetch(url, remaining(timeout, started)))?;
-    use std::io::Write;
+    // Streamed through a spool file: verified before the first byte is
+    // printed, with memory bounded whatever the log's size.
     let mut out = std::io::stdout().lock();
-    match out.write_all(&body).and_then(|_| out.flush()) {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
-            return Err(Error::io("cannot write to stdout", e))
-        }
-        _ => {}
-    }
+    joblogs::fetch_to(url, remaining(timeout, started), &mut out)?;
     Ok(exit::OK)
 }
 
@@ -898,9 +902,9 @@ pub fn workers(ctx: &Ctx, a: WorkersArgs) -> Result<i32> {
             "free".to_string()
         } else {
             let p = &w.prices[0];
-            format!("{} {}/{}", p.rate, p.unit, p.period)
+            format!("{} {}/{}", p.rate, clip(&p.unit, 12), clip(&p.period, 12))
         };
-        let mints: Vec<&str> = w.prices.iter().map(|p| p.mint.as_str()).collect();
+        let mints: Vec<String> = w.prices.iter().map(|p| clip(&p.mint, 60)).collect();
         let online = w.is_online(now_ts);
         let mut online_cell = Cell::new(if online { "yes" } else { "no" });
         if color {
@@ -911,10 +915,14 @@ pub fn workers(ctx: &Ctx, a: WorkersArgs) -> Result<i32> {
             });
         }
         t.add_row(vec![
-            Cell::new(if w.name.is_empty() { "-" } else { &w.name }),
+            Cell::new(if w.name.is_empty() {
+                "-".to_string()
+            } else {
+                clip(&w.name, 40)
+            }),
             Cell::new(short_npub(&w.pubkey.to_hex())),
-            Cell::new(w.architecture.as_deref().unwrap_or("-")),
-            Cell::new(w.software_version("act").unwrap_or("-")),
+            Cell::new(clip(w.architecture.as_deref().unwrap_or("-"), 20)),
+            Cell::new(clip(w.software_version("act").unwrap_or("-"), 20)),
             Cell::new(price),
             Cell::new(if mints.is_empty() {
                 "-".to_string()

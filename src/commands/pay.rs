@@ -92,7 +92,7 @@ pub fn wallet(ctx: &Ctx, cmd: WalletCommand) -> Result<i32> {
                     None | Some("-") => read_stdin("the token")?,
                     Some(t) => t.to_string(),
                 };
-                let t = PaymentToken::parse(&raw)?;
+                let t = PaymentToken::parse_any_size(&raw)?;
                 let amount = w.receive(t.expose(), vec![]).await?;
                 ctx.say(format!(
                     "received {amount} {} from {}",
@@ -128,7 +128,7 @@ pub fn wallet(ctx: &Ctx, cmd: WalletCommand) -> Result<i32> {
                 let got = w
                     .mint(&mint, amount, wait, |invoice| {
                         eprintln!("pay this invoice to mint {amount} sat at {mint}:");
-                        eprintln!("{invoice}");
+                        eprintln!("{}", output::sanitize(invoice));
                     })
                     .await?;
                 ctx.say(format!("minted {got} sat at {mint}"));
@@ -422,7 +422,7 @@ pub fn reclaim(ctx: &Ctx, a: ReclaimArgs) -> Result<i32> {
                 .as_deref()
                 .and_then(|p| PaymentToken::parse(p).ok());
             let (kind, token) = if let Some(c) = change {
-                ("change", PaymentToken::parse(&c).ok())
+                ("change", PaymentToken::parse_any_size(&c).ok())
             } else if matches!(
                 state,
                 JobState::Failed | JobState::Cancelled | JobState::Error
@@ -509,7 +509,7 @@ pub fn reclaim(ctx: &Ctx, a: ReclaimArgs) -> Result<i32> {
                 o.kind.clone().unwrap_or_else(|| "-".into()),
                 o.result.clone(),
                 o.amount.to_string(),
-                o.message.clone(),
+                output::one_line(&o.message),
             ]);
             print_stdout(&format!("{} {} {}", o.job, o.result, o.amount))?;
         }
