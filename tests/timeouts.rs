@@ -576,3 +576,45 @@ fn the_worker_starts_despite_a_silent_relay() {
     let line = line.expect("the worker printed its npub in time");
     assert!(line.starts_with("npub1"), "{line}");
 }
+
+#[test]
+fn a_batch_shares_one_deadline() {
+    let env = TestEnv::new();
+    let good = TestRelay::start();
+    let silent = Silent::new();
+    let w = worker_hex();
+    let lines: String = (0..5)
+        .map(|i| format!("{{\"worker\":\"{w}\",\"unpaid\":true,\"args\":[\"{i}\"]}}\n"))
+        .collect();
+    // Two jobs at a time: five jobs must not cost three deadlines.
+    let args = [
+        "rerun",
+        "--batch",
+        "-",
+        "--concurrency",
+        "2",
+        "--relay",
+        &good.url,
+        "--relay",
+        &silent.ws(),
+        "--timeout",
+        TIMEOUT,
+    ];
+    let r = run_with(&env, &args, Some(&lines));
+    r.in_time("rerun --batch with one silent relay");
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    assert_eq!(good.events().len(), 5);
+    let only_silent = [
+        "rerun",
+        "--batch",
+        "-",
+        "--relay",
+        &silent.ws(),
+        "--timeout",
+        TIMEOUT,
+    ];
+    let r = run_with(&env, &only_silent, Some(&lines.replace("[\"", "[\"again ")));
+    r.in_time("rerun --batch to a silent relay");
+    assert_eq!(r.code, Some(1), "{}", r.stderr);
+    assert!(r.stderr.contains("0/5 job(s)"), "{}", r.stderr);
+}
