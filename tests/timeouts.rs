@@ -618,3 +618,24 @@ fn a_batch_shares_one_deadline() {
     assert_eq!(r.code, Some(1), "{}", r.stderr);
     assert!(r.stderr.contains("0/5 job(s)"), "{}", r.stderr);
 }
+
+#[test]
+fn logs_from_a_silent_log_server_time_out() {
+    let env = TestEnv::new();
+    let relay = TestRelay::start();
+    let blobs = Silent::new();
+    let w = ScriptedWorker::new();
+    let id = dispatch(&env, &w.hex(), &[&relay], &[]);
+    let me = env.keys.public_key().to_hex();
+    let spec = ResultSpec {
+        stdout: Some(format!("{}/{}", blobs.http(), "a".repeat(64))),
+        ..Default::default()
+    };
+    w.send(&[&relay], &[w.result(&id, &me, &spec)]);
+    let r = run(
+        &env,
+        &["logs", &id, "--relay", &relay.url, "--timeout", TIMEOUT],
+    );
+    r.timed_out(1, "logs (silent log server)");
+    assert!(r.stdout.is_empty(), "{}", r.stdout);
+}

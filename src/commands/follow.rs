@@ -727,7 +727,11 @@ pub fn logs(ctx: &Ctx, a: LogsArgs) -> Result<i32> {
     let deadline = ctx.deadline();
     let body = runtime()?.block_on(deadline.bound(
         &format!("downloading {url}"),
-        joblogs::fetch(url, deadline.remaining()),
+        // The HTTP client's own timer (whole seconds) must not beat ours.
+        joblogs::fetch(
+            url,
+            deadline.remaining() + std::time::Duration::from_secs(2),
+        ),
     ))?;
     use std::io::Write;
     let mut out = std::io::stdout().lock();
