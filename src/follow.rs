@@ -15,6 +15,10 @@ use crate::protocol::{
 use crate::relays::{self, Reach};
 use crate::state::{JobTracker, Update};
 
+/// How long slower relays still get once the faster ones had what a
+/// settling lookup needs.
+pub const SETTLE_GRACE: Duration = Duration::from_millis(1000);
+
 /// Job ids per status/result filter: keeps each filter small enough for
 /// relays that cap filter sizes, while 1,000 jobs still take 10 filters.
 const IDS_PER_FILTER: usize = 100;
@@ -97,6 +101,38 @@ pub async fn load_jobs_reach(
         .limit(ids.len())];
     filters.extend(worker_side_filters(ids));
     let fetched = relays::fetch_reach(client, urls, filters, timeout).await;
+    ingest_all(&mut trackers, fetched.events);
+    (trackers, fetched.reach)
+}
+
+/// [`load_jobs_reach`] that stops waiting for slower relays `grace` after
+/// the relays that answered had every request: for a watch (it replays the
+/// statuses live) and for looking up a past job (only its request counts).
+pub async fn load_jobs_settling(
+    client: &Client,
+    urls: &[RelayUrl],
+    ids: &[EventId],
+    timeout: Duration,
+    grace: Duration,
+) -> (Vec<JobTracker>, Reach) {
+    let mut trackers: Vec<JobTracker> = ids.iter().map(|id| JobTracker::new(*id)).collect();
+    let mut filters = vec![Filter::new()
+        .kind(job_request_kind())
+        .ids(ids.iter().copied())
+        .limit(ids.len())];
+    filters.extend(worker_side_filters(ids));
+    let enough = |events: &[Event]| {
+        ids.iter().all(|id| {
+            events
+                .iter()
+                .any(|e| e.id == *id && e.kind == job_request_kind())
+        })
+    };
+    let settle = relays::Settle {
+        grace,
+        enough: &enough,
+    };
+    let fetched = relays::fetch_settling(client, urls, filters, timeout, Some(settle)).await;
     ingest_all(&mut trackers, fetched.events);
     (trackers, fetched.reach)
 }

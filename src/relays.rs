@@ -209,8 +209,37 @@ pub async fn fetch_reach(
     filters: Vec<Filter>,
     timeout: Duration,
 ) -> Fetched {
+    fetch_settling(client, urls, filters, timeout, None).await
+}
+
+/// When a lookup may stop early: once the relays that answered sent
+/// `enough` (e.g. every job request asked for), the others get at most
+/// `grace` more. For lookups whose gaps are filled later anyway (a watch
+/// replays stored events live) or that need one event (a past job).
+pub struct Settle<'a> {
+    /// How long the slower relays still get.
+    pub grace: Duration,
+    /// Whether the events so far are enough.
+    pub enough: &'a (dyn Fn(&[Event]) -> bool + Sync),
+}
+
+/// [`fetch_reach`], stopping early as `settle` says. Relays cut off by it
+/// count as timed out.
+pub async fn fetch_settling(
+    client: &Client,
+    urls: &[RelayUrl],
+    filters: Vec<Filter>,
+    timeout: Duration,
+    settle: Option<Settle<'_>>,
+) -> Fetched {
     use futures::StreamExt;
     let deadline = Instant::now() + timeout;
+    // Events of the relays that answered, and when they became enough.
+    let answered: std::sync::Mutex<Vec<Event>> = std::sync::Mutex::new(Vec::new());
+    let (settled, _keep) = tokio::sync::watch::channel(None::<Instant>);
+    let settle = &settle;
+    let answered = &answered;
+    let settled = &settled;
     // The pool's own subscription timeout outlives ours, so a stream that
     // ends before our deadline ended because the relay answered.
     let sub_timeout = timeout + Duration::from_secs(1);
@@ -237,13 +266,41 @@ pub async fn fetch_reach(
             }
             Ok::<(), String>(())
         };
-        let part = match tokio::time::timeout_at(deadline, work).await {
-            Ok(Ok(())) => Part::Answered,
-            // A connect that gave up on its own timer is a timeout too.
-            Ok(Err(e)) if e.starts_with("timed out") => Part::TimedOut,
-            Ok(Err(e)) => Part::Failed(e),
-            Err(_) => Part::TimedOut,
+        // Ends at the deadline, or `grace` after the answers were enough.
+        let cutoff = async {
+            let mut rx = settled.subscribe();
+            loop {
+                let at = (*rx.borrow_and_update())
+                    .zip(settle.as_ref())
+                    .map_or(deadline, |(t, s)| (t + s.grace).min(deadline));
+                tokio::select! {
+                    _ = tokio::time::sleep_until(at) => return,
+                    changed = rx.changed() => if changed.is_err() {
+                        tokio::time::sleep_until(deadline).await;
+                        return;
+                    },
+                }
+            }
         };
+        let ended = tokio::select! {
+            r = work => Some(r),
+            _ = cutoff => None,
+        };
+        let part = match ended {
+            Some(Ok(())) => Part::Answered,
+            // A connect that gave up on its own timer is a timeout too.
+            Some(Err(e)) if e.starts_with("timed out") => Part::TimedOut,
+            Some(Err(e)) => Part::Failed(e),
+            None => Part::TimedOut,
+        };
+        if let (Part::Answered, Some(s)) = (&part, settle.as_ref()) {
+            if let Ok(mut all) = answered.lock() {
+                all.extend(out.iter().cloned());
+                if settled.borrow().is_none() && (s.enough)(&all) {
+                    settled.send_replace(Some(Instant::now()));
+                }
+            }
+        }
         if !matches!(part, Part::Answered) {
             tracing::debug!(relay = %url, "fetch did not complete");
         }

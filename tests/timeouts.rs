@@ -639,3 +639,47 @@ fn logs_from_a_silent_log_server_time_out() {
     r.timed_out(1, "logs (silent log server)");
     assert!(r.stdout.is_empty(), "{}", r.stdout);
 }
+
+#[test]
+fn one_silent_relay_does_not_hold_up_watch_or_rerun_job() {
+    let env = TestEnv::new();
+    let good = TestRelay::start();
+    let silent = Silent::new();
+    let w = ScriptedWorker::new();
+    let id = dispatch(&env, &w.hex(), &[&good], &[]);
+    let me = env.keys.public_key().to_hex();
+    w.send(&[&good], &[w.result(&id, &me, &ResultSpec::default())]);
+    // No --timeout: loading would be bounded by timeouts.query (10s), but
+    // once the good relay had the job the silent one gets only a moment.
+    let r = run(
+        &env,
+        &["watch", &id, "--relay", &good.url, "--relay", &silent.ws()],
+    );
+    r.in_time("watch (no --timeout) with one silent relay");
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    // A past job looked up on the relays (another user's journal has none).
+    let other = TestEnv::new();
+    let r = run(
+        &other,
+        &[
+            "rerun",
+            &id,
+            "--unpaid",
+            "--relay",
+            &good.url,
+            "--relay",
+            &silent.ws(),
+            "--timeout",
+            "3s",
+        ],
+    );
+    r.in_time("rerun JOB with one silent relay");
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    assert_eq!(
+        good.events()
+            .iter()
+            .filter(|e| e.kind == Kind::Custom(5100))
+            .count(),
+        2
+    );
+}

@@ -193,7 +193,14 @@ fn load_base(
             let deadline = ctx.deadline();
             let (trackers, reach) = rt.block_on(async {
                 let client = relays::reader(key.as_ref().map(|k| &k.keys), &urls, false).await;
-                let t = follow::load_jobs_reach(&client, &urls, &[r.id], deadline.share(2)).await;
+                let t = follow::load_jobs_settling(
+                    &client,
+                    &urls,
+                    &[r.id],
+                    deadline.share(2),
+                    follow::SETTLE_GRACE,
+                )
+                .await;
                 relays::shutdown(&client).await;
                 t
             });

@@ -275,8 +275,14 @@ pub fn watch(ctx: &Ctx, a: WatchArgs) -> Result<i32> {
         let client = reader(ctx, &cfg, &urls, true).await?;
         // The lookup connects each relay itself: a silent relay costs the
         // deadline once, not once to connect and again to read.
-        let (mut trackers, reach) =
-            follow::load_jobs_reach(&client, &urls, &ids, load.remaining()).await;
+        let (mut trackers, reach) = follow::load_jobs_settling(
+            &client,
+            &urls,
+            &ids,
+            load.remaining(),
+            follow::SETTLE_GRACE,
+        )
+        .await;
         fill_from_journal(journal.as_ref(), &mut trackers);
         let missing = not_found(&trackers);
         if !missing.is_empty() {
