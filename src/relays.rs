@@ -454,3 +454,57 @@ pub fn failure_summary(outcomes: &[RelayOutcome]) -> String {
         why.join("; ")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn url(port: u16) -> RelayUrl {
+        RelayUrl::parse(&format!("ws://127.0.0.1:{port}")).expect("url")
+    }
+
+    #[test]
+    fn reach_tells_timed_out_from_answered() {
+        let all = Reach {
+            answered: 2,
+            budget: Duration::from_secs(2),
+            ..Reach::default()
+        };
+        assert!(all.complete() && !all.none_answered() && !all.any_timed_out());
+        assert_eq!(all.describe(), "");
+        let some = Reach {
+            answered: 1,
+            timed_out: vec![url(1)],
+            failed: vec![(url(2), "cannot connect".into())],
+            budget: Duration::from_secs(2),
+        };
+        assert!(!some.complete() && some.any_timed_out() && !some.none_answered());
+        assert_eq!(some.asked(), 3);
+        let d = some.describe();
+        assert!(d.starts_with("2 of 3 relay(s) did not answer"), "{d}");
+        assert!(d.contains("127.0.0.1:1: timed out"), "{d}");
+        assert!(d.contains("cannot connect"), "{d}");
+        assert!(!d.contains('\n'));
+    }
+
+    #[test]
+    fn failure_summary_names_each_relay() {
+        let o = |status, message: &str| RelayOutcome {
+            url: "ws://a".into(),
+            status,
+            message: message.into(),
+            latency_ms: 0,
+        };
+        assert_eq!(
+            failure_summary(&[o(RelayStatus::Accepted, "")]),
+            "every relay accepted"
+        );
+        assert_eq!(
+            failure_summary(&[
+                o(RelayStatus::Accepted, ""),
+                o(RelayStatus::Failed, "timed out after 2s")
+            ]),
+            "ws://a: timed out after 2s"
+        );
+    }
+}
