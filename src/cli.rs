@@ -8,7 +8,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 pub const EXIT_CODES: &str = "\
 EXIT CODES:
     0    success (rerun: at least --min-accept relays accepted the job)
-    1    runtime failure; rerun/republish: fewer than --min-accept relays
+    1    runtime failure, including running out of --timeout (`error: timed
+         out after ...`); rerun/republish: fewer than --min-accept relays
          accepted; watch --exit-status: a job failed, errored or was
          cancelled; watch/status/show/logs/cancel: a job or its result was
          not found
@@ -217,7 +218,9 @@ pub struct RerunArgs {
     #[arg(long = "p", value_name = "worker|self|PUBKEY")]
     pub p_tag: Option<String>,
 
-    /// Bound on the whole publish, e.g. 10s, 500ms [default: config, else 10s].
+    /// Bound on the whole command: looking up a past job or the worker's
+    /// advertisement, mint calls and the publish, e.g. 10s, 500ms
+    /// [default: config timeouts.publish, else 10s].
     #[arg(long, value_name = "DURATION")]
     pub timeout: Option<String>,
 
@@ -287,7 +290,8 @@ pub struct RepublishArgs {
     #[arg(long = "relay", value_name = "URL")]
     pub relays: Vec<String>,
 
-    /// Bound on each publish [default: config timeouts.publish].
+    /// Bound on the whole command, every job's publish included
+    /// [default: config timeouts.publish, else 10s].
     #[arg(long, value_name = "DURATION")]
     pub timeout: Option<String>,
 }
@@ -322,6 +326,10 @@ pub enum WalletCommand {
     Receive {
         /// The token.
         token: Option<String>,
+        /// Bound on the whole command, every mint call included
+        /// [default: config timeouts.mint, else 30s].
+        #[arg(long, value_name = "DURATION")]
+        timeout: Option<String>,
     },
     /// Take AMOUNT sat out of the wallet as a token, printed on stdout.
     Send {
@@ -330,6 +338,10 @@ pub enum WalletCommand {
         /// Mint to send from [default: the one with the largest balance].
         #[arg(long, value_name = "URL", value_parser = jobctl::payment::parse_mint_url)]
         mint: Option<String>,
+        /// Bound on the whole command, every mint call included
+        /// [default: config timeouts.mint, else 30s].
+        #[arg(long, value_name = "DURATION")]
+        timeout: Option<String>,
     },
     /// Buy AMOUNT sat of ecash at a mint over Lightning: prints the invoice,
     /// waits for payment, claims the proofs.
@@ -339,7 +351,8 @@ pub enum WalletCommand {
         /// The mint.
         #[arg(long, value_name = "URL", value_parser = jobctl::payment::parse_mint_url)]
         mint: String,
-        /// How long to wait for the invoice to be paid.
+        /// Bound on the whole command: the quote, waiting for the invoice
+        /// to be paid, and claiming the proofs.
         #[arg(long, default_value = "10m", value_name = "DURATION")]
         timeout: String,
     },
@@ -350,6 +363,10 @@ pub enum WalletCommand {
         /// Mint to pay from [default: the one with the largest balance].
         #[arg(long, value_name = "URL", value_parser = jobctl::payment::parse_mint_url)]
         mint: Option<String>,
+        /// Bound on the whole command, every mint call included
+        /// [default: config timeouts.mint, else 30s].
+        #[arg(long, value_name = "DURATION")]
+        timeout: Option<String>,
     },
 }
 
@@ -420,7 +437,8 @@ pub struct ReadArgs {
     #[arg(long = "relay", value_name = "URL")]
     pub relays: Vec<String>,
 
-    /// Bound on the whole command, e.g. 10s [default: config timeouts.query, else 10s].
+    /// Bound on the whole command: every relay lookup, publish and mint
+    /// call, e.g. 10s [default: config timeouts.query, else 10s].
     #[arg(long, value_name = "DURATION")]
     pub timeout: Option<String>,
 }
@@ -444,7 +462,9 @@ pub struct WatchArgs {
     #[arg(long = "relay", value_name = "URL")]
     pub relays: Vec<String>,
 
-    /// Give up after this long and exit 124 [default: wait forever].
+    /// Bound on the whole command, loading the jobs included: give up after
+    /// this long and exit 124 [default: wait forever; loading the jobs is
+    /// then bounded by config timeouts.query].
     #[arg(long, value_name = "DURATION")]
     pub timeout: Option<String>,
 }

@@ -26,6 +26,8 @@ pub const DEFAULT_CMD: &str = "act";
 pub const DEFAULT_PUBLISH_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default bound on a relay query.
 pub const DEFAULT_QUERY_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default bound on a wallet command that talks to a mint.
+pub const DEFAULT_MINT_TIMEOUT: Duration = Duration::from_secs(30);
 
 fn home() -> PathBuf {
     std::env::var_os("HOME")
@@ -105,6 +107,8 @@ pub struct FileTimeouts {
     pub publish: Option<String>,
     /// Bound on a one-shot relay query.
     pub query: Option<String>,
+    /// Bound on a wallet command that talks to a mint.
+    pub mint: Option<String>,
 }
 
 /// The effective configuration after file and environment are applied.
@@ -132,6 +136,8 @@ pub struct Config {
     pub publish_timeout: Duration,
     /// Bound on a query.
     pub query_timeout: Duration,
+    /// Bound on a wallet command that talks to a mint.
+    pub mint_timeout: Duration,
 }
 
 impl Config {
@@ -149,6 +155,7 @@ impl Config {
             min_accept: 1,
             publish_timeout: DEFAULT_PUBLISH_TIMEOUT,
             query_timeout: DEFAULT_QUERY_TIMEOUT,
+            mint_timeout: DEFAULT_MINT_TIMEOUT,
         }
     }
 
@@ -235,6 +242,10 @@ impl Config {
                 cfg.query_timeout =
                     parse_duration(&s).map_err(|e| err(format!("timeouts.query: {e}")))?;
             }
+            if let Some(s) = t.mint {
+                cfg.mint_timeout =
+                    parse_duration(&s).map_err(|e| err(format!("timeouts.mint: {e}")))?;
+            }
         }
         Ok(cfg)
     }
@@ -271,6 +282,7 @@ impl Config {
             timeouts: Some(FileTimeouts {
                 publish: Some(format_duration(self.publish_timeout)),
                 query: Some(format_duration(self.query_timeout)),
+                mint: Some(format_duration(self.mint_timeout)),
             }),
         };
         toml::to_string(&file).unwrap_or_default()
@@ -301,10 +313,14 @@ p_tag = "worker"
 min_accept = 1
 
 [timeouts]
-# Bound on a whole publish (--timeout).
+# Each is the default --timeout of a group of commands, and bounds the whole
+# command: every relay lookup, mint call and publish in it.
+# rerun and republish.
 publish = "10s"
-# Bound on one-shot relay queries.
+# status, show, logs, list, workers, cancel, reclaim.
 query = "10s"
+# wallet receive, send and pay.
+mint = "30s"
 "#;
 
 fn env_nonempty(name: &str) -> Option<String> {

@@ -12,8 +12,12 @@ use tokio::time::Instant;
 use crate::protocol::{
     job_request_kind, WorkerAd, KIND_JOB_RESULT, KIND_JOB_STATUS, KIND_WORKER_AD,
 };
-use crate::relays;
+use crate::relays::{self, Reach};
 use crate::state::{JobTracker, Update};
+
+/// How long slower relays still get once the faster ones had what a
+/// settling lookup needs.
+pub const SETTLE_GRACE: Duration = Duration::from_millis(1000);
 
 /// Job ids per status/result filter: keeps each filter small enough for
 /// relays that cap filter sizes, while 1,000 jobs still take 10 filters.
@@ -79,15 +83,58 @@ pub async fn load_jobs(
     ids: &[EventId],
     timeout: Duration,
 ) -> Vec<JobTracker> {
+    load_jobs_reach(client, urls, ids, timeout).await.0
+}
+
+/// [`load_jobs`], also saying which relays answered: a job missing after
+/// a lookup that timed out is not known to be missing.
+pub async fn load_jobs_reach(
+    client: &Client,
+    urls: &[RelayUrl],
+    ids: &[EventId],
+    timeout: Duration,
+) -> (Vec<JobTracker>, Reach) {
     let mut trackers: Vec<JobTracker> = ids.iter().map(|id| JobTracker::new(*id)).collect();
     let mut filters = vec![Filter::new()
         .kind(job_request_kind())
         .ids(ids.iter().copied())
         .limit(ids.len())];
     filters.extend(worker_side_filters(ids));
-    let events = relays::fetch(client, urls, filters, timeout).await;
-    ingest_all(&mut trackers, events);
-    trackers
+    let fetched = relays::fetch_reach(client, urls, filters, timeout).await;
+    ingest_all(&mut trackers, fetched.events);
+    (trackers, fetched.reach)
+}
+
+/// [`load_jobs_reach`] that stops waiting for slower relays `grace` after
+/// the relays that answered had every request: for a watch (it replays the
+/// statuses live) and for looking up a past job (only its request counts).
+pub async fn load_jobs_settling(
+    client: &Client,
+    urls: &[RelayUrl],
+    ids: &[EventId],
+    timeout: Duration,
+    grace: Duration,
+) -> (Vec<JobTracker>, Reach) {
+    let mut trackers: Vec<JobTracker> = ids.iter().map(|id| JobTracker::new(*id)).collect();
+    let mut filters = vec![Filter::new()
+        .kind(job_request_kind())
+        .ids(ids.iter().copied())
+        .limit(ids.len())];
+    filters.extend(worker_side_filters(ids));
+    let enough = |events: &[Event]| {
+        ids.iter().all(|id| {
+            events
+                .iter()
+                .any(|e| e.id == *id && e.kind == job_request_kind())
+        })
+    };
+    let settle = relays::Settle {
+        grace,
+        enough: &enough,
+    };
+    let fetched = relays::fetch_settling(client, urls, filters, timeout, Some(settle)).await;
+    ingest_all(&mut trackers, fetched.events);
+    (trackers, fetched.reach)
 }
 
 /// Feed events to trackers: requests first, so that worker events can be
@@ -120,6 +167,16 @@ pub async fn list_jobs(
     q: &ListQuery,
     timeout: Duration,
 ) -> Vec<JobTracker> {
+    list_jobs_reach(client, urls, q, timeout).await.0
+}
+
+/// [`list_jobs`], also saying which relays answered the request lookup.
+pub async fn list_jobs_reach(
+    client: &Client,
+    urls: &[RelayUrl],
+    q: &ListQuery,
+    timeout: Duration,
+) -> (Vec<JobTracker>, Reach) {
     let deadline = Instant::now() + timeout;
     let mut f = Filter::new().kind(job_request_kind()).limit(q.limit);
     if let Some(a) = q.author {
@@ -131,7 +188,12 @@ pub async fn list_jobs(
     if let Some(u) = q.until {
         f = f.until(u);
     }
-    let mut requests = relays::fetch(client, urls, vec![f], timeout).await;
+    // Half the time for the requests: a silent relay must not leave no
+    // time at all for their statuses.
+    let fetched = relays::fetch_reach(client, urls, vec![f], timeout / 2).await;
+    let mut reach = fetched.reach;
+    reach.budget = timeout;
+    let mut requests = fetched.events;
     requests.retain(|e| e.kind == job_request_kind());
     requests.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(a.id.cmp(&b.id)));
     requests.truncate(q.limit);
@@ -145,7 +207,7 @@ pub async fn list_jobs(
     };
     requests.extend(worker_side);
     ingest_all(&mut trackers, requests);
-    trackers
+    (trackers, reach)
 }
 
 /// The newest advertisement of each worker (all workers, or `authors`).
@@ -155,14 +217,25 @@ pub async fn workers(
     authors: Option<Vec<PublicKey>>,
     timeout: Duration,
 ) -> Vec<WorkerAd> {
+    workers_reach(client, urls, authors, timeout).await.0
+}
+
+/// [`workers`], also saying which relays answered.
+pub async fn workers_reach(
+    client: &Client,
+    urls: &[RelayUrl],
+    authors: Option<Vec<PublicKey>>,
+    timeout: Duration,
+) -> (Vec<WorkerAd>, Reach) {
     let mut f = Filter::new().kind(Kind::Custom(KIND_WORKER_AD)).limit(1000);
     if let Some(a) = authors {
         if a.is_empty() {
-            return Vec::new();
+            return (Vec::new(), Reach::default());
         }
         f = f.authors(a);
     }
-    let events = relays::fetch(client, urls, vec![f], timeout).await;
+    let fetched = relays::fetch_reach(client, urls, vec![f], timeout).await;
+    let events = fetched.events;
     let mut newest: HashMap<PublicKey, WorkerAd> = HashMap::new();
     for ad in events.iter().filter_map(WorkerAd::from_event) {
         match newest.get(&ad.pubkey) {
@@ -174,7 +247,68 @@ pub async fn workers(
     }
     let mut ads: Vec<WorkerAd> = newest.into_values().collect();
     ads.sort_by(|a, b| b.at.cmp(&a.at).then(a.name.cmp(&b.name)));
-    ads
+    (ads, fetched.reach)
+}
+
+/// What a lookup of one worker's advertisement found.
+#[derive(Debug, Clone)]
+pub enum AdLookup {
+    /// The newest advertisement.
+    Found(WorkerAd),
+    /// Every relay answered and none has one.
+    Missing,
+    /// No advertisement, and some relay did not answer in time (or could
+    /// not be reached): the worker may well have one.
+    Unknown(Reach),
+}
+
+impl AdLookup {
+    /// The advertisement, if one was found.
+    pub fn ad(&self) -> Option<&WorkerAd> {
+        match self {
+            AdLookup::Found(ad) => Some(ad),
+            _ => None,
+        }
+    }
+
+    /// Into the advertisement, if one was found.
+    pub fn into_ad(self) -> Option<WorkerAd> {
+        match self {
+            AdLookup::Found(ad) => Some(ad),
+            _ => None,
+        }
+    }
+
+    /// The error for a step that needs the advertisement (`needed_for`,
+    /// e.g. "to pick a mint") when the lookup was cut short, so that it
+    /// never reads as "the worker has none": `timed out after {total}
+    /// looking up ...` (exit 1), or the relays' failures. `None` when the
+    /// ad was found or every relay said it has none.
+    pub fn cut_short(&self, total: Duration, needed_for: &str) -> Option<crate::Error> {
+        match self {
+            AdLookup::Found(_) | AdLookup::Missing => None,
+            AdLookup::Unknown(reach) => Some(reach_error(
+                reach,
+                total,
+                &format!("looking up the worker's advertisement {needed_for}"),
+            )),
+        }
+    }
+}
+
+/// The newest advertisement of `worker`, telling "none" from "no answer".
+pub async fn worker_ad(
+    client: &Client,
+    urls: &[RelayUrl],
+    worker: PublicKey,
+    timeout: Duration,
+) -> AdLookup {
+    let (ads, reach) = workers_reach(client, urls, Some(vec![worker]), timeout).await;
+    match ads.into_iter().next() {
+        Some(ad) => AdLookup::Found(ad),
+        None if reach.complete() => AdLookup::Missing,
+        None => AdLookup::Unknown(reach),
+    }
 }
 
 /// How long a watch waits for a result after a terminal status.
@@ -260,5 +394,32 @@ where
                 }
             },
         }
+    }
+}
+
+/// The error for a lookup (`doing`, e.g. "looking up job 1a2b") that did
+/// not reach every relay: `timed out after {total} ...` when a relay ran
+/// out of time, else why the relays could not be reached. One line.
+pub fn reach_error(reach: &Reach, total: Duration, doing: &str) -> crate::Error {
+    if reach.any_timed_out() {
+        // A lookup that had only its share of the deadline says so.
+        let tenths = |d: Duration| (d.as_millis() + 50) / 100;
+        let took = if reach.budget.is_zero() || tenths(reach.budget) >= tenths(total) {
+            crate::deadline::timed_out_msg(total, doing)
+        } else {
+            let b = tenths(reach.budget);
+            let budget = if b % 10 == 0 {
+                format!("{}s", b / 10)
+            } else {
+                format!("{}.{}s", b / 10, b % 10)
+            };
+            format!(
+                "timed out after {budget} (its share of --timeout {}) {doing}",
+                crate::config::format_duration(total)
+            )
+        };
+        crate::Error::Runtime(format!("{took}: {}", reach.describe()))
+    } else {
+        crate::Error::Relay(format!("cannot finish {doing}: {}", reach.describe()))
     }
 }

@@ -8,6 +8,7 @@
 
 pub mod blobs;
 pub mod config;
+pub mod deadline;
 pub mod dispatch;
 pub mod error;
 pub mod follow;

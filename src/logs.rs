@@ -78,7 +78,7 @@ fn spool_file() -> Result<File> {
 
 /// Download `url` into a spool file, hashing as it goes; returns the file
 /// (rewound) and the body's length once the body is verified.
-fn download(url: &str, timeout: Duration) -> Result<(File, u64)> {
+pub fn download(url: &str, timeout: Duration) -> Result<(File, u64)> {
     let shown = crate::output::clip(url, 200);
     if !(url.starts_with("http://") || url.starts_with("https://")) {
         return Err(Error::Runtime(format!("log URL `{shown}` is not http(s)")));
@@ -141,6 +141,12 @@ fn download(url: &str, timeout: Duration) -> Result<(File, u64)> {
 /// ends the copy quietly.
 pub fn fetch_to(url: &str, timeout: Duration, out: &mut dyn Write) -> Result<u64> {
     let (file, total) = download(url, timeout)?;
+    copy_out(file, total, out)
+}
+
+/// Copy a verified spool file (from [`download`]) to `out`; a reader that
+/// went away (a closed pipe) is not an error.
+pub fn copy_out(file: File, total: u64, out: &mut dyn Write) -> Result<u64> {
     let mut reader = io::BufReader::with_capacity(CHUNK, file);
     match io::copy(&mut reader, out).and_then(|n| out.flush().map(|_| n)) {
         Ok(n) => Ok(n),

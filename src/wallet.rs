@@ -436,7 +436,11 @@ pub async fn check_token(token: &PaymentToken, timeout: Duration) -> Result<Toke
             TokenState::Unspent
         })
     };
-    tokio::time::timeout(timeout, work)
-        .await
-        .map_err(|_| werr(format!("mint {} did not answer in time", token.info().mint)))?
+    tokio::time::timeout(timeout, work).await.map_err(|_| {
+        werr(format!(
+            "timed out after {} waiting for mint {}",
+            crate::config::format_duration(timeout),
+            token.info().mint
+        ))
+    })?
 }

@@ -20,8 +20,7 @@ use nostr_sdk::prelude::*;
 use serde::Deserialize;
 
 use super::{
-    min_accept_for, print_stdout, read_stdin, relays_for, require_relays, runtime, timeout_for,
-    to_json, Ctx,
+    min_accept_for, print_stdout, read_stdin, relays_for, require_relays, runtime, to_json, Ctx,
 };
 use crate::cli::RerunArgs;
 
@@ -193,23 +192,39 @@ fn load_base(
             }
             let key = ctx.optional_key(cfg)?;
             let rt = runtime()?;
-            let trackers = rt.block_on(async {
+            // Half of the command's deadline: the publish needs the rest.
+            let deadline = ctx.deadline();
+            let (trackers, reach) = rt.block_on(async {
                 let client = relays::reader(key.as_ref().map(|k| &k.keys), &urls, false).await;
-                let t = follow::load_jobs(&client, &urls, &[r.id], cfg.query_timeout).await;
-                client.shutdown().await;
+                let t = follow::load_jobs_settling(
+                    &client,
+                    &urls,
+                    &[r.id],
+                    deadline.share(2),
+                    follow::SETTLE_GRACE,
+                )
+                .await;
+                relays::shutdown(&client).await;
                 t
             });
-            trackers
-                .into_iter()
-                .next()
-                .and_then(|t| t.request)
-                .ok_or_else(|| {
-                    Error::Runtime(format!(
+            let found = trackers.into_iter().next().and_then(|t| t.request);
+            match found {
+                Some(ev) => ev,
+                None if !reach.complete() => {
+                    return Err(follow::reach_error(
+                        &reach,
+                        deadline.total(),
+                        &format!("looking up job {}", r.id),
+                    ))
+                }
+                None => {
+                    return Err(Error::Runtime(format!(
                         "job {} not found in the journal or on {} relay(s)",
                         r.id,
                         urls.len()
-                    ))
-                })?
+                    )))
+                }
+            }
         }
     };
     let req = JobRequest::from_event(&event)
@@ -224,7 +239,9 @@ fn load_base(
 pub fn rerun(ctx: &Ctx, a: RerunArgs) -> Result<i32> {
     let cfg = ctx.config()?;
     let relays = relays_for(&cfg, &a.relays)?;
-    let timeout = timeout_for(a.timeout.as_deref(), cfg.publish_timeout)?;
+    // One deadline for the whole command: lookups, mint calls, publish.
+    let deadline = ctx.start_deadline(a.timeout.as_deref(), cfg.publish_timeout)?;
+    let timeout = deadline.total();
     let min_accept = min_accept_for(a.min_accept, &cfg)?;
     if !a.dry_run {
         require_relays(&relays)?;
@@ -289,11 +306,11 @@ pub fn rerun(ctx: &Ctx, a: RerunArgs) -> Result<i32> {
                     event,
                     payment,
                     &relays,
-                    timeout,
+                    deadline.remaining(),
                     min_accept,
                 )
                 .await;
-                client.shutdown().await;
+                relays::shutdown(&client).await;
                 r
             })?;
             return print_report(ctx, &report, a.json);
@@ -356,13 +373,13 @@ pub fn rerun(ctx: &Ctx, a: RerunArgs) -> Result<i32> {
             &spec,
             event,
             &relays,
-            timeout,
+            deadline.remaining(),
             min_accept,
             idem.as_deref(),
             base.as_ref().map(|b| b.id),
         )
         .await;
-        client.shutdown().await;
+        relays::shutdown(&client).await;
         r
     })?;
     print_report(ctx, &report, a.json)
@@ -376,11 +393,12 @@ fn print_report(ctx: &Ctx, report: &DispatchReport, json: bool) -> Result<i32> {
     } else {
         if ctx.quiet && !report.ok() {
             output::print_error(&format!(
-                "job {} accepted by {}/{} relays (need {})",
+                "job {} accepted by {}/{} relays (need {}): {}",
                 output::short_id(&report.id),
                 report.accepted,
                 report.relays.len(),
-                report.min_accept
+                report.min_accept,
+                relays::failure_summary(&report.relays)
             ));
         }
         ctx.say(output::relay_table(&report.relays, color));
@@ -397,6 +415,10 @@ fn print_report(ctx: &Ctx, report: &DispatchReport, json: bool) -> Result<i32> {
             report.min_accept
         ));
         if !report.ok() {
+            ctx.say(format!(
+                "why: {}",
+                output::one_line(&relays::failure_summary(&report.relays))
+            ));
             ctx.say(
                 "the job and its token are kept in the journal: `jobctl republish --all` retries",
             );
@@ -691,7 +713,10 @@ fn batch(
     let rt = runtime()?;
     let reports: Vec<DispatchReport> = rt.block_on(async {
         let client = relays::client(&key.keys, relays).await;
-        relays::connect_all(&client, relays, timeout).await;
+        // The whole batch shares the command's deadline (`timeout` is its total).
+        let deadline = ctx.deadline();
+        let _ = timeout;
+        relays::connect_all(&client, relays, deadline.share(2)).await;
         // Relays each job already reached (idempotent retries).
         let earlier: Vec<Vec<String>> = events
             .iter()
@@ -709,7 +734,7 @@ fn batch(
                     let out = if todo.is_empty() {
                         Vec::new()
                     } else {
-                        relays::publish_with(client_ref, &ev, &todo, timeout).await
+                        relays::publish_with(client_ref, &ev, &todo, deadline.remaining()).await
                     };
                     (i, ev, out)
                 }

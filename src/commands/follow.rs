@@ -5,6 +5,7 @@ use std::collections::HashMap;
 
 use comfy_table::Cell;
 use jobctl::config::{self, Config};
+use jobctl::deadline::Deadline;
 use jobctl::error::{exit, Error, Result};
 use jobctl::follow::{self, ListQuery, WatchEnd};
 use jobctl::journal::{JobRecord, Journal};
@@ -14,14 +15,13 @@ use jobctl::output::{
 };
 use jobctl::payment::{redact_str, PaymentToken};
 use jobctl::protocol::{JobRef, JobState, WorkerAd};
+use jobctl::relays::Reach;
 use jobctl::state::{JobTracker, JobView, Update};
 use jobctl::{logs as joblogs, relays};
 use nostr_sdk::prelude::*;
 use serde_json::json;
 
-use super::{
-    print_stdout, read_stdin, relays_for, require_relays, runtime, timeout_for, to_json, Ctx,
-};
+use super::{print_stdout, read_stdin, relays_for, require_relays, runtime, to_json, Ctx};
 use crate::cli::{ListArgs, LogsArgs, ShowArgs, StatusArgs, WatchArgs, WorkersArgs};
 
 /// Parse job references; `-` reads more from stdin (one per line).
@@ -72,13 +72,6 @@ async fn reader(ctx: &Ctx, cfg: &Config, urls: &[RelayUrl], persistent: bool) ->
 
 fn now() -> Timestamp {
     Timestamp::now()
-}
-
-/// What is left of a command-wide `--timeout` that started at `started`.
-fn remaining(total: std::time::Duration, started: std::time::Instant) -> std::time::Duration {
-    total
-        .saturating_sub(started.elapsed())
-        .max(std::time::Duration::from_millis(1))
 }
 
 /// Requests the relays no longer have (deleted after a cancel, or never
@@ -269,31 +262,56 @@ pub fn watch(ctx: &Ctx, a: WatchArgs) -> Result<i32> {
     let cfg = ctx.config()?;
     let refs = job_refs(&a.jobs)?;
     let urls = read_relays(&cfg, &a.relays, &refs)?;
-    let overall = a
-        .timeout
-        .as_deref()
-        .map(|t| config::parse_duration(t).map_err(|e| Error::input(format!("--timeout: {e}"))))
-        .transpose()?;
+    // One deadline for the whole watch, loading included; without
+    // --timeout only the loading is bounded (by timeouts.query).
+    let overall = match a.timeout.as_deref() {
+        Some(t) => Some(ctx.start_deadline(Some(t), cfg.query_timeout)?),
+        None => None,
+    };
     let ids: Vec<EventId> = refs.iter().map(|r| r.id).collect();
     let color = output::stderr_color();
     let multi = ids.len() > 1;
     let mut journal = ctx.existing_journal()?;
     let rt = runtime()?;
     rt.block_on(async {
-        let start = tokio::time::Instant::now();
-        let deadline = overall.map(|d| start + d);
-        let load_timeout = overall.map_or(cfg.query_timeout, |d| d.min(cfg.query_timeout));
+        let deadline = overall.map(|d| d.instant());
+        let load = overall.unwrap_or_else(|| Deadline::after(cfg.query_timeout));
         let client = reader(ctx, &cfg, &urls, true).await?;
-        relays::connect_all(&client, &urls, load_timeout).await;
-        let mut trackers = follow::load_jobs(&client, &urls, &ids, load_timeout).await;
+        // The lookup connects each relay itself: a silent relay costs the
+        // deadline once, not once to connect and again to read.
+        let (mut trackers, reach) = follow::load_jobs_settling(
+            &client,
+            &urls,
+            &ids,
+            load.remaining(),
+            follow::SETTLE_GRACE,
+        )
+        .await;
         fill_from_journal(journal.as_ref(), &mut trackers);
         let missing = not_found(&trackers);
         if !missing.is_empty() {
-            return Err(Error::Runtime(format!(
-                "job {} not found on {} relay(s)",
-                missing.join(", "),
-                urls.len()
-            )));
+            relays::shutdown(&client).await;
+            if reach.complete() {
+                return Err(Error::Runtime(format!(
+                    "job {} not found on {} relay(s)",
+                    missing.join(", "),
+                    urls.len()
+                )));
+            }
+            let e = follow::reach_error(
+                &reach,
+                load.total(),
+                &format!("looking up job {}", missing.join(", ")),
+            );
+            if overall.is_some_and(|d| d.expired()) {
+                // --timeout passed before the job was even found: 124.
+                output::print_error(&e.to_string());
+                return Ok(124);
+            }
+            return Err(e);
+        }
+        if !reach.complete() {
+            output::print_warning(&reach.describe());
         }
         let spinner = spinner(ctx, a.json);
         let mut emit = |t: &JobTracker, u: &Update| {
@@ -333,7 +351,7 @@ pub fn watch(ctx: &Ctx, a: WatchArgs) -> Result<i32> {
         };
         let end = follow::watch(&client, &mut trackers, deadline, on_ready, &mut emit).await;
         spinner.finish_and_clear();
-        client.shutdown().await;
+        relays::shutdown(&client).await;
         if end == WatchEnd::Closed {
             return Err(Error::Relay(
                 "lost the connection to every relay before the job finished".into(),
@@ -347,7 +365,7 @@ pub fn watch(ctx: &Ctx, a: WatchArgs) -> Result<i32> {
                 .collect();
             output::print_error(&format!(
                 "timed out after {} waiting for {}",
-                config::format_duration(overall.unwrap_or_default()),
+                config::format_duration(overall.map(|d| d.total()).unwrap_or_default()),
                 unfinished.join(", ")
             ));
             return Ok(124);
@@ -404,28 +422,45 @@ fn spinner_text(t: &JobTracker) -> String {
     format!("{} {}", short_id(&t.id.to_hex()), t.state())
 }
 
-/// Load jobs named on the command line, with their relays.
+/// Load jobs named on the command line, with their relays. Starts the
+/// command's deadline; fails when no relay answered at all (timed out,
+/// or unreachable), warns when some did not.
 fn load(
     ctx: &Ctx,
     jobs: &[String],
     read: &crate::cli::ReadArgs,
-) -> Result<(Config, Vec<RelayUrl>, Vec<JobTracker>)> {
+) -> Result<(Config, Vec<RelayUrl>, Vec<JobTracker>, Reach)> {
     let cfg = ctx.config()?;
+    let deadline = ctx.start_deadline(read.timeout.as_deref(), cfg.query_timeout)?;
     let refs = job_refs(jobs)?;
     let urls = read_relays(&cfg, &read.relays, &refs)?;
-    let timeout = timeout_for(read.timeout.as_deref(), cfg.query_timeout)?;
     let ids: Vec<EventId> = refs.iter().map(|r| r.id).collect();
     let rt = runtime()?;
-    let mut trackers = rt.block_on(async {
+    let (mut trackers, reach) = rt.block_on(async {
         let client = reader(ctx, &cfg, &urls, false).await?;
-        let t = follow::load_jobs(&client, &urls, &ids, timeout).await;
-        client.shutdown().await;
+        let t = follow::load_jobs_reach(&client, &urls, &ids, deadline.remaining()).await;
+        relays::shutdown(&client).await;
         Ok::<_, Error>(t)
     })?;
+    let what = ids
+        .iter()
+        .map(|id| short_id(&id.to_hex()))
+        .collect::<Vec<_>>()
+        .join(", ");
+    if reach.none_answered() {
+        return Err(follow::reach_error(
+            &reach,
+            deadline.total(),
+            &format!("looking up job {what}"),
+        ));
+    }
+    if !reach.complete() {
+        output::print_warning(&reach.describe());
+    }
     let mut journal = ctx.existing_journal()?;
     fill_from_journal(journal.as_ref(), &mut trackers);
     record_in_journal(journal.as_mut(), &trackers);
-    Ok((cfg, urls, trackers))
+    Ok((cfg, urls, trackers, reach))
 }
 
 fn jobs_table(views: &[JobView], names: &HashMap<String, String>, color: bool) -> String {
@@ -484,7 +519,7 @@ fn jobs_table(views: &[JobView], names: &HashMap<String, String>, color: bool) -
 }
 
 pub fn status(ctx: &Ctx, a: StatusArgs) -> Result<i32> {
-    let (_cfg, _urls, trackers) = load(ctx, &a.jobs, &a.read)?;
+    let (_cfg, _urls, trackers, reach) = load(ctx, &a.jobs, &a.read)?;
     let views: Vec<JobView> = trackers.iter().map(|t| t.view(now())).collect();
     let missing = not_found(&trackers);
     if a.json {
@@ -504,10 +539,19 @@ pub fn status(ctx: &Ctx, a: StatusArgs) -> Result<i32> {
         }
     }
     if !missing.is_empty() {
-        output::print_error(&format!(
-            "not found on any relay or in the journal: {}",
-            missing.join(", ")
-        ));
+        if reach.complete() {
+            output::print_error(&format!(
+                "not found on any relay or in the journal: {}",
+                missing.join(", ")
+            ));
+        } else {
+            let total = ctx.deadline().total();
+            output::print_error(&format!(
+                "not found on the relays that answered or in the journal: {} ({})",
+                missing.join(", "),
+                follow::reach_error(&reach, total, "looking them up")
+            ));
+        }
         return Ok(exit::FAILURE);
     }
     Ok(exit::OK)
@@ -519,11 +563,18 @@ fn load_one(
     job: &str,
     read: &crate::cli::ReadArgs,
 ) -> Result<(Config, Vec<RelayUrl>, JobTracker)> {
-    let (cfg, urls, trackers) = load(ctx, &[job.to_string()], read)?;
+    let (cfg, urls, trackers, reach) = load(ctx, &[job.to_string()], read)?;
     let t = trackers
         .into_iter()
         .next()
         .ok_or_else(|| Error::input("no job given"))?;
+    if t.request.is_none() && !reach.complete() {
+        return Err(follow::reach_error(
+            &reach,
+            ctx.deadline().total(),
+            &format!("looking up job {}", t.id),
+        ));
+    }
     if t.request.is_none() {
         return Err(Error::Runtime(format!(
             "job {} not found on {} relay(s) or in the journal",
@@ -535,24 +586,22 @@ fn load_one(
 }
 
 pub fn show(ctx: &Ctx, a: ShowArgs) -> Result<i32> {
-    let started = std::time::Instant::now();
     let (cfg, urls, t) = load_one(ctx, &a.job, &a.read)?;
     let job = t
         .job()
         .ok_or_else(|| Error::Runtime(format!("event {} is not a job request", t.id)))?;
-    let timeout = timeout_for(a.read.timeout.as_deref(), cfg.query_timeout)?;
-    let ad: Option<WorkerAd> = runtime()?.block_on(async {
-        let client = reader(ctx, &cfg, &urls, false).await.ok()?;
-        let ads = follow::workers(
-            &client,
-            &urls,
-            Some(vec![job.worker]),
-            remaining(timeout, started),
-        )
-        .await;
-        client.shutdown().await;
-        ads.into_iter().next()
-    });
+    // The worker's name is a nicety: only what is left of the deadline.
+    let deadline = ctx.deadline();
+    let ad: Option<WorkerAd> = if deadline.expired() {
+        None
+    } else {
+        runtime()?.block_on(async {
+            let client = reader(ctx, &cfg, &urls, false).await.ok()?;
+            let ad = follow::worker_ad(&client, &urls, job.worker, deadline.remaining()).await;
+            relays::shutdown(&client).await;
+            ad.into_ad()
+        })
+    };
     let journal_timeline = match ctx.existing_journal()? {
         Some(j) => j.timeline(&t.id)?,
         None => Vec::new(),
@@ -670,8 +719,7 @@ pub fn show(ctx: &Ctx, a: ShowArgs) -> Result<i32> {
 }
 
 pub fn logs(ctx: &Ctx, a: LogsArgs) -> Result<i32> {
-    let started = std::time::Instant::now();
-    let (cfg, _urls, t) = load_one(ctx, &a.job, &a.read)?;
+    let (_cfg, _urls, t) = load_one(ctx, &a.job, &a.read)?;
     let which = if a.stderr { "stderr" } else { "stdout" };
     let result = t.result().ok_or_else(|| {
         Error::Runtime(format!(
@@ -691,17 +739,28 @@ pub fn logs(ctx: &Ctx, a: LogsArgs) -> Result<i32> {
             short_id(&t.id.to_hex())
         ))
     })?;
-    let timeout = timeout_for(a.read.timeout.as_deref(), cfg.query_timeout)?;
-    // Streamed through a spool file: verified before the first byte is
-    // printed, with memory bounded whatever the log's size.
+    // Downloaded into a spool file under the command's deadline (the HTTP
+    // client's own whole-second timer must not beat it) and verified before
+    // the first byte is printed, with memory bounded whatever the log's size.
+    let deadline = ctx.deadline();
+    let budget = deadline.remaining() + std::time::Duration::from_secs(2);
+    let owned = url.to_string();
+    let (file, total) = runtime()?.block_on(deadline.bound(
+        &format!("downloading {}", clip(url, 200)),
+        async move {
+            tokio::task::spawn_blocking(move || joblogs::download(&owned, budget))
+                .await
+                .map_err(|e| Error::Runtime(format!("log download task failed: {e}")))?
+        },
+    ))?;
     let mut out = std::io::stdout().lock();
-    joblogs::fetch_to(url, remaining(timeout, started), &mut out)?;
+    joblogs::copy_out(file, total, &mut out)?;
     Ok(exit::OK)
 }
 
 pub fn list(ctx: &Ctx, a: ListArgs) -> Result<i32> {
-    let started = std::time::Instant::now();
     let cfg = ctx.config()?;
+    let deadline = ctx.start_deadline(a.read.timeout.as_deref(), cfg.query_timeout)?;
     let now_ts = now();
     let parse_t = |flag: &str, v: &Option<String>| {
         v.as_deref()
@@ -757,7 +816,6 @@ pub fn list(ctx: &Ctx, a: ListArgs) -> Result<i32> {
         }
     } else {
         let urls = read_relays(&cfg, &a.read.relays, &[])?;
-        let timeout = timeout_for(a.read.timeout.as_deref(), cfg.query_timeout)?;
         let key = ctx.optional_key(&cfg)?;
         let mine = key.as_ref().map(|k| k.keys.public_key());
         let author = match &a.author {
@@ -777,17 +835,32 @@ pub fn list(ctx: &Ctx, a: ListArgs) -> Result<i32> {
             limit: a.limit,
         };
         let rt = runtime()?;
-        let (trackers, ads) = rt.block_on(async {
+        let (trackers, reach, ads) = rt.block_on(async {
             let client = relays::reader(key.as_ref().map(|k| &k.keys), &urls, false).await;
-            let trackers = follow::list_jobs(&client, &urls, &q, timeout).await;
+            let (trackers, reach) =
+                follow::list_jobs_reach(&client, &urls, &q, deadline.remaining()).await;
             let mut workers: Vec<PublicKey> = trackers.iter().filter_map(|t| t.worker()).collect();
             workers.sort();
             workers.dedup();
-            let ads =
-                follow::workers(&client, &urls, Some(workers), remaining(timeout, started)).await;
-            client.shutdown().await;
-            (trackers, ads)
+            // Worker names are a nicety: only what is left of the deadline.
+            let ads = if deadline.expired() {
+                Vec::new()
+            } else {
+                follow::workers(&client, &urls, Some(workers), deadline.remaining()).await
+            };
+            relays::shutdown(&client).await;
+            (trackers, reach, ads)
         });
+        if reach.none_answered() {
+            return Err(follow::reach_error(
+                &reach,
+                deadline.total(),
+                "listing jobs",
+            ));
+        }
+        if !reach.complete() {
+            output::print_warning(&reach.describe());
+        }
         names = ads
             .into_iter()
             .filter(|a| !a.name.is_empty())
@@ -855,15 +928,25 @@ pub fn list(ctx: &Ctx, a: ListArgs) -> Result<i32> {
 
 pub fn workers(ctx: &Ctx, a: WorkersArgs) -> Result<i32> {
     let cfg = ctx.config()?;
+    let deadline = ctx.start_deadline(a.read.timeout.as_deref(), cfg.query_timeout)?;
     let urls = read_relays(&cfg, &a.read.relays, &[])?;
-    let timeout = timeout_for(a.read.timeout.as_deref(), cfg.query_timeout)?;
     let now_ts = now();
-    let ads = runtime()?.block_on(async {
+    let (ads, reach) = runtime()?.block_on(async {
         let client = reader(ctx, &cfg, &urls, false).await?;
-        let ads = follow::workers(&client, &urls, None, timeout).await;
-        client.shutdown().await;
-        Ok::<_, Error>(ads)
+        let found = follow::workers_reach(&client, &urls, None, deadline.remaining()).await;
+        relays::shutdown(&client).await;
+        Ok::<_, Error>(found)
     })?;
+    if reach.none_answered() {
+        return Err(follow::reach_error(
+            &reach,
+            deadline.total(),
+            "looking up worker advertisements",
+        ));
+    }
+    if !reach.complete() {
+        output::print_warning(&reach.describe());
+    }
     let ads: Vec<WorkerAd> = ads
         .into_iter()
         .filter(|w| !a.online || w.is_online(now_ts))

@@ -14,13 +14,12 @@ use jobctl::relays;
 use nostr_sdk::prelude::*;
 use serde::Serialize;
 
-use super::{
-    min_accept_for, print_stdout, relays_for, require_relays, runtime, timeout_for, to_json, Ctx,
-};
+use super::{min_accept_for, print_stdout, relays_for, require_relays, runtime, to_json, Ctx};
 use crate::cli::{CancelArgs, RepublishArgs, StatsArgs};
 
 pub fn cancel(ctx: &Ctx, a: CancelArgs) -> Result<i32> {
     let cfg = ctx.config()?;
+    let deadline = ctx.start_deadline(a.read.timeout.as_deref(), cfg.query_timeout)?;
     let r = JobRef::parse(&a.job).map_err(Error::input)?;
     let mut urls = relays_for(&cfg, &a.read.relays)?;
     urls.extend(
@@ -31,8 +30,6 @@ pub fn cancel(ctx: &Ctx, a: CancelArgs) -> Result<i32> {
             .collect::<Vec<_>>(),
     );
     require_relays(&urls)?;
-    let timeout = timeout_for(a.read.timeout.as_deref(), cfg.query_timeout)?;
-    let started = std::time::Instant::now();
     let key = ctx.key(&cfg)?;
     let mut journal = ctx.existing_journal()?;
     let stored = journal
@@ -44,7 +41,9 @@ pub fn cancel(ctx: &Ctx, a: CancelArgs) -> Result<i32> {
     let color = output::stderr_color();
     let (tracker, outcomes, deletion) = rt.block_on(async {
         let client = relays::client(&key.keys, &urls).await;
-        let mut t = follow::load_jobs(&client, &urls, &[r.id], timeout).await;
+        // Half the deadline to look, so the deletion still has time to go out.
+        let (mut t, reach) =
+            follow::load_jobs_reach(&client, &urls, &[r.id], deadline.share(2)).await;
         let mut tracker = t.pop().ok_or_else(|| Error::input("no job given"))?;
         if tracker.request.is_none() {
             if let Some(ev) = stored.as_ref().map(|s| s.signed_event()).transpose()? {
@@ -52,12 +51,23 @@ pub fn cancel(ctx: &Ctx, a: CancelArgs) -> Result<i32> {
             }
         }
         let Some(req) = tracker.request.clone() else {
+            relays::shutdown(&client).await;
+            if !reach.complete() {
+                return Err(follow::reach_error(
+                    &reach,
+                    deadline.total(),
+                    &format!("looking up job {}", r.id),
+                ));
+            }
             return Err(Error::Runtime(format!(
                 "job {} not found in the journal or on {} relay(s)",
                 r.id,
                 urls.len()
             )));
         };
+        if !reach.complete() {
+            output::print_warning(&reach.describe());
+        }
         if req.pubkey != key.keys.public_key() {
             return Err(Error::input(format!(
                 "job {} was requested by {}, not by your key; only its author can cancel it",
@@ -73,11 +83,8 @@ pub fn cancel(ctx: &Ctx, a: CancelArgs) -> Result<i32> {
             )));
         }
         let deletion = dispatch::cancel_event(&r.id, &key.keys, &a.reason)?;
-        let left = timeout
-            .saturating_sub(started.elapsed())
-            .max(std::time::Duration::from_millis(500));
-        let out = relays::publish_with(&client, &deletion, &urls, left).await;
-        client.shutdown().await;
+        let out = relays::publish_with(&client, &deletion, &urls, deadline.remaining()).await;
+        relays::shutdown(&client).await;
         Ok((tracker, out, deletion))
     })?;
     let accepted = relays::accepted(&outcomes);
@@ -108,9 +115,10 @@ pub fn cancel(ctx: &Ctx, a: CancelArgs) -> Result<i32> {
         print_stdout(&deletion.id.to_hex())?;
     }
     if accepted == 0 {
-        if ctx.quiet {
-            output::print_error("no relay accepted the cancel request");
-        }
+        output::print_error(&format!(
+            "no relay accepted the cancel request ({})",
+            relays::failure_summary(&outcomes)
+        ));
         return Ok(exit::FAILURE);
     }
     Ok(exit::OK)
@@ -119,7 +127,8 @@ pub fn cancel(ctx: &Ctx, a: CancelArgs) -> Result<i32> {
 pub fn republish(ctx: &Ctx, a: RepublishArgs) -> Result<i32> {
     let cfg = ctx.config()?;
     let flags = relays_for(&cfg, &a.relays)?;
-    let timeout = timeout_for(a.timeout.as_deref(), cfg.publish_timeout)?;
+    // One deadline for every job's publish.
+    let deadline = ctx.start_deadline(a.timeout.as_deref(), cfg.publish_timeout)?;
     let min_accept = min_accept_for(a.min_accept, &cfg)?;
     let Some(mut journal) = ctx.existing_journal()? else {
         if a.all {
@@ -200,11 +209,11 @@ pub fn republish(ctx: &Ctx, a: RepublishArgs) -> Result<i32> {
                 event,
                 payment,
                 &urls,
-                timeout,
+                deadline.remaining(),
                 min_accept,
             )
             .await;
-            client.shutdown().await;
+            relays::shutdown(&client).await;
             r
         })?;
         if !report.ok() {
@@ -228,7 +237,15 @@ pub fn republish(ctx: &Ctx, a: RepublishArgs) -> Result<i32> {
     }
     if failures > 0 {
         output::print_error(&format!(
-            "{failures} job(s) still below {min_accept} relay(s)"
+            "{failures} job(s) still below {min_accept} relay(s){}",
+            if deadline.expired() {
+                format!(
+                    " (timed out after {})",
+                    config::format_duration(deadline.total())
+                )
+            } else {
+                String::new()
+            }
         ));
         return Ok(exit::FAILURE);
     }

@@ -5,6 +5,7 @@ use std::io::{IsTerminal, Read, Write};
 
 use clap::CommandFactory;
 use jobctl::config::{self, Config};
+use jobctl::deadline::Deadline;
 use jobctl::error::{exit, Error, Result};
 use jobctl::keys::{self, npub};
 use nostr_sdk::prelude::*;
@@ -25,6 +26,8 @@ pub fn run(cli: Cli) -> Result<i32> {
         journal_flag: cli.journal,
         wallet_dir: cli.wallet_dir,
         quiet: cli.quiet,
+        started: std::time::Instant::now(),
+        deadline: std::cell::Cell::new(None),
     };
     match cli.command {
         Command::Rerun(args) => dispatch::rerun(&ctx, *args),
@@ -52,9 +55,34 @@ pub(crate) struct Ctx {
     journal_flag: Option<std::path::PathBuf>,
     wallet_dir: Option<std::path::PathBuf>,
     quiet: bool,
+    /// When the command started: its deadline counts from here.
+    started: std::time::Instant,
+    /// The command's one deadline, once its `--timeout` is known.
+    deadline: std::cell::Cell<Option<Deadline>>,
 }
 
 impl Ctx {
+    /// Set the command's one deadline: `--timeout` if given, else
+    /// `default`, counted from the start of the command. Every network
+    /// step below gets what is left of it.
+    pub(crate) fn start_deadline(
+        &self,
+        flag: Option<&str>,
+        default: std::time::Duration,
+    ) -> Result<Deadline> {
+        let d = Deadline::starting(self.started, timeout_for(flag, default)?);
+        self.deadline.set(Some(d));
+        Ok(d)
+    }
+
+    /// The command's deadline (see [`Ctx::start_deadline`]); a command
+    /// that never set one gets the default publish bound.
+    pub(crate) fn deadline(&self) -> Deadline {
+        self.deadline
+            .get()
+            .unwrap_or_else(|| Deadline::starting(self.started, config::DEFAULT_PUBLISH_TIMEOUT))
+    }
+
     fn config(&self) -> Result<Config> {
         Config::load(self.config_flag.as_deref())
     }

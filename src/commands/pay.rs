@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use jobctl::config::Config;
 use jobctl::error::{exit, Error, Result};
-use jobctl::follow;
+use jobctl::follow::{self, AdLookup};
 use jobctl::journal::{Claim, JobRecord};
 use jobctl::keys::SigningKey;
 use jobctl::output::{self, short_id};
@@ -17,7 +17,7 @@ use jobctl::wallet::{self, LocalWallet, Lock, TokenState};
 use nostr_sdk::prelude::*;
 use serde::Serialize;
 
-use super::{print_stdout, read_stdin, relays_for, runtime, timeout_for, to_json, Ctx};
+use super::{print_stdout, read_stdin, relays_for, runtime, to_json, Ctx};
 use crate::cli::{ReclaimArgs, RerunArgs, WalletCommand};
 
 /// Bound on fetching the worker's advertisement when it only feeds warnings.
@@ -51,6 +51,20 @@ async fn richest_mint(w: &LocalWallet, amount: u64) -> Result<String> {
 }
 
 pub fn wallet(ctx: &Ctx, cmd: WalletCommand) -> Result<i32> {
+    // One deadline for commands that talk to a mint.
+    let deadline = match &cmd {
+        WalletCommand::Receive { timeout, .. }
+        | WalletCommand::Send { timeout, .. }
+        | WalletCommand::Pay { timeout, .. } => {
+            let default = match timeout {
+                Some(_) => Duration::ZERO,
+                None => ctx.config()?.mint_timeout,
+            };
+            ctx.start_deadline(timeout.as_deref(), default)?
+        }
+        WalletCommand::Mint { timeout, .. } => ctx.start_deadline(Some(timeout), Duration::ZERO)?,
+        WalletCommand::Balance { .. } | WalletCommand::Mints { .. } => ctx.deadline(),
+    };
     let rt = runtime()?;
     rt.block_on(async {
         let w = ctx.wallet().await?;
@@ -87,13 +101,18 @@ pub fn wallet(ctx: &Ctx, cmd: WalletCommand) -> Result<i32> {
                     }
                 }
             }
-            WalletCommand::Receive { token } => {
+            WalletCommand::Receive { token, .. } => {
                 let raw = match token.as_deref() {
                     None | Some("-") => read_stdin("the token")?,
                     Some(t) => t.to_string(),
                 };
                 let t = PaymentToken::parse_any_size(&raw)?;
-                let amount = w.receive(t.expose(), vec![]).await?;
+                let amount = deadline
+                    .bound(
+                        &format!("waiting for mint {}", t.info().mint),
+                        w.receive(t.expose(), vec![]),
+                    )
+                    .await?;
                 ctx.say(format!(
                     "received {amount} {} from {}",
                     t.info().unit,
@@ -101,7 +120,7 @@ pub fn wallet(ctx: &Ctx, cmd: WalletCommand) -> Result<i32> {
                 ));
                 print_stdout(&amount.to_string())?;
             }
-            WalletCommand::Send { amount, mint } => {
+            WalletCommand::Send { amount, mint, .. } => {
                 if amount == 0 {
                     return Err(Error::input("the amount must be at least 1 sat"));
                 }
@@ -109,37 +128,42 @@ pub fn wallet(ctx: &Ctx, cmd: WalletCommand) -> Result<i32> {
                     Some(m) => m,
                     None => richest_mint(&w, amount).await?,
                 };
-                let token = w.send(&mint, amount, None).await?;
+                let token = deadline
+                    .bound(
+                        &format!("waiting for mint {mint}"),
+                        w.send(&mint, amount, None),
+                    )
+                    .await?;
                 ctx.say(format!(
                     "sent {amount} sat from {mint}; the token below is money: keep it safe"
                 ));
                 print_stdout(&token)?;
             }
-            WalletCommand::Mint {
-                amount,
-                mint,
-                timeout,
-            } => {
+            WalletCommand::Mint { amount, mint, .. } => {
                 if amount == 0 {
                     return Err(Error::input("the amount must be at least 1 sat"));
                 }
-                let wait = jobctl::config::parse_duration(&timeout)
-                    .map_err(|e| Error::input(format!("--timeout: {e}")))?;
-                let got = w
-                    .mint(&mint, amount, wait, |invoice| {
-                        eprintln!("pay this invoice to mint {amount} sat at {mint}:");
-                        eprintln!("{}", output::sanitize(invoice));
-                    })
+                let wait = deadline.remaining();
+                let got = deadline
+                    .bound(
+                        &format!("minting at {mint}"),
+                        w.mint(&mint, amount, wait, |invoice| {
+                            eprintln!("pay this invoice to mint {amount} sat at {mint}:");
+                            eprintln!("{}", output::sanitize(invoice));
+                        }),
+                    )
                     .await?;
                 ctx.say(format!("minted {got} sat at {mint}"));
                 print_stdout(&got.to_string())?;
             }
-            WalletCommand::Pay { bolt11, mint } => {
+            WalletCommand::Pay { bolt11, mint, .. } => {
                 let mint = match mint {
                     Some(m) => m,
                     None => richest_mint(&w, 1).await?,
                 };
-                let (amount, fee) = w.pay(&mint, &bolt11).await?;
+                let (amount, fee) = deadline
+                    .bound(&format!("waiting for mint {mint}"), w.pay(&mint, &bolt11))
+                    .await?;
                 ctx.say(format!("paid {amount} sat (fee {fee} sat) from {mint}"));
                 print_stdout(&format!("{amount}"))?;
             }
@@ -148,19 +172,20 @@ pub fn wallet(ctx: &Ctx, cmd: WalletCommand) -> Result<i32> {
     })
 }
 
-/// The worker's newest advertisement, if any relay has one.
+/// The worker's newest advertisement, telling "it has none" from "the
+/// relays did not answer in time".
 async fn worker_ad(
     ctx: &Ctx,
     cfg: &Config,
     worker: PublicKey,
     relays: &[RelayUrl],
     timeout: Duration,
-) -> Result<Option<WorkerAd>> {
+) -> Result<AdLookup> {
     let key = ctx.optional_key(cfg)?;
     let client = relays::reader(key.as_ref().map(|k| &k.keys), relays, false).await;
-    let ads = follow::workers(&client, relays, Some(vec![worker]), timeout).await;
-    client.shutdown().await;
-    Ok(ads.into_iter().next())
+    let ad = follow::worker_ad(&client, relays, worker, timeout).await;
+    relays::shutdown(&client).await;
+    Ok(ad)
 }
 
 /// The payment for a new job: a checked `--token`, or a fresh token from
@@ -179,16 +204,31 @@ pub async fn payment(
     // it only feeds a warning, so a slow relay may not hold the job up long.
     let required = (a.amount.is_some() && a.mint.is_none()) || a.max_price.is_some();
     let wanted = required || a.amount.is_some() || given.is_some();
+    // Shares of the command's one deadline: the publish needs the rest.
+    let deadline = ctx.deadline();
     let ad_timeout = if required {
-        cfg.query_timeout
+        deadline.share(2)
     } else {
-        cfg.query_timeout.min(ADVISORY_AD_TIMEOUT)
+        deadline.share(3).min(ADVISORY_AD_TIMEOUT)
     };
     let ad = if wanted && !relays.is_empty() {
         worker_ad(ctx, cfg, worker, relays, ad_timeout).await?
     } else {
-        None
+        AdLookup::Missing
     };
+    // A lookup cut short is "timed out", never "the worker has no ad".
+    let needed_for = if a.max_price.is_some() {
+        "for --max-price"
+    } else {
+        "to pick a mint (or pass --mint URL)"
+    };
+    if let Some(e) = ad
+        .cut_short(deadline.total(), needed_for)
+        .filter(|_| required)
+    {
+        return Err(e);
+    }
+    let ad = ad.into_ad();
     if let Some(max) = a.max_price {
         let Some(ad) = &ad else {
             return Err(Error::input(
@@ -266,7 +306,12 @@ pub async fn payment(
                 ))
             }
         };
-        let token = w.send(&mint, amount, lock).await?;
+        let token = deadline
+            .bound(
+                &format!("waiting for mint {mint}"),
+                w.send(&mint, amount, lock),
+            )
+            .await?;
         return PaymentToken::parse(&token).map(Some);
     }
     let Some(token) = given else {
@@ -274,7 +319,7 @@ pub async fn payment(
     };
     // A token handed in: is it still good, and can the worker use it?
     if !a.no_check {
-        match wallet::check_token(&token, MINT_CHECK_TIMEOUT).await {
+        match wallet::check_token(&token, deadline.share(2).min(MINT_CHECK_TIMEOUT)).await {
             Ok(TokenState::Unspent) => {}
             Ok(TokenState::Spent) => {
                 return Err(Error::input(format!(
@@ -313,8 +358,13 @@ pub async fn payment(
     if let Some(lock) = lock {
         // Swap the bearer token into one only the worker can spend.
         let w = ctx.wallet().await?;
-        let got = w.receive(token.expose(), vec![]).await?;
-        let locked = w.send(&token.info().mint, got, Some(lock)).await?;
+        let at_mint = format!("waiting for mint {}", token.info().mint);
+        let got = deadline
+            .bound(&at_mint, w.receive(token.expose(), vec![]))
+            .await?;
+        let locked = deadline
+            .bound(&at_mint, w.send(&token.info().mint, got, Some(lock)))
+            .await?;
         return PaymentToken::parse(&locked).map(Some);
     }
     Ok(Some(token))
@@ -371,7 +421,7 @@ pub fn reclaim(ctx: &Ctx, a: ReclaimArgs) -> Result<i32> {
             .collect::<Result<Vec<_>>>()?
     };
     let urls = relays_for(&cfg, &a.read.relays)?;
-    let timeout = timeout_for(a.read.timeout.as_deref(), cfg.query_timeout)?;
+    let deadline = ctx.start_deadline(a.read.timeout.as_deref(), cfg.query_timeout)?;
     let ids: Vec<EventId> = records
         .iter()
         .filter_map(|r| EventId::from_hex(&r.id).ok())
@@ -386,8 +436,15 @@ pub fn reclaim(ctx: &Ctx, a: ReclaimArgs) -> Result<i32> {
                 .collect()
         } else {
             let client = relays::reader(Some(&key.keys), &urls, false).await;
-            let t = follow::load_jobs(&client, &urls, &ids, timeout).await;
-            client.shutdown().await;
+            // Half the deadline to look: the mint calls need the rest.
+            let (t, reach) = follow::load_jobs_reach(&client, &urls, &ids, deadline.share(2)).await;
+            relays::shutdown(&client).await;
+            if !reach.complete() {
+                output::print_warning(&format!(
+                    "results and change may be missing: {}",
+                    reach.describe()
+                ));
+            }
             t
         };
         let w = ctx.wallet().await?;
@@ -463,7 +520,11 @@ pub fn reclaim(ctx: &Ctx, a: ReclaimArgs) -> Result<i32> {
             let keys = vec![wallet::cashu_secret(key.keys.secret_key())?];
             let unit = token.info().unit.clone();
             out.kind = Some(kind.to_string());
-            match w.receive(token.expose(), keys).await {
+            let at_mint = format!("waiting for mint {}", token.info().mint);
+            match deadline
+                .bound(&at_mint, w.receive(token.expose(), keys))
+                .await
+            {
                 Ok(amount) => {
                     out.result = "claimed".into();
                     out.amount = amount;
