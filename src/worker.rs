@@ -332,8 +332,7 @@ impl Shared {
             ..Default::default()
         };
         let secs = self.cfg.mint_timeout.max(1);
-        match tokio::time::timeout(self.mint_timeout(), w.receive(t.expose().trim(), opts)).await
-        {
+        match tokio::time::timeout(self.mint_timeout(), w.receive(t.expose().trim(), opts)).await {
             Ok(Ok(a)) => Ok(a.into()),
             Ok(Err(e)) => {
                 let s = e.to_string();

@@ -12,6 +12,8 @@ use std::process::{Child, Stdio};
 use std::time::Duration;
 
 use common::*;
+use jobctl::payment::PaymentToken;
+use nostr_sdk::prelude::*;
 use nutshell::Nutshell;
 
 /// A `jobctl worker` process with its own key, wallet and -vv log file.
@@ -27,7 +29,14 @@ impl WorkerProc {
         let file = std::fs::File::create(&log).unwrap();
         let mut child = env
             .std_cmd()
-            .args(["worker", "-vv", "--allow-cmd", "echo", "--allow-cmd", "sleep"])
+            .args([
+                "worker",
+                "-vv",
+                "--allow-cmd",
+                "echo",
+                "--allow-cmd",
+                "sleep",
+            ])
             .args(["--price", "1", "--accept-mint", mint, "--min-duration", "1"])
             .args(["--relay", relay])
             .args(extra)
@@ -96,6 +105,122 @@ fn balance(env: &TestEnv) -> u64 {
     stdout(&out).parse().unwrap()
 }
 
+/// Dispatch a paid `cmd args` job; its id.
+fn rerun(client: &TestEnv, worker: &str, relay: &str, amount: u64, cmd: &[&str]) -> String {
+    let out = client
+        .cmd()
+        .args(["rerun", "--amount", &amount.to_string(), "--cmd", cmd[0]])
+        .args(["--worker", worker, "--relay", relay, "--"])
+        .args(&cmd[1..])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    stdout(&out)
+}
+
+fn watch_ok(client: &TestEnv, id: &str, relay: &str, worker: &WorkerProc) {
+    let out = client
+        .cmd()
+        .args([
+            "watch",
+            id,
+            "--exit-status",
+            "--timeout",
+            "40s",
+            "--relay",
+            relay,
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}\nworker log:\n{}",
+        stderr(&out),
+        worker.log()
+    );
+}
+
+/// `reclaim` one job; the amount claimed.
+fn reclaim(client: &TestEnv, id: &str, relay: &str) -> u64 {
+    let out = client
+        .cmd()
+        .args(["reclaim", id, "--relay", relay])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let line = stdout(&out);
+    let rest = line
+        .strip_prefix(&format!("{id} claimed "))
+        .unwrap_or_else(|| panic!("not claimed: {line}\n{}", stderr(&out)));
+    rest.parse().unwrap()
+}
+
+/// The worker's results for `job` as stored by the relay.
+fn results_for(relay: &TestRelay, worker: &str, job: &str) -> Vec<Event> {
+    relay.query(
+        Filter::new()
+            .kind(Kind::Custom(5101))
+            .author(PublicKey::from_hex(worker).unwrap())
+            .event(EventId::from_hex(job).unwrap()),
+    )
+}
+
+#[test]
+fn change_at_a_fee_mint_is_fee_aware_and_the_sats_add_up() {
+    let Some(mint) = Nutshell::start(100) else {
+        return;
+    };
+    let relay = TestRelay::start();
+    let client = TestEnv::new();
+    fund(&client, &mint.url, 200);
+    let mut worker = WorkerProc::start(TestEnv::new(), &mint.url, &relay.url, &[]);
+    let id = rerun(&client, &worker.hex(), &relay.url, 20, &["echo", "fees"]);
+    watch_ok(&client, &id, &relay.url, &worker);
+    // What the client paid: the token in the request (its face value
+    // includes the fee the worker pays to redeem it).
+    let req = relay.query(Filter::new().id(EventId::from_hex(&id).unwrap()));
+    let token = tags(&req[0])
+        .into_iter()
+        .find(|t| t[0] == "payment")
+        .map(|t| t[1].clone())
+        .unwrap();
+    let paid = PaymentToken::parse(&token).unwrap().info().amount;
+    let results = results_for(&relay, &worker.hex(), &id);
+    assert_eq!(results.len(), 1);
+    assert!(
+        tags(&results[0]).iter().any(|t| t[0] == "change"),
+        "no change in the result: {:?}\nworker log:\n{}",
+        results[0],
+        worker.log()
+    );
+    let change = reclaim(&client, &id, &relay.url);
+    worker.stop();
+    assert!(
+        !worker.log().contains("cannot make change"),
+        "{}",
+        worker.log()
+    );
+    let kept = balance(&worker.env);
+    // Billed 1 s at 1 sat/s; the worker keeps that (plus at most a sat
+    // that could not be split off), the mint's fees come out of the change.
+    let billed = 1;
+    assert!(
+        (billed..=billed + 1).contains(&kept),
+        "worker kept {kept} of {paid}"
+    );
+    // paid = kept by the worker + change the client got + mint fees, and at
+    // 100 ppk each of the three swaps (the worker's receive, the change,
+    // the client's redemption) costs one sat here.
+    let fees = paid - kept - change;
+    eprintln!("paid {paid} = kept {kept} + change {change} + fees {fees}");
+    assert!(
+        (1..=3).contains(&fees),
+        "paid {paid} = kept {kept} + change {change} + fees {fees}"
+    );
+    assert!(change >= 20 - billed - 3, "change {change}");
+}
+
 #[test]
 fn zero_fee_paid_jobs_always_get_a_result_with_change() {
     let Some(mint) = Nutshell::start(0) else {
@@ -106,108 +231,49 @@ fn zero_fee_paid_jobs_always_get_a_result_with_change() {
     fund(&client, &mint.url, 200);
     let mut worker = WorkerProc::start(TestEnv::new(), &mint.url, &relay.url, &[]);
     for round in 0..4 {
-        let out = client
-            .cmd()
-            .args(["rerun", "--amount", "20", "--cmd", "sleep"])
-            .args(["--worker", &worker.hex(), "--relay", &relay.url])
-            .args(["--", "5"])
-            .output()
-            .unwrap();
-        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-        let id = stdout(&out);
-        let out = client
-            .cmd()
-            .args(["watch", &id, "--exit-status", "--timeout", "40s"])
-            .args(["--relay", &relay.url])
-            .output()
-            .unwrap();
-        assert_eq!(
-            out.status.code(),
-            Some(0),
-            "round {round}: {}\nworker log:\n{}",
-            stderr(&out),
-            worker.log()
-        );
+        let id = rerun(&client, &worker.hex(), &relay.url, 20, &["echo", "round"]);
+        watch_ok(&client, &id, &relay.url, &worker);
         let before = balance(&client);
-        let out = client
-            .cmd()
-            .args(["reclaim", &id, "--relay", &relay.url])
-            .output()
-            .unwrap();
-        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-        assert_eq!(stdout(&out), format!("{id} claimed 15"), "round {round}");
-        assert_eq!(balance(&client), before + 15);
+        assert_eq!(reclaim(&client, &id, &relay.url), 19, "round {round}");
+        assert_eq!(balance(&client), before + 19);
     }
-    eprintln!("{}", worker.log());
     worker.stop();
-    let _ = Duration::from_secs(0);
-}
-
-struct InProc {
-    env: TestEnv,
-    relay: TestRelay,
-    worker: Option<jobctl::worker::Worker>,
-    wkeys: nostr_sdk::Keys,
-    dir: tempfile::TempDir,
-}
-
-impl InProc {
-    fn new(mint: &str) -> InProc {
-        let env = TestEnv::new();
-        let relay = TestRelay::start();
-        let dir = tempfile::tempdir().unwrap();
-        let wkeys = nostr_sdk::Keys::generate();
-        let cfg = jobctl::worker::WorkerConfig {
-            allow_cmds: vec!["echo".into(), "sleep".into()],
-            price_per_second: 1,
-            mints: vec![mint.to_string()],
-            min_duration: 1,
-            max_duration: 60,
-            concurrency: 2,
-            blob_dir: Some(dir.path().join("blobs")),
-            wallet_dir: Some(dir.path().join("wallet")),
-            ..Default::default()
-        };
-        let url = nostr_sdk::RelayUrl::parse(&relay.url).unwrap();
-        let worker = RT
-            .block_on(jobctl::worker::Worker::start(cfg, wkeys.clone(), &[url]))
-            .unwrap();
-        fund(&env, mint, 200);
-        InProc { env, relay, worker: Some(worker), wkeys, dir }
-    }
-}
-
-impl Drop for InProc {
-    fn drop(&mut self) {
-        if let Some(w) = self.worker.take() {
-            RT.block_on(w.shutdown());
-        }
-    }
+    assert_eq!(balance(&worker.env), 4, "billed 1 sat a job");
 }
 
 #[test]
-fn in_process_zero_fee() {
+fn a_restarted_worker_catches_up_on_open_jobs_only() {
     let Some(mint) = Nutshell::start(0) else {
         return;
     };
-    let w = InProc::new(&mint.url);
-    let _ = &w.dir;
-    for round in 0..4 {
-        let out = w.env
-            .cmd()
-            .args(["rerun", "--amount", "20", "--cmd", "echo"])
-            .args(["--worker", &w.wkeys.public_key().to_hex(), "--relay", &w.relay.url])
-            .args(["--", "round"])
-            .output()
-            .unwrap();
-        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-        let id = stdout(&out);
-        let out = w.env
-            .cmd()
-            .args(["watch", &id, "--exit-status", "--timeout", "40s"])
-            .args(["--relay", &w.relay.url])
-            .output()
-            .unwrap();
-        assert_eq!(out.status.code(), Some(0), "round {round}: {}", stderr(&out));
-    }
+    let relay = TestRelay::start();
+    let client = TestEnv::new();
+    fund(&client, &mint.url, 200);
+    let mut worker = WorkerProc::start(TestEnv::new(), &mint.url, &relay.url, &[]);
+    let wpk = worker.hex();
+    let done = rerun(&client, &wpk, &relay.url, 20, &["echo", "before"]);
+    watch_ok(&client, &done, &relay.url, &worker);
+    worker.stop();
+    // Published while the worker is down.
+    let missed = rerun(&client, &wpk, &relay.url, 20, &["echo", "while", "down"]);
+    std::thread::sleep(Duration::from_millis(300));
+    let env = std::mem::replace(&mut worker.env, TestEnv::bare());
+    let worker = WorkerProc::start(env, &mint.url, &relay.url, &["--catch-up", "1h"]);
+    watch_ok(&client, &missed, &relay.url, &worker);
+    let out = client
+        .cmd()
+        .args(["logs", &missed, "--relay", &relay.url])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "while down\n");
+    assert_eq!(reclaim(&client, &missed, &relay.url), 19);
+    // The finished job was not run again: still exactly one result.
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        results_for(&relay, &wpk, &done).len(),
+        1,
+        "{}",
+        worker.log()
+    );
+    assert_eq!(results_for(&relay, &wpk, &missed).len(), 1);
 }
