@@ -277,3 +277,35 @@ fn a_restarted_worker_catches_up_on_open_jobs_only() {
     );
     assert_eq!(results_for(&relay, &wpk, &missed).len(), 1);
 }
+
+#[test]
+fn concurrent_paid_jobs_at_a_zero_fee_mint_all_get_change() {
+    let Some(mint) = Nutshell::start(0) else {
+        return;
+    };
+    let relay = TestRelay::start();
+    let client = TestEnv::new();
+    fund(&client, &mint.url, 300);
+    let mut worker = WorkerProc::start(TestEnv::new(), &mint.url, &relay.url, &[]);
+    for round in 0..2 {
+        let ids: Vec<String> = (0..3)
+            .map(|i| {
+                rerun(
+                    &client,
+                    &worker.hex(),
+                    &relay.url,
+                    20,
+                    &["sleep", &format!("{}", 1 + i % 2)],
+                )
+            })
+            .collect();
+        for id in &ids {
+            watch_ok(&client, id, &relay.url, &worker);
+        }
+        for id in &ids {
+            let got = reclaim(&client, id, &relay.url);
+            assert!((16..=19).contains(&got), "round {round}: {got}");
+        }
+    }
+    worker.stop();
+}
