@@ -64,6 +64,14 @@ impl WorkerProc {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// SIGKILL, as a crash: no chance to publish anything.
+    fn crash(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
     /// SIGTERM and wait.
     fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
@@ -308,4 +316,41 @@ fn concurrent_paid_jobs_at_a_zero_fee_mint_all_get_change() {
         }
     }
     worker.stop();
+}
+
+#[test]
+fn a_paid_job_interrupted_by_a_crash_runs_again_after_restart() {
+    let Some(mint) = Nutshell::start(0) else {
+        return;
+    };
+    let relay = TestRelay::start();
+    let client = TestEnv::new();
+    fund(&client, &mint.url, 100);
+    let mut worker = WorkerProc::start(TestEnv::new(), &mint.url, &relay.url, &[]);
+    let wpk = worker.hex();
+    let id = rerun(&client, &wpk, &relay.url, 20, &["sleep", "3"]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let out = client
+            .cmd()
+            .args(["status", &id, "--json", "--relay", &relay.url])
+            .output()
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        if v[0]["state"] == "running" {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "never ran: {v}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Killed after it took the payment, before any result.
+    worker.crash();
+    assert!(results_for(&relay, &wpk, &id).is_empty());
+    let env = std::mem::replace(&mut worker.env, TestEnv::bare());
+    let worker = WorkerProc::start(env, &mint.url, &relay.url, &[]);
+    watch_ok(&client, &id, &relay.url, &worker);
+    // Paid 20 once, billed 4 s (sleep 3 takes a little over 3 s).
+    let got = reclaim(&client, &id, &relay.url);
+    assert!((15..=17).contains(&got), "{got}\n{}", worker.log());
+    assert_eq!(results_for(&relay, &wpk, &id).len(), 1);
 }
