@@ -318,6 +318,67 @@ fn concurrent_paid_jobs_at_a_zero_fee_mint_all_get_change() {
     worker.stop();
 }
 
+fn wait_running(client: &TestEnv, id: &str, relay: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let out = client
+            .cmd()
+            .args(["status", id, "--json", "--relay", relay])
+            .output()
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        if v[0]["state"] == "running" {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "never ran: {v}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_mint_that_stops_answering_cannot_hold_back_the_result() {
+    let Some(mint) = Nutshell::start(100) else {
+        return;
+    };
+    let relay = TestRelay::start();
+    let client = TestEnv::new();
+    fund(&client, &mint.url, 100);
+    let worker = WorkerProc::start(
+        TestEnv::new(),
+        &mint.url,
+        &relay.url,
+        &["--mint-timeout", "2s"],
+    );
+    // With input fees the change token is never made of proofs the
+    // wallet already holds: it needs a swap at the mint.
+    let id = rerun(&client, &worker.hex(), &relay.url, 20, &["sleep", "2"]);
+    wait_running(&client, &id, &relay.url);
+    // The mint hangs while the job runs: making change cannot finish.
+    mint.pause();
+    let started = std::time::Instant::now();
+    watch_ok(&client, &id, &relay.url, &worker);
+    mint.resume();
+    // Within the job (2 s) plus two mint timeouts (2 x 2 s), with slack.
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "{:?}",
+        started.elapsed()
+    );
+    let results = results_for(&relay, &worker.hex(), &id);
+    assert_eq!(results.len(), 1);
+    assert!(
+        !tags(&results[0]).iter().any(|t| t[0] == "change"),
+        "{}",
+        worker.log()
+    );
+    assert!(
+        results[0].content.contains("no change for the 17 sat owed")
+            && results[0].content.contains("did not answer"),
+        "{}",
+        results[0].content
+    );
+}
+
 #[test]
 fn a_paid_job_interrupted_by_a_crash_runs_again_after_restart() {
     let Some(mint) = Nutshell::start(0) else {

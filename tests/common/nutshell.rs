@@ -161,6 +161,21 @@ impl Nutshell {
         }
     }
 
+    /// Freeze the mint (SIGSTOP): connections are still accepted by the
+    /// kernel, but nothing answers, as with a hung mint.
+    pub fn pause(&self) {
+        unsafe {
+            libc::kill(-(self.child.id() as i32), libc::SIGSTOP);
+        }
+    }
+
+    /// Let a paused mint go on (SIGCONT).
+    pub fn resume(&self) {
+        unsafe {
+            libc::kill(-(self.child.id() as i32), libc::SIGCONT);
+        }
+    }
+
     /// The mint's own log so far (stdout and stderr).
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("mint.log")).unwrap_or_default()
