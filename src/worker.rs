@@ -938,3 +938,44 @@ async fn run_job(shared: &Shared, job: &Event, req: &JobRequest, limit: Duration
         ..Default::default()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_bounds_mint_calls_and_catches_up_by_default() {
+        let d = WorkerConfig::default();
+        assert_eq!(d.mint_timeout, 30);
+        assert_eq!(d.catch_up, 24 * 3600);
+        let p = std::path::Path::new("w.toml");
+        let c = WorkerConfig::from_toml(
+            p,
+            "mints = [\"http://m\"]\ncatch_up = 0\nmint_timeout = 5\n",
+        )
+        .expect("valid");
+        assert_eq!((c.catch_up, c.mint_timeout), (0, 5));
+        let e = WorkerConfig::from_toml(p, "mints = [\"http://m\"]\nmint_timeout = 0\n")
+            .expect_err("zero timeout");
+        assert!(e.to_string().contains("mint_timeout"), "{e}");
+    }
+
+    #[test]
+    fn refund_messages_name_the_fees_or_the_reason() {
+        let c = Change {
+            token: Some("t".into()),
+            amount: 7,
+            fees: 2,
+            note: None,
+        };
+        assert_eq!(
+            refund_message("cancelled", &c),
+            "cancelled: refund of 7 sat (the mint's fees took 2)"
+        );
+        let c = no_change(9, "mint m did not answer within 30s");
+        assert_eq!(
+            refund_message("cancelled", &c),
+            "cancelled; no change for the 9 sat owed: mint m did not answer within 30s"
+        );
+    }
+}
