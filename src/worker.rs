@@ -388,6 +388,10 @@ impl Shared {
         let deadline = Instant::now() + step * 2;
         let mut amount = budget;
         let mut last = String::from("the mint's fees exceed it");
+        // Each round either succeeds, aims lower, or spends time: the
+        // deadline and the round limit end it either way. A failed swap is
+        // tried once more.
+        let mut failed_swaps = 0;
         for _ in 0..24 {
             if amount == 0 {
                 break;
@@ -409,6 +413,7 @@ impl Shared {
                     continue;
                 }
                 Ok(Err(cdk::Error::InsufficientFunds)) => {
+                    last = "the worker's wallet cannot cover it".into();
                     amount -= 1;
                     continue;
                 }
@@ -422,6 +427,7 @@ impl Shared {
             if amount + fee > budget {
                 // Release the reserved proofs (local only) and aim lower.
                 let _ = tokio::time::timeout(t, prepared.cancel()).await;
+                last = format!("the mint's fees ({fee} sat) leave nothing of it");
                 let next = budget.saturating_sub(fee);
                 amount = if next < amount { next } else { amount - 1 };
                 continue;
@@ -436,8 +442,9 @@ impl Shared {
                     }
                 }
                 Ok(Err(e)) => {
-                    // A definite failure: cdk released the proofs; one more try.
+                    // A definite failure: cdk released the proofs.
                     last = e.to_string();
+                    failed_swaps += 1;
                 }
                 Err(_) => {
                     // The swap may or may not have happened: its proofs stay
@@ -446,7 +453,11 @@ impl Shared {
                         "mint {mint} did not answer within {}s while making change",
                         t.as_secs()
                     );
+                    failed_swaps += 1;
                 }
+            }
+            if failed_swaps >= 2 {
+                break;
             }
         }
         no_change(budget, last)
