@@ -262,8 +262,15 @@ fn a_restarted_worker_catches_up_on_open_jobs_only() {
     let done = rerun(&client, &wpk, &relay.url, 20, &["echo", "before"]);
     watch_ok(&client, &done, &relay.url, &worker);
     worker.stop();
-    // Published while the worker is down.
+    // Published while the worker is down; and one cancelled meanwhile.
     let missed = rerun(&client, &wpk, &relay.url, 20, &["echo", "while", "down"]);
+    let dropped = rerun(&client, &wpk, &relay.url, 9, &["echo", "never"]);
+    let out = client
+        .cmd()
+        .args(["cancel", &dropped, "--relay", &relay.url])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     std::thread::sleep(Duration::from_millis(300));
     let env = std::mem::replace(&mut worker.env, TestEnv::bare());
     let worker = WorkerProc::start(env, &mint.url, &relay.url, &["--catch-up", "1h"]);
@@ -275,6 +282,19 @@ fn a_restarted_worker_catches_up_on_open_jobs_only() {
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout), "while down\n");
     assert_eq!(reclaim(&client, &missed, &relay.url), 19);
+    // The cancelled one was never taken (this relay honours NIP-09 and
+    // dropped it; one that does not gets a `cancelled` status instead).
+    let from_worker = relay.query(
+        Filter::new()
+            .author(PublicKey::from_hex(&wpk).unwrap())
+            .event(EventId::from_hex(&dropped).unwrap()),
+    );
+    assert!(
+        from_worker
+            .iter()
+            .all(|e| e.kind == Kind::Custom(30100) && e.content.contains("cancelled")),
+        "{from_worker:?}"
+    );
     // The finished job was not run again: still exactly one result.
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(
