@@ -238,7 +238,8 @@ fn zero_fee_paid_jobs_always_get_a_result_with_change() {
     let client = TestEnv::new();
     fund(&client, &mint.url, 200);
     let mut worker = WorkerProc::start(TestEnv::new(), &mint.url, &relay.url, &[]);
-    for round in 0..4 {
+    let rounds = 4;
+    for round in 0..rounds {
         let id = rerun(&client, &worker.hex(), &relay.url, 20, &["echo", "round"]);
         watch_ok(&client, &id, &relay.url, &worker);
         let before = balance(&client);
@@ -246,7 +247,7 @@ fn zero_fee_paid_jobs_always_get_a_result_with_change() {
         assert_eq!(balance(&client), before + 19);
     }
     worker.stop();
-    assert_eq!(balance(&worker.env), 4, "billed 1 sat a job");
+    assert_eq!(balance(&worker.env), rounds, "billed 1 sat a job");
 }
 
 #[test]

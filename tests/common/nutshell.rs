@@ -96,6 +96,12 @@ impl Nutshell {
     /// Start a Nutshell mint with `fee_ppk` input fees, or `None` (after
     /// saying so on stderr) when Nutshell is not installed.
     pub fn start(fee_ppk: u64) -> Option<Nutshell> {
+        Self::start_with(fee_ppk, &[])
+    }
+
+    /// The same with extra (or overriding) environment variables, e.g.
+    /// `("MINT_RATE_LIMIT", "TRUE")` for Nutshell's own defaults.
+    pub fn start_with(fee_ppk: u64, env: &[(&str, &str)]) -> Option<Nutshell> {
         let Some(exe) = executable() else {
             eprintln!(
                 "SKIPPED: Nutshell's `mint` is not on PATH (pip install cashu); \
@@ -106,7 +112,7 @@ impl Nutshell {
         // A port picked here can be taken before the mint binds it: retry.
         let mut last = String::new();
         for _ in 0..3 {
-            match Self::try_start(&exe, fee_ppk) {
+            match Self::try_start(&exe, fee_ppk, env) {
                 Ok(n) => return Some(n),
                 Err(e) => last = e,
             }
@@ -114,7 +120,7 @@ impl Nutshell {
         panic!("Nutshell mint did not start:\n{last}");
     }
 
-    fn try_start(exe: &Path, fee_ppk: u64) -> Result<Nutshell, String> {
+    fn try_start(exe: &Path, fee_ppk: u64, env: &[(&str, &str)]) -> Result<Nutshell, String> {
         use std::os::unix::process::CommandExt;
         let dir = tempfile::tempdir().expect("tempdir");
         std::fs::write(dir.path().join(".env"), "").expect(".env");
@@ -131,6 +137,7 @@ impl Nutshell {
             .env("MINT_INPUT_FEE_PPK", fee_ppk.to_string())
             .env("MINT_RATE_LIMIT", "FALSE")
             .env("DEBUG", "FALSE")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))
             .stderr(log)
