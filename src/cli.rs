@@ -374,7 +374,8 @@ pub enum WalletCommand {
 pub struct WorkerArgs {
     /// Worker config file (TOML: name, allow_cmds, allow_clients,
     /// unpaid_clients, price_per_second, mints, min_duration, max_duration,
-    /// concurrency, blob_dir, blob_addr, wallet_dir, advertise_every).
+    /// concurrency, blob_dir, blob_addr, wallet_dir, advertise_every,
+    /// mint_timeout, catch_up; durations in seconds).
     #[arg(long = "worker-config", value_name = "PATH")]
     pub worker_config: Option<PathBuf>,
 
@@ -405,6 +406,15 @@ pub struct WorkerArgs {
     /// Minimum billed duration, in seconds.
     #[arg(long, value_name = "SECS")]
     pub min_duration: Option<u64>,
+
+    /// On start, also take open jobs addressed to this worker published
+    /// this long ago at most (e.g. 24h; 0 = only new jobs) [default: 24h].
+    #[arg(long = "catch-up", value_name = "DURATION")]
+    pub catch_up: Option<String>,
+
+    /// Upper bound on every call to a mint (e.g. 30s) [default: 30s].
+    #[arg(long = "mint-timeout", value_name = "DURATION")]
+    pub mint_timeout: Option<String>,
 
     /// Relay URL; repeat for several [default: the configured relays].
     #[arg(long = "relay", value_name = "URL")]

@@ -57,6 +57,13 @@ pub struct WorkerConfig {
     pub wallet_dir: Option<PathBuf>,
     /// Seconds between advertisements.
     pub advertise_every: u64,
+    /// Upper bound, in seconds, on every single call to a mint (opening
+    /// the wallet, taking a payment, each step of making change).
+    pub mint_timeout: u64,
+    /// On start, also take jobs addressed to this worker that were
+    /// published up to this many seconds ago and have no terminal status
+    /// or result from it yet (0: only jobs published from now on).
+    pub catch_up: u64,
 }
 
 impl Default for WorkerConfig {
@@ -75,6 +82,8 @@ impl Default for WorkerConfig {
             blob_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             wallet_dir: None,
             advertise_every: 120,
+            mint_timeout: 30,
+            catch_up: 24 * 3600,
         }
     }
 }
@@ -96,6 +105,9 @@ impl WorkerConfig {
     fn validate(&self) -> std::result::Result<(), String> {
         if self.concurrency == 0 {
             return Err("concurrency: must be at least 1".into());
+        }
+        if self.mint_timeout == 0 {
+            return Err("mint_timeout: must be at least 1 second".into());
         }
         if self.max_duration == 0 || self.min_duration > self.max_duration {
             return Err("min_duration/max_duration: need 0 < min <= max".into());
@@ -159,6 +171,8 @@ struct Outcome {
     stdout: Option<String>,
     stderr: Option<String>,
     change: Option<String>,
+    /// Why no (or less) change came back, for the result's content.
+    note: Option<String>,
 }
 
 fn result(job: &Event, o: &Outcome) -> EventBuilder {
@@ -181,7 +195,11 @@ fn result(job: &Event, o: &Outcome) -> EventBuilder {
     if let Some(c) = &o.change {
         tags.push(tag("change", &[c]));
     }
-    EventBuilder::new(Kind::Custom(KIND_JOB_RESULT), "").tags(tags)
+    EventBuilder::new(
+        Kind::Custom(KIND_JOB_RESULT),
+        o.note.clone().unwrap_or_default(),
+    )
+    .tags(tags)
 }
 
 /// Why a job is refused (the `failed` status message).
@@ -239,8 +257,15 @@ fn validate(
 struct Shared {
     cfg: WorkerConfig,
     client: Client,
+    relays: Vec<RelayUrl>,
     keys: Keys,
     wallet: LocalWallet,
+    /// One cdk wallet per mint, opened (and crash-recovered) once: cdk's
+    /// saga recovery must not run while other jobs' sagas are in flight.
+    mints: tokio::sync::Mutex<HashMap<String, cdk::wallet::Wallet>>,
+    /// Change is made one job at a time: concurrent sends would reserve
+    /// each other's proofs and shrink each other's change.
+    change_lock: tokio::sync::Mutex<()>,
     store: BlobStore,
     blob_base: String,
     slots: Arc<Semaphore>,
@@ -250,7 +275,26 @@ struct Shared {
     shutdown: watch::Receiver<bool>,
 }
 
+/// Change handed back, or why not.
+#[derive(Debug, Default)]
+struct Change {
+    token: Option<String>,
+    /// What the client gets when it redeems the token.
+    amount: u64,
+    /// Mint fees paid for it (the swap, and the redemption the token includes).
+    fees: u64,
+    note: Option<String>,
+}
+
+fn norm_mint(s: &str) -> String {
+    s.trim_end_matches('/').to_ascii_lowercase()
+}
+
 impl Shared {
+    fn mint_timeout(&self) -> Duration {
+        Duration::from_secs(self.cfg.mint_timeout.max(1))
+    }
+
     async fn publish(&self, b: EventBuilder) {
         match b.sign_with_keys(&self.keys) {
             Ok(ev) => {
@@ -262,18 +306,169 @@ impl Shared {
         }
     }
 
-    /// A plain token of `amount` back to the client (None for 0 or on failure).
-    async fn change(&self, mint: &str, amount: u64) -> Option<String> {
-        if amount == 0 {
-            return None;
+    /// The cdk wallet for `mint`, opened once (bounded by the mint timeout).
+    async fn mint_wallet(&self, mint: &str) -> std::result::Result<cdk::wallet::Wallet, String> {
+        let mut map = self.mints.lock().await;
+        if let Some(w) = map.get(&norm_mint(mint)) {
+            return Ok(w.clone());
         }
-        match self.wallet.send(mint, amount, None).await {
-            Ok(t) => Some(t),
-            Err(e) => {
-                tracing::warn!("cannot make change of {amount} sat: {e}");
-                None
+        let t = self.mint_timeout();
+        let w = tokio::time::timeout(t, self.wallet.wallet(mint))
+            .await
+            .map_err(|_| format!("mint {mint} did not answer within {}s", t.as_secs()))?
+            .map_err(|e| e.to_string())?;
+        map.insert(norm_mint(mint), w.clone());
+        Ok(w)
+    }
+
+    /// Redeem the job's payment into the wallet; the amount credited (net
+    /// of the mint's input fee).
+    async fn take_payment(&self, t: &PaymentToken) -> std::result::Result<u64, String> {
+        let mint = &t.info().mint;
+        let w = self.mint_wallet(mint).await?;
+        let key = wallet::cashu_secret(self.keys.secret_key()).map_err(|e| e.to_string())?;
+        let opts = cdk::wallet::ReceiveOptions {
+            p2pk_signing_keys: vec![key],
+            ..Default::default()
+        };
+        let secs = self.cfg.mint_timeout.max(1);
+        match tokio::time::timeout(self.mint_timeout(), w.receive(t.expose().trim(), opts)).await {
+            Ok(Ok(a)) => Ok(a.into()),
+            Ok(Err(e)) => {
+                let s = e.to_string();
+                if s.to_ascii_lowercase().contains("already spent") {
+                    Err("the token is already spent".into())
+                } else {
+                    Err(s)
+                }
+            }
+            Err(_) => Err(format!(
+                "mint {mint} did not answer within {secs}s (if it took the token \
+                 anyway, the worker's wallet recovers it on restart)"
+            )),
+        }
+    }
+
+    /// What the mint charges to redeem `proofs` proofs of its active keyset.
+    async fn redeem_fee(&self, mint: &str, proofs: usize) -> u64 {
+        let Ok(w) = self.mint_wallet(mint).await else {
+            return 0;
+        };
+        let work = async {
+            let id = w.active_keyset().await.ok()?.id;
+            let fee = w
+                .get_proofs_fee_by_count([(id, proofs as u64)].into_iter().collect())
+                .await
+                .ok()?;
+            Some(u64::from(fee.total))
+        };
+        tokio::time::timeout(self.mint_timeout(), work)
+            .await
+            .ok()
+            .flatten()
+            .unwrap_or(0)
+    }
+
+    /// Change of at most `budget` sat (what the client is owed) as a plain
+    /// token, fee-aware: the token plus every mint fee it costs (the swap
+    /// that makes it, and the redemption by the client, which the token
+    /// includes) fits in `budget`, so the worker keeps what it billed and
+    /// the mint's fees come out of the change. Every mint call is bounded;
+    /// the whole thing takes at most about twice the mint timeout.
+    async fn change(&self, mint: &str, budget: u64) -> Change {
+        if budget == 0 {
+            return Change::default();
+        }
+        let _one_at_a_time = self.change_lock.lock().await;
+        let w = match self.mint_wallet(mint).await {
+            Ok(w) => w,
+            Err(e) => return no_change(budget, e),
+        };
+        let step = self.mint_timeout();
+        let deadline = Instant::now() + step * 2;
+        let mut amount = budget;
+        let mut last = String::from("the mint's fees exceed it");
+        // Each round either succeeds, aims lower, or spends time: the
+        // deadline and the round limit end it either way. A failed swap is
+        // tried once more.
+        let mut failed_swaps = 0;
+        for _ in 0..24 {
+            if amount == 0 {
+                break;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                last = format!("mint {mint} did not answer in time");
+                break;
+            }
+            let t = step.min(left);
+            let opts = cdk::wallet::SendOptions {
+                include_fee: true,
+                ..Default::default()
+            };
+            let prepared = match tokio::time::timeout(t, w.prepare_send(amount.into(), opts)).await
+            {
+                Err(_) => {
+                    last = format!("mint {mint} did not answer within {}s", t.as_secs());
+                    continue;
+                }
+                Ok(Err(cdk::Error::InsufficientFunds)) => {
+                    last = "the worker's wallet cannot cover it".into();
+                    amount -= 1;
+                    continue;
+                }
+                Ok(Err(e)) => {
+                    last = e.to_string();
+                    break;
+                }
+                Ok(Ok(p)) => p,
+            };
+            let fee = u64::from(prepared.fee());
+            if amount + fee > budget {
+                // Release the reserved proofs (local only) and aim lower.
+                let _ = tokio::time::timeout(t, prepared.cancel()).await;
+                last = format!("the mint's fees ({fee} sat) leave nothing of it");
+                let next = budget.saturating_sub(fee);
+                amount = if next < amount { next } else { amount - 1 };
+                continue;
+            }
+            match tokio::time::timeout(t, prepared.confirm(None)).await {
+                Ok(Ok(token)) => {
+                    return Change {
+                        token: Some(token.to_string()),
+                        amount,
+                        fees: fee,
+                        note: None,
+                    }
+                }
+                Ok(Err(e)) => {
+                    // A definite failure: cdk released the proofs.
+                    last = e.to_string();
+                    failed_swaps += 1;
+                }
+                Err(_) => {
+                    // The swap may or may not have happened: its proofs stay
+                    // reserved (recovered on restart); try again with others.
+                    last = format!(
+                        "mint {mint} did not answer within {}s while making change",
+                        t.as_secs()
+                    );
+                    failed_swaps += 1;
+                }
+            }
+            if failed_swaps >= 2 {
+                break;
             }
         }
+        no_change(budget, last)
+    }
+}
+
+fn no_change(budget: u64, why: impl std::fmt::Display) -> Change {
+    tracing::warn!("cannot make change of {budget} sat: {why}");
+    Change {
+        note: Some(format!("no change for the {budget} sat owed: {why}")),
+        ..Default::default()
     }
 }
 
@@ -316,8 +511,11 @@ impl Worker {
             slots: Arc::new(Semaphore::new(cfg.concurrency)),
             cfg,
             client,
+            relays: relays.to_vec(),
             keys: keys.clone(),
             wallet,
+            mints: tokio::sync::Mutex::new(HashMap::new()),
+            change_lock: tokio::sync::Mutex::new(()),
             store,
             blob_base: server.base.clone(),
             cancelled: Mutex::new(HashSet::new()),
@@ -326,6 +524,13 @@ impl Worker {
             shutdown,
         });
         shared.publish(advertisement(&shared.cfg, 0)).await;
+        // Open (and crash-recover) the wallet of every accepted mint now,
+        // before any job runs; a mint that is down is retried per job.
+        for m in shared.cfg.mints.clone() {
+            if let Err(e) = shared.mint_wallet(&m).await {
+                tracing::warn!("mint {m}: {e}");
+            }
+        }
         let me = keys.public_key();
         let mut rx = shared.client.notifications();
         let since = Timestamp::now();
@@ -343,6 +548,7 @@ impl Worker {
             .client
             .subscribe(Filter::new().kind(Kind::EventDeletion).since(since), None)
             .await;
+        let backlog = catch_up(&shared, since).await;
         let blob_base = shared.blob_base.clone();
         let task = tokio::spawn(async move {
             let _server = server;
@@ -350,6 +556,10 @@ impl Worker {
             let mut ad_tick =
                 tokio::time::interval(Duration::from_secs(shared.cfg.advertise_every.max(1)));
             let mut jobs = tokio::task::JoinSet::new();
+            for (ev, arrival) in backlog {
+                let s = shared.clone();
+                jobs.spawn(async move { take_job(s, ev, arrival).await });
+            }
             loop {
                 tokio::select! {
                     _ = shutdown.changed() => break,
@@ -366,7 +576,7 @@ impl Worker {
                                 let fresh = shared.seen.lock().map(|mut s| s.insert(ev.id)).unwrap_or(false);
                                 if fresh {
                                     let s = shared.clone();
-                                    jobs.spawn(async move { take_job(s, ev).await });
+                                    jobs.spawn(async move { take_job(s, ev, Arrival::New).await });
                                 }
                             }
                         }
@@ -395,6 +605,118 @@ impl Worker {
     }
 }
 
+/// How long the catch-up queries may take, per query.
+const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Jobs addressed to this worker published in the `catch_up` window before
+/// `now` that are still open: no result and no terminal status from this
+/// worker. Jobs their author deleted (NIP-09) meanwhile get `cancelled`
+/// (nothing was taken); jobs with a non-terminal status from this worker
+/// were interrupted by a crash and come back as [`Arrival::Interrupted`].
+async fn catch_up(shared: &Shared, now: Timestamp) -> Vec<(Event, Arrival)> {
+    let window = shared.cfg.catch_up;
+    if window == 0 {
+        return Vec::new();
+    }
+    let me = shared.keys.public_key();
+    let since = Timestamp::from(now.as_secs().saturating_sub(window));
+    let mut jobs = crate::relays::fetch(
+        &shared.client,
+        &shared.relays,
+        vec![Filter::new()
+            .kind(Kind::Custom(KIND_JOB_REQUEST))
+            .pubkey(me)
+            .since(since)
+            .until(now)],
+        CATCH_UP_TIMEOUT,
+    )
+    .await;
+    jobs.retain(|j| j.verify().is_ok());
+    if jobs.is_empty() {
+        return Vec::new();
+    }
+    let mut terminal: HashSet<EventId> = HashSet::new();
+    let mut taken: HashSet<EventId> = HashSet::new();
+    let mut deleted: HashSet<EventId> = HashSet::new();
+    let ids: Vec<EventId> = jobs.iter().map(|j| j.id).collect();
+    let authors: HashMap<EventId, PublicKey> = jobs.iter().map(|j| (j.id, j.pubkey)).collect();
+    for chunk in ids.chunks(100) {
+        let mine = crate::relays::fetch(
+            &shared.client,
+            &shared.relays,
+            vec![
+                Filter::new()
+                    .kinds([Kind::Custom(KIND_JOB_STATUS), Kind::Custom(KIND_JOB_RESULT)])
+                    .author(me)
+                    .events(chunk.iter().copied()),
+                Filter::new()
+                    .kind(Kind::EventDeletion)
+                    .events(chunk.iter().copied()),
+            ],
+            CATCH_UP_TIMEOUT,
+        )
+        .await;
+        for ev in mine {
+            let refs: Vec<EventId> = ev.tags.event_ids().copied().collect();
+            for id in refs {
+                if ev.kind == Kind::EventDeletion {
+                    if authors.get(&id) == Some(&ev.pubkey) {
+                        deleted.insert(id);
+                    }
+                } else if ev.pubkey != me {
+                    // not ours
+                } else if ev.kind == Kind::Custom(KIND_JOB_RESULT) {
+                    terminal.insert(id);
+                } else {
+                    let st = ev
+                        .tags
+                        .iter()
+                        .find(|t| t.as_slice().first().map(String::as_str) == Some("status"))
+                        .and_then(|t| t.as_slice().get(1).cloned())
+                        .unwrap_or_default();
+                    if crate::protocol::JobState::parse(&st).is_terminal() {
+                        terminal.insert(id);
+                    } else {
+                        taken.insert(id);
+                    }
+                }
+            }
+        }
+    }
+    jobs.sort_by_key(|j| j.created_at);
+    let mut out = Vec::new();
+    for job in jobs {
+        let fresh = shared
+            .seen
+            .lock()
+            .map(|mut s| s.insert(job.id))
+            .unwrap_or(false);
+        if !fresh || terminal.contains(&job.id) {
+            continue;
+        }
+        if deleted.contains(&job.id) && !taken.contains(&job.id) {
+            shared
+                .publish(status(
+                    &job,
+                    "cancelled",
+                    "cancelled before it started: nothing was taken",
+                ))
+                .await;
+            continue;
+        }
+        let arrival = if taken.contains(&job.id) {
+            Arrival::Interrupted
+        } else {
+            Arrival::New
+        };
+        out.push((job, arrival));
+    }
+    if !out.is_empty() {
+        tracing::info!("catching up on {} job(s) published while down", out.len());
+    }
+    out
+}
+
 fn handle_cancel(shared: &Shared, ev: &Event) {
     let queued = shared.queued.lock().map(|q| q.clone()).unwrap_or_default();
     for t in ev.tags.iter() {
@@ -412,7 +734,17 @@ fn handle_cancel(shared: &Shared, ev: &Event) {
     }
 }
 
-async fn take_job(shared: Arc<Shared>, job: Event) {
+/// How a job reached the worker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Arrival {
+    /// Live, or caught up on start without any status from this worker.
+    New,
+    /// Caught up on start with a non-terminal status from this worker: an
+    /// earlier run took its payment and was killed before the result.
+    Interrupted,
+}
+
+async fn take_job(shared: Arc<Shared>, job: Event, arrival: Arrival) {
     let Some(req) = JobRequest::from_event(&job) else {
         return;
     };
@@ -430,19 +762,14 @@ async fn take_job(shared: Arc<Shared>, job: Event) {
     let mut paid = 0u64;
     let mut mint = String::new();
     if let Some(t) = &token {
-        let key = match wallet::cashu_secret(shared.keys.secret_key()) {
-            Ok(k) => k,
-            Err(e) => {
-                shared
-                    .publish(status(&job, "failed", &format!("internal: {e}")))
-                    .await;
-                return;
-            }
-        };
-        match shared.wallet.receive(t.expose(), vec![key]).await {
-            Ok(a) => {
-                paid = a;
-                mint = t.info().mint.clone();
+        mint = t.info().mint.clone();
+        match shared.take_payment(t).await {
+            Ok(a) => paid = a,
+            Err(e) if arrival == Arrival::Interrupted && e.contains("already spent") => {
+                // Our own earlier run redeemed it: the sats are in our wallet.
+                let fee = shared.redeem_fee(&mint, t.info().proofs).await;
+                paid = t.info().amount.saturating_sub(fee);
+                tracing::info!(job = %job.id, "resuming an interrupted job paid {paid} sat earlier");
             }
             Err(e) => {
                 shared
@@ -473,21 +800,21 @@ async fn take_job(shared: Arc<Shared>, job: Event) {
         } else {
             "worker shutting down"
         };
-        let change = shared.change(&mint, paid).await;
+        let c = shared.change(&mint, paid).await;
         let state = if cancelled { "cancelled" } else { "failed" };
+        let msg = refund_message(why, &c);
         shared
             .publish(result(
                 &job,
                 &Outcome {
                     exit_code: -1,
-                    change,
+                    change: c.token,
+                    note: c.note,
                     ..Default::default()
                 },
             ))
             .await;
-        shared
-            .publish(status(&job, state, &format!("{why}: full refund")))
-            .await;
+        shared.publish(status(&job, state, &msg)).await;
         return;
     }
     let _permit = permit;
@@ -502,22 +829,45 @@ async fn take_job(shared: Arc<Shared>, job: Event) {
     let paid_secs = paid.checked_div(price).unwrap_or(shared.cfg.max_duration);
     let limit = Duration::from_secs(paid_secs.min(shared.cfg.max_duration).max(1));
     let mut o = run_job(&shared, &job, &req, limit).await;
-    let billed = (o.duration.ceil() as u64).max(shared.cfg.min_duration) * price;
-    o.change = shared.change(&mint, paid.saturating_sub(billed)).await;
+    let billed = ((o.duration.ceil() as u64).max(shared.cfg.min_duration) * price).min(paid);
+    let c = shared.change(&mint, paid - billed).await;
+    if paid > 0 {
+        tracing::info!(
+            job = %job.id,
+            "paid {paid} sat, billed {billed}, change {} (+{} mint fees), kept {}",
+            c.amount,
+            c.fees,
+            paid - c.amount - c.fees
+        );
+    }
+    o.change = c.token;
+    o.note = c.note;
     // The result first: a client may stop listening at the terminal status.
     let state = if o.exit_code == 0 {
         "success"
     } else {
         "failed"
     };
+    let mut msg = format!("exit {} in {:.1}s", o.exit_code, o.duration);
+    if o.change.is_some() {
+        msg.push_str(&format!("; change {} sat", c.amount));
+    } else if let Some(n) = &o.note {
+        msg.push_str(&format!("; {n}"));
+    }
     shared.publish(result(&job, &o)).await;
-    shared
-        .publish(status(
-            &job,
-            state,
-            &format!("exit {} in {:.1}s", o.exit_code, o.duration),
-        ))
-        .await;
+    shared.publish(status(&job, state, &msg)).await;
+}
+
+fn refund_message(why: &str, c: &Change) -> String {
+    match (&c.token, &c.note) {
+        (Some(_), _) if c.fees > 0 => format!(
+            "{why}: refund of {} sat (the mint's fees took {})",
+            c.amount, c.fees
+        ),
+        (Some(_), _) => format!("{why}: full refund"),
+        (None, Some(n)) => format!("{why}; {n}"),
+        (None, None) => why.to_string(),
+    }
 }
 
 async fn run_job(shared: &Shared, job: &Event, req: &JobRequest, limit: Duration) -> Outcome {
@@ -596,6 +946,47 @@ async fn run_job(shared: &Shared, job: &Event, req: &JobRequest, limit: Duration
         duration,
         stdout: url(&out),
         stderr: url(&err),
-        change: None,
+        ..Default::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_bounds_mint_calls_and_catches_up_by_default() {
+        let d = WorkerConfig::default();
+        assert_eq!(d.mint_timeout, 30);
+        assert_eq!(d.catch_up, 24 * 3600);
+        let p = std::path::Path::new("w.toml");
+        let c = WorkerConfig::from_toml(
+            p,
+            "mints = [\"http://m\"]\ncatch_up = 0\nmint_timeout = 5\n",
+        )
+        .expect("valid");
+        assert_eq!((c.catch_up, c.mint_timeout), (0, 5));
+        let e = WorkerConfig::from_toml(p, "mints = [\"http://m\"]\nmint_timeout = 0\n")
+            .expect_err("zero timeout");
+        assert!(e.to_string().contains("mint_timeout"), "{e}");
+    }
+
+    #[test]
+    fn refund_messages_name_the_fees_or_the_reason() {
+        let c = Change {
+            token: Some("t".into()),
+            amount: 7,
+            fees: 2,
+            note: None,
+        };
+        assert_eq!(
+            refund_message("cancelled", &c),
+            "cancelled: refund of 7 sat (the mint's fees took 2)"
+        );
+        let c = no_change(9, "mint m did not answer within 30s");
+        assert_eq!(
+            refund_message("cancelled", &c),
+            "cancelled; no change for the 9 sat owed: mint m did not answer within 30s"
+        );
     }
 }

@@ -40,6 +40,21 @@ pub fn worker(ctx: &Ctx, a: WorkerArgs) -> Result<i32> {
     if let Some(d) = a.min_duration {
         w.min_duration = d;
     }
+    if let Some(d) = &a.catch_up {
+        w.catch_up = if d.trim() == "0" {
+            0
+        } else {
+            jobctl::config::parse_duration(d)
+                .map_err(|e| Error::input(format!("--catch-up: {e}")))?
+                .as_secs()
+        };
+    }
+    if let Some(d) = &a.mint_timeout {
+        w.mint_timeout = jobctl::config::parse_duration(d)
+            .map_err(|e| Error::input(format!("--mint-timeout: {e}")))?
+            .as_secs()
+            .max(1);
+    }
     if w.wallet_dir.is_none() {
         w.wallet_dir = Some(jobctl::wallet::resolve_dir(ctx.wallet_dir.as_deref()));
     }
