@@ -13,7 +13,7 @@
 //! of every proof not known spent, and taking back tokens made for a job
 //! or a `wallet send` that were never journaled or handed out.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::Arc;
@@ -27,7 +27,8 @@ use cdk::nuts::{
     SpendingConditions, State, Token,
 };
 use cdk::wallet::types::{
-    KeysetLoadPolicy, OperationData, SendSagaState, SwapSagaState, WalletSagaState,
+    KeysetLoadPolicy, OperationData, SendSagaState, SwapSagaState, TransactionDirection,
+    TransactionStatus, WalletSagaState,
 };
 use cdk::wallet::{ReceiveOptions, SendOptions, Wallet, WalletRepository, WalletRepositoryBuilder};
 use cdk::Amount;
@@ -419,6 +420,19 @@ impl LocalWallet {
         let w = self.wallet(mint).await?;
         let store = w.localstore.clone();
         let connector = w.mint_connector();
+        let mine = |s: &cdk::wallet::types::WalletSaga| s.mint_url == w.mint_url;
+
+        // 0. The tokens of sends in flight, before cdk's recovery runs: it
+        // drops a send whose proofs all came from a swap (their proofs are
+        // not tied to the operation), and with it the token.
+        let mut saga_tokens: HashMap<String, String> = HashMap::new();
+        for s in store.get_incomplete_sagas().await.map_err(werr)? {
+            if let (true, OperationData::Send(d)) = (mine(&s), &s.data) {
+                if let Some(t) = &d.token {
+                    saga_tokens.insert(s.id.to_string(), t.clone());
+                }
+            }
+        }
 
         // 1. cdk's own saga recovery. It also "recovers" (checks and keeps)
         // every token still in flight: those are not counted.
@@ -440,7 +454,7 @@ impl LocalWallet {
             .await
             .map_err(werr)?
             .into_iter()
-            .filter(|s| s.mint_url == w.mint_url)
+            .filter(mine)
             .collect();
         for s in &sagas {
             if s.state != WalletSagaState::Swap(SwapSagaState::SwapRequested) {
@@ -456,7 +470,8 @@ impl LocalWallet {
                 match connector.post_restore(RestoreRequest { outputs }).await {
                     Ok(r) => r.signatures.len(),
                     Err(e) => {
-                        out.problems.push(format!("restore look-up for swap {}: {e}", s.id));
+                        out.problems
+                            .push(format!("restore look-up for swap {}: {e}", s.id));
                         continue;
                     }
                 }
@@ -475,7 +490,7 @@ impl LocalWallet {
             .await
             .map_err(werr)?
             .into_iter()
-            .filter(|s| s.mint_url == w.mint_url)
+            .filter(mine)
             .collect();
         let live: HashSet<uuid::Uuid> = sagas.iter().map(|s| s.id).collect();
         let mut in_flight: HashSet<cdk::nuts::PublicKey> = HashSet::new();
@@ -486,6 +501,21 @@ impl LocalWallet {
                         in_flight.insert(y);
                     }
                 }
+            }
+        }
+        // Which outgoing transaction (if any) each proof went out in.
+        let mut sent_in: HashMap<cdk::nuts::PublicKey, TransactionStatus> = HashMap::new();
+        let mut tx_ys: HashMap<uuid::Uuid, Vec<cdk::nuts::PublicKey>> = HashMap::new();
+        for t in w
+            .list_transactions(Some(TransactionDirection::Outgoing))
+            .await
+            .map_err(werr)?
+        {
+            for y in &t.ys {
+                sent_in.insert(*y, t.status);
+            }
+            if let Some(op) = t.saga_id {
+                tx_ys.insert(op, t.ys.clone());
             }
         }
         let proofs = store
@@ -502,7 +532,7 @@ impl LocalWallet {
             )
             .await
             .map_err(werr)?;
-        let mut at_mint = std::collections::HashMap::new();
+        let mut at_mint = HashMap::new();
         for chunk in proofs.chunks(200) {
             let ys = chunk.iter().map(|p| p.y).collect();
             let resp = connector
@@ -517,6 +547,8 @@ impl LocalWallet {
         let mut to_release = Vec::new();
         for p in &proofs {
             let amount: u64 = p.proof.amount.into();
+            let orphan = !in_flight.contains(&p.y)
+                && p.used_by_operation.is_none_or(|op| !live.contains(&op));
             match at_mint.get(&p.y) {
                 Some(State::Spent) => {
                     to_spent.push(p.y);
@@ -525,9 +557,7 @@ impl LocalWallet {
                     }
                 }
                 Some(State::Unspent)
-                    if matches!(p.state, State::Reserved | State::Pending)
-                        && !in_flight.contains(&p.y)
-                        && p.used_by_operation.is_none_or(|op| !live.contains(&op)) =>
+                    if orphan && matches!(p.state, State::Reserved | State::Pending) =>
                 {
                     if is_locked_proof(&p.proof) {
                         out.locked_orphans += amount;
@@ -536,10 +566,18 @@ impl LocalWallet {
                         out.released += amount;
                     }
                 }
+                // Marked as sent, but never part of a token: cut off between
+                // marking and recording the send, or rolled back.
                 Some(State::Unspent)
-                    if p.state == State::Unspent && is_locked_proof(&p.proof) =>
+                    if orphan
+                        && p.state == State::PendingSpent
+                        && sent_in
+                            .get(&p.y)
+                            .is_none_or(|s| *s == TransactionStatus::Failed)
+                        && !is_locked_proof(&p.proof) =>
                 {
-                    out.locked_orphans += amount;
+                    to_release.push(p.y);
+                    out.released += amount;
                 }
                 _ => {}
             }
@@ -556,10 +594,6 @@ impl LocalWallet {
                 .await
                 .map_err(werr)?;
         }
-        // Sends whose proofs all turned out spent are completed by cdk.
-        if let Err(e) = w.recover_incomplete_sagas().await {
-            out.problems.push(format!("saga recovery: {e}"));
-        }
 
         // 4. Tokens made but never journaled nor handed out: take them back.
         let Some(j) = journal.as_deref_mut() else {
@@ -574,29 +608,66 @@ impl LocalWallet {
             .collect();
         let norm = |s: &str| s.trim_end_matches('/').to_ascii_lowercase();
         for rec in j.sends()? {
-            if norm(&rec.mint) != norm(mint) || !matches!(rec.state.as_str(), "prepared" | "created")
+            if norm(&rec.mint) != norm(mint)
+                || !matches!(rec.state.as_str(), "prepared" | "created")
             {
                 continue;
             }
-            let token = match &rec.token {
-                Some(t) => Some(t.clone()),
-                None => match store.get_saga(&parse_op(&rec.op_id)?).await.map_err(werr)? {
-                    Some(s) => match s.data {
-                        OperationData::Send(d) => d.token,
-                        _ => None,
-                    },
-                    None => None,
-                },
-            };
+            let token = rec
+                .token
+                .clone()
+                .or_else(|| saga_tokens.get(&rec.op_id).cloned());
             if let Some(t) = &token {
                 if j.token_in_jobs(t)? {
                     j.send_state(&rec.op_id, "journaled", "found in a journaled job")?;
                     continue;
                 }
             }
-            if !pending.contains(&rec.op_id) {
-                // No token in flight for it: cut off before the token
-                // existed (rolled back in step 1) or already settled.
+            let op = parse_op(&rec.op_id)?;
+            if pending.contains(&rec.op_id) {
+                match w.revoke_send(op).await {
+                    Ok(a) => {
+                        let a: u64 = a.into();
+                        out.reclaimed_sends += 1;
+                        out.reclaimed_amount += a;
+                        j.send_state(
+                            &rec.op_id,
+                            "reclaimed",
+                            &format!("never journaled: {a} sat taken back into the wallet"),
+                        )?;
+                    }
+                    Err(e) => out
+                        .problems
+                        .push(cdk_err("taking back an unjournaled token", e).to_string()),
+                }
+                continue;
+            }
+            // The send's record is gone from the wallet: find its proofs
+            // by the token, else by its transaction, and put back the ones
+            // the mint says are unspent (the token never left this wallet).
+            let ys: Vec<cdk::nuts::PublicKey> = match token.as_deref().map(Token::from_str) {
+                Some(Ok(t)) => t
+                    .token_secrets()
+                    .into_iter()
+                    .filter_map(|s| cdk::dhke::hash_to_curve(&s.to_bytes()).ok())
+                    .collect(),
+                _ => tx_ys.get(&op).cloned().unwrap_or_default(),
+            };
+            let held = if ys.is_empty() {
+                Vec::new()
+            } else {
+                store.get_proofs_by_ys(ys).await.map_err(werr)?
+            };
+            let back: Vec<_> = held
+                .iter()
+                .filter(|p| {
+                    matches!(
+                        p.state,
+                        State::PendingSpent | State::Reserved | State::Pending
+                    ) && at_mint.get(&p.y) == Some(&State::Unspent)
+                })
+                .collect();
+            if back.is_empty() {
                 j.send_state(
                     &rec.op_id,
                     "abandoned",
@@ -604,25 +675,32 @@ impl LocalWallet {
                 )?;
                 continue;
             }
-            match w.revoke_send(parse_op(&rec.op_id)?).await {
-                Ok(a) => {
-                    let a: u64 = a.into();
-                    out.reclaimed_sends += 1;
-                    out.reclaimed_amount += a;
-                    j.send_state(
-                        &rec.op_id,
-                        "reclaimed",
-                        &format!("never journaled: {a} sat taken back into the wallet"),
-                    )?;
-                }
-                Err(e) => {
-                    let e = cdk_err("taking back an unjournaled token", e);
-                    out.problems.push(e.to_string());
-                    if e.to_string().contains("already spent") {
-                        j.send_state(&rec.op_id, "spent", &e.to_string())?;
-                    }
-                }
+            if back.iter().any(|p| is_locked_proof(&p.proof)) {
+                let a: u64 = back.iter().map(|p| u64::from(p.proof.amount)).sum();
+                out.locked_orphans += a;
+                out.problems.push(format!(
+                    "a token of {a} sat locked to a worker was never journaled (send {})",
+                    rec.op_id
+                ));
+                j.send_state(
+                    &rec.op_id,
+                    "stranded",
+                    "locked to the worker, never journaled; refundable after the locktime",
+                )?;
+                continue;
             }
+            let a: u64 = back.iter().map(|p| u64::from(p.proof.amount)).sum();
+            store
+                .update_proofs_state(back.iter().map(|p| p.y).collect(), State::Unspent)
+                .await
+                .map_err(werr)?;
+            out.reclaimed_sends += 1;
+            out.reclaimed_amount += a;
+            j.send_state(
+                &rec.op_id,
+                "reclaimed",
+                &format!("never journaled: {a} sat put back into the wallet"),
+            )?;
         }
         Ok(())
     }
