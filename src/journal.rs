@@ -445,7 +445,13 @@ impl Journal {
 
     /// Record that the wallet is about to make a token (before the mint is
     /// asked): a crash from here on leaves a trace `wallet check` follows.
-    pub fn send_prepared(&mut self, op_id: &str, mint: &str, amount: u64, purpose: &str) -> Result<()> {
+    pub fn send_prepared(
+        &mut self,
+        op_id: &str,
+        mint: &str,
+        amount: u64,
+        purpose: &str,
+    ) -> Result<()> {
         let t = now() as i64;
         self.conn
             .execute(
@@ -524,7 +530,11 @@ impl Journal {
     /// Whether a journaled job carries `token` as its payment.
     pub fn token_in_jobs(&self, token: &str) -> Result<bool> {
         self.conn
-            .query_row("SELECT 1 FROM jobs WHERE token = ?1 LIMIT 1", [token], |_| Ok(()))
+            .query_row(
+                "SELECT 1 FROM jobs WHERE token = ?1 LIMIT 1",
+                [token],
+                |_| Ok(()),
+            )
             .optional()
             .map(|o| o.is_some())
             .map_err(Self::q)

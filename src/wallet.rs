@@ -259,6 +259,9 @@ impl LocalWallet {
     pub async fn open(dir: &Path) -> Result<LocalWallet> {
         crate::keys::create_private_dir(dir)?;
         crate::keys::refuse_open("wallet directory", dir)?;
+        // First runs in parallel create the seed and the store's schema
+        // once: one at a time.
+        let creating = FileLock::acquire_async(&lock_path(dir), LOCK_WAIT).await?;
         let seed = load_seed(dir)?;
         let db_path = dir.join("wallet.sqlite");
         create_private_file(&db_path)?;
@@ -273,6 +276,7 @@ impl LocalWallet {
             .build()
             .await
             .map_err(|e| werr(format!("cannot open {}: {e}", db_path.display())))?;
+        drop(creating);
         Ok(LocalWallet {
             repo,
             dir: dir.to_path_buf(),
@@ -312,10 +316,7 @@ impl LocalWallet {
             match self.needs_recovery(mint, unfinished).await {
                 Ok(false) => {}
                 Ok(true) | Err(_) => {
-                    match self
-                        .reconcile_locked(mint, journal.as_deref_mut(), RECOVERY_TIMEOUT)
-                        .await
-                    {
+                    match self.reconcile_locked(mint, journal, RECOVERY_TIMEOUT).await {
                         Ok(r) => {
                             if r.changed() {
                                 tracing::info!(?r, "recovered interrupted wallet operations");
@@ -346,10 +347,7 @@ impl LocalWallet {
         let sagas = w.localstore.get_incomplete_sagas().await.map_err(werr)?;
         if sagas.iter().any(|s| {
             s.mint_url == w.mint_url
-                && !matches!(
-                    s.state,
-                    WalletSagaState::Send(SendSagaState::TokenCreated)
-                )
+                && !matches!(s.state, WalletSagaState::Send(SendSagaState::TokenCreated))
         }) {
             return Ok(true);
         }
@@ -414,7 +412,7 @@ impl LocalWallet {
     async fn reconcile_inner(
         &self,
         mint: &str,
-        mut journal: Option<&mut Journal>,
+        journal: Option<&mut Journal>,
         out: &mut Reconciled,
     ) -> Result<()> {
         let w = self.wallet(mint).await?;
@@ -596,7 +594,7 @@ impl LocalWallet {
         }
 
         // 4. Tokens made but never journaled nor handed out: take them back.
-        let Some(j) = journal.as_deref_mut() else {
+        let Some(j) = journal else {
             return Ok(());
         };
         let pending: HashSet<String> = w
@@ -703,6 +701,37 @@ impl LocalWallet {
             )?;
         }
         Ok(())
+    }
+
+    /// Recover interrupted operations at every mint that shows traces of
+    /// one (local look-ups first; the mint is asked only then), if the
+    /// wallet's lock is free within a moment. For readers such as
+    /// `wallet balance`, so they do not show proofs a dead operation spent.
+    pub async fn recover_if_needed(
+        &self,
+        mut journal: Option<&mut Journal>,
+        timeout: Duration,
+    ) -> Result<Vec<Reconciled>> {
+        let Ok(_file) =
+            FileLock::acquire_async(&lock_path(&self.dir), Duration::from_millis(500)).await
+        else {
+            return Ok(Vec::new());
+        };
+        let _alone = self.ops.write().await;
+        let mut out = Vec::new();
+        for m in self.mints().await {
+            let unfinished = match journal.as_deref_mut() {
+                Some(j) => unfinished_sends(j, &m)?,
+                None => false,
+            };
+            if self.needs_recovery(&m, unfinished).await.unwrap_or(true) {
+                out.push(
+                    self.reconcile_locked(&m, journal.as_deref_mut(), timeout)
+                        .await?,
+                );
+            }
+        }
+        Ok(out)
     }
 
     /// [`LocalWallet::reconcile`] for every mint the wallet knows.
@@ -1040,9 +1069,10 @@ impl LocalWallet {
 /// handed out.
 fn unfinished_sends(journal: &Journal, mint: &str) -> Result<bool> {
     let norm = |s: &str| s.trim_end_matches('/').to_ascii_lowercase();
-    Ok(journal.sends()?.iter().any(|r| {
-        norm(&r.mint) == norm(mint) && matches!(r.state.as_str(), "prepared" | "created")
-    }))
+    Ok(journal
+        .sends()?
+        .iter()
+        .any(|r| norm(&r.mint) == norm(mint) && matches!(r.state.as_str(), "prepared" | "created")))
 }
 
 fn parse_op(op: &str) -> Result<uuid::Uuid> {

@@ -167,15 +167,9 @@ fn random_kills_during_payments_lose_no_sat() {
     // rest in line.
     let out = env.cmd().args(["wallet", "check"]).output().unwrap();
     eprintln!("wallet check: {}", stderr(&out).replace('\n', " // "));
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    if std::env::var_os("JOBCTL_TEST_KEEP").is_some() {
-        let kept = env.dir.path().to_path_buf();
-        std::mem::forget(env.dir.path().to_path_buf());
-        eprintln!("env kept at {}", kept.display());
-        let _ = std::process::Command::new("cp")
-            .args(["-r", &kept.display().to_string(), "/tmp/money-kept"])
-            .status();
-    }
+    // Something may be left for a second pass (exit 1, with a warning);
+    // the second pass must find everything in line.
+    assert!(matches!(out.status.code(), Some(0 | 1)), "{}", stderr(&out));
     let out = env
         .cmd()
         .args(["wallet", "check", "--json"])
@@ -183,17 +177,14 @@ fn random_kills_during_payments_lose_no_sat() {
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let second = json(&out);
+    assert_eq!(second[0]["problems"], serde_json::json!([]), "{second}");
     assert_eq!(second[0]["marked_spent"], 0, "{second}");
     assert_eq!(second[0]["released"], 0, "{second}");
     assert_eq!(second[0]["reclaimed_sends"], 0, "{second}");
 
     // Accounting: spendable + unredeemed journaled/handed-out tokens = minted.
     let (spendable, pending) = balance(&env);
-    let mut tokens: Vec<String> = env
-        .journal_jobs()
-        .into_iter()
-        .filter_map(|j| j.3)
-        .collect();
+    let mut tokens: Vec<String> = env.journal_jobs().into_iter().filter_map(|j| j.3).collect();
     tokens.extend(handed_out);
     tokens.sort();
     tokens.dedup();
@@ -289,8 +280,15 @@ fn concurrent_first_runs_and_unpaid_runs_with_one_key() {
         let children: Vec<_> = (0..8)
             .map(|i| {
                 let mut c = env.std_cmd();
-                c.args(["rerun", "--unpaid", "--worker", &w.hex(), "--relay", &relay.url])
-                    .args(&key_args);
+                c.args([
+                    "rerun",
+                    "--unpaid",
+                    "--worker",
+                    &w.hex(),
+                    "--relay",
+                    &relay.url,
+                ])
+                .args(&key_args);
                 if key_args.is_empty() {
                     c.args(["--cmd", &format!("job-{i}")]);
                 }
@@ -303,7 +301,12 @@ fn concurrent_first_runs_and_unpaid_runs_with_one_key() {
         let mut ids = Vec::new();
         for c in children {
             let out = c.wait_with_output().unwrap();
-            assert_eq!(out.status.code(), Some(0), "round {round}: {}", stderr(&out));
+            assert_eq!(
+                out.status.code(),
+                Some(0),
+                "round {round}: {}",
+                stderr(&out)
+            );
             assert!(!stderr(&out).contains("not a usable"), "{}", stderr(&out));
             ids.push(stdout(&out));
         }
@@ -326,25 +329,28 @@ fn wallet_check_takes_back_a_token_never_handed_out() {
     let env = TestEnv::new();
     let mint = TestMint::start();
     fund(&env, &mint, 100);
-    let out = env
-        .cmd()
-        .args(["wallet", "send", "30"])
-        .output()
-        .unwrap();
+    let out = env.cmd().args(["wallet", "send", "30"]).output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let token = stdout(&out);
     assert_eq!(balance(&env), (70, 30));
     // As if the process died between making the token and printing it.
     let c = rusqlite::Connection::open(env.journal_path()).unwrap();
     assert_eq!(
-        c.execute("UPDATE sends SET state = 'created' WHERE token = ?1", [&token])
-            .unwrap(),
+        c.execute(
+            "UPDATE sends SET state = 'created' WHERE token = ?1",
+            [&token]
+        )
+        .unwrap(),
         1
     );
     drop(c);
     let out = env.cmd().args(["wallet", "check"]).output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert!(stderr(&out).contains("taken back (30 sat)"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("taken back (30 sat)"),
+        "{}",
+        stderr(&out)
+    );
     assert_eq!(balance(&env), (100, 0));
     assert_eq!(TestWallet::new(&mint.url).token_state(&token), (0, 30));
     // Nothing left to do.
@@ -365,11 +371,7 @@ fn locking_a_token_at_a_mint_with_input_fees() {
     fund(&giver, &mint, 300);
     fund(&env, &mint, 100);
     let token = {
-        let out = giver
-            .cmd()
-            .args(["wallet", "send", "60"])
-            .output()
-            .unwrap();
+        let out = giver.cmd().args(["wallet", "send", "60"]).output().unwrap();
         assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
         stdout(&out)
     };
@@ -395,11 +397,7 @@ fn locking_a_token_at_a_mint_with_input_fees() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(stderr(&out).contains("charges fees"), "{}", stderr(&out));
     let ev = &relay.events()[0];
-    let sent = tags(ev)
-        .into_iter()
-        .find(|t| t[0] == "payment")
-        .unwrap()[1]
-        .clone();
+    let sent = tags(ev).into_iter().find(|t| t[0] == "payment").unwrap()[1].clone();
     let locked = jobctl::payment::PaymentToken::parse(&sent).unwrap();
     assert!(locked.is_locked());
     assert!(locked.info().amount < given);
@@ -434,7 +432,11 @@ fn locking_a_token_at_a_mint_with_input_fees() {
             .output()
             .unwrap();
         assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-        assert!(stderr(&out).contains("nothing was swapped"), "{}", stderr(&out));
+        assert!(
+            stderr(&out).contains("nothing was swapped"),
+            "{}",
+            stderr(&out)
+        );
         assert_eq!(TestWallet::new(&mint.url).token_state(&tiny).1, 0);
     }
 }
@@ -452,7 +454,14 @@ fn files_holding_money_must_be_private() {
     std::fs::set_permissions(&j, std::fs::Permissions::from_mode(0o644)).unwrap();
     let out = env
         .cmd()
-        .args(["rerun", "--unpaid", "--worker", &w.hex(), "--relay", &relay.url])
+        .args([
+            "rerun",
+            "--unpaid",
+            "--worker",
+            &w.hex(),
+            "--relay",
+            &relay.url,
+        ])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));

@@ -56,6 +56,17 @@ pub fn wallet(ctx: &Ctx, cmd: WalletCommand) -> Result<i32> {
         let w = ctx.wallet().await?;
         match cmd {
             WalletCommand::Balance { json } => {
+                // A dead operation may have left proofs listed that the
+                // mint has spent: recover first (bounded) when it did.
+                let mut journal = ctx.existing_journal()?;
+                for r in w
+                    .recover_if_needed(journal.as_mut(), wallet::RECOVERY_TIMEOUT)
+                    .await?
+                {
+                    if r.changed() {
+                        ctx.say(check_summary(&r));
+                    }
+                }
                 let b = w.balances().await?;
                 if json {
                     print_stdout(&to_json(&b)?)?;
@@ -191,7 +202,10 @@ pub fn wallet(ctx: &Ctx, cmd: WalletCommand) -> Result<i32> {
 fn check_summary(r: &Reconciled) -> String {
     let mut parts = Vec::new();
     if r.recovered > 0 {
-        parts.push(format!("{} interrupted operation(s) completed", r.recovered));
+        parts.push(format!(
+            "{} interrupted operation(s) completed",
+            r.recovered
+        ));
     }
     if r.rolled_back > 0 {
         parts.push(format!("{} rolled back", r.rolled_back));
@@ -412,7 +426,7 @@ pub async fn payment(
         // Swap the bearer token into one only the worker can spend,
         // minding the mint's input fees.
         let w = ctx.wallet().await?;
-        let r = w.relock(&token, lock, journal.as_deref_mut()).await?;
+        let r = w.relock(&token, lock, journal).await?;
         if r.locked < r.given {
             ctx.say(format!(
                 "note: mint {} charges fees: the token's {} sat swapped into the wallet as {} sat;                  {} sat are locked to the worker, {} sat stay in the wallet",
