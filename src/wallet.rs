@@ -1015,7 +1015,8 @@ impl LocalWallet {
         wait: Duration,
         on_invoice: impl FnOnce(&str),
     ) -> Result<u64> {
-        let _g = self.guard(mint, None).await?;
+        // Waiting for the invoice (up to `wait`) holds no lock: other
+        // wallet operations go on meanwhile. Claiming the proofs does.
         let w = self.wallet(mint).await?;
         let quote = w
             .mint_quote(
@@ -1027,8 +1028,12 @@ impl LocalWallet {
             .await
             .map_err(|e| cdk_err("mint quote", e))?;
         on_invoice(&quote.request);
+        w.wait_for_payment(&quote, wait)
+            .await
+            .map_err(|e| cdk_err("waiting for the invoice to be paid", e))?;
+        let _g = self.guard(mint, None).await?;
         let proofs = w
-            .wait_and_mint_quote(quote, SplitTarget::default(), None, wait)
+            .mint(&quote.id, SplitTarget::default(), None)
             .await
             .map_err(|e| cdk_err("mint", e))?;
         Ok(proofs.total_amount().map_err(werr)?.into())

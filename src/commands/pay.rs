@@ -121,7 +121,10 @@ pub fn wallet(ctx: &Ctx, cmd: WalletCommand) -> Result<i32> {
                     None => richest_mint(&w, amount).await?,
                 };
                 // Recorded in the journal before the mint is asked, so a
-                // token cut off before it reached stdout is taken back.
+                // token cut off before it reached stdout is taken back; the
+                // wallet's lock is held until it is marked delivered, so no
+                // other process takes it back meanwhile.
+                let _lock = wallet::lock(w.dir(), wallet::LOCK_WAIT)?;
                 let mut journal = ctx.journal()?;
                 let sent = w
                     .send_logged(&mint, amount, None, Some(&mut journal), "wallet-send")
