@@ -432,14 +432,24 @@ impl LocalWallet {
             }
         }
 
-        // 1. cdk's own saga recovery. It also "recovers" (checks and keeps)
-        // every token still in flight: those are not counted.
+        // 1. cdk's own saga recovery. It also checks every token still in
+        // flight (sent, not yet redeemed): only interrupted operations are
+        // counted.
+        let interrupted = |sagas: &[cdk::wallet::types::WalletSaga]| {
+            sagas
+                .iter()
+                .filter(|s| {
+                    mine(s) && s.state != WalletSagaState::Send(SendSagaState::TokenCreated)
+                })
+                .count()
+        };
+        let before = interrupted(&store.get_incomplete_sagas().await.map_err(werr)?);
         match w.recover_incomplete_sagas().await {
             Ok(r) => {
-                let in_flight = w.get_pending_sends().await.map(|p| p.len()).unwrap_or(0);
-                out.recovered += r.recovered.saturating_sub(in_flight);
+                let after = interrupted(&store.get_incomplete_sagas().await.map_err(werr)?);
                 out.rolled_back += r.compensated;
-                out.left_pending += r.skipped + r.failed;
+                out.recovered += before.saturating_sub(after).saturating_sub(r.compensated);
+                out.left_pending += after;
             }
             Err(e) => out.problems.push(format!("saga recovery: {e}")),
         }
