@@ -1043,6 +1043,58 @@ mod tests {
     }
 
     #[test]
+    fn concurrent_first_opens_create_it_once() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("new/journal.sqlite");
+        let handles: Vec<_> = (0..8)
+            .map(|_| {
+                let p = path.clone();
+                std::thread::spawn(move || Journal::open(&p).map(|_| ()))
+            })
+            .collect();
+        for h in handles {
+            h.join().expect("thread").expect("open");
+        }
+        let j = Journal::open(&path).expect("reopen");
+        let v: i64 = j
+            .conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .expect("version");
+        assert_eq!(v, MIGRATIONS.len() as i64);
+    }
+
+    #[test]
+    fn a_journal_others_can_read_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("journal.sqlite");
+        drop(Journal::open(&path).expect("open"));
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).expect("chmod");
+        let err = Journal::open(&path).err().expect("refused");
+        assert_eq!(err.exit_code(), 2);
+        assert!(err.to_string().contains("chmod 600"), "{err}");
+    }
+
+    #[test]
+    fn sends_move_to_journaled_with_their_job() {
+        let dir = tempfile::tempdir().expect("dir");
+        let mut j = Journal::open(&dir.path().join("j.sqlite")).expect("open");
+        j.send_prepared("op1", "http://m", 5, "job")
+            .expect("prepared");
+        j.send_created("op1", "cashuBsecret").expect("created");
+        assert_eq!(j.send("op1").expect("get").expect("row").state, "created");
+        let keys = Keys::generate();
+        let e = event(&keys, 1);
+        let relays = vec![RelayUrl::parse("ws://127.0.0.1:1").expect("url")];
+        j.record_dispatch(&new_job(&e, &relays, None))
+            .expect("record");
+        let r = j.send("op1").expect("get").expect("row");
+        assert_eq!(r.state, "journaled");
+        assert_eq!(r.job_id, Some(e.id.to_hex()));
+        assert!(j.token_in_jobs("cashuBsecret").expect("query"));
+    }
+
+    #[test]
     fn garbage_is_an_error_not_a_fresh_start() {
         let dir = tempfile::tempdir().expect("dir");
         let path = dir.path().join("journal.sqlite");

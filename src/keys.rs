@@ -414,6 +414,35 @@ mod tests {
     }
 
     #[test]
+    fn file_lock_is_reentrant_in_process_and_exclusive_across_processes() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("lock");
+        let a = FileLock::try_acquire(&path).expect("lock").expect("free");
+        // The same process gets it again (nested guards)...
+        let b = FileLock::try_acquire(&path)
+            .expect("lock")
+            .expect("re-entrant");
+        // ...while another open file description (as another process
+        // would have) cannot take it.
+        let other = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .expect("open");
+        assert!(matches!(
+            other.try_lock(),
+            Err(std::fs::TryLockError::WouldBlock)
+        ));
+        drop(a);
+        assert!(matches!(
+            other.try_lock(),
+            Err(std::fs::TryLockError::WouldBlock)
+        ));
+        drop(b);
+        other.try_lock().expect("free once every holder let go");
+    }
+
+    #[test]
     fn parses_nsec_and_hex() {
         let keys = Keys::generate();
         let hex = keys.secret_key().to_secret_hex();
