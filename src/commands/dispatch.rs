@@ -319,14 +319,8 @@ pub fn rerun(ctx: &Ctx, a: RerunArgs) -> Result<i32> {
     // token back that is about to be journaled; record the token in the
     // journal before the mint is even asked.
     let spends = !a.dry_run && (a.amount.is_some() || a.lock);
-    let wallet_lock = if spends {
-        Some(jobctl::wallet::lock(
-            &jobctl::wallet::resolve_dir(ctx.wallet_dir.as_deref()),
-            jobctl::wallet::LOCK_WAIT,
-        )?)
-    } else {
-        None
-    };
+    // Taken by `payment` right before the wallet makes the token.
+    let mut wallet_lock = None;
     let mut journal = match journal {
         None if spends => Some(ctx.journal()?),
         j => j,
@@ -343,6 +337,7 @@ pub fn rerun(ctx: &Ctx, a: RerunArgs) -> Result<i32> {
             &relays,
             given,
             journal.as_mut(),
+            &mut wallet_lock,
         ))?
     };
     let req = dispatch::build(&spec, &key.keys)?;

@@ -287,6 +287,7 @@ pub async fn payment(
     relays: &[RelayUrl],
     given: Option<PaymentToken>,
     mut journal: Option<&mut Journal>,
+    wallet_lock: &mut Option<jobctl::keys::FileLock>,
 ) -> Result<Option<PaymentToken>> {
     // The ad is required to pick a mint or check a price; for a given token
     // it only feeds a warning, so a slow relay may not hold the job up long.
@@ -335,6 +336,8 @@ pub async fn payment(
             return Err(Error::input("--amount must be at least 1 sat"));
         }
         let w = ctx.wallet().await?;
+        // Held by the caller until the job carrying the token is journaled.
+        *wallet_lock = Some(wallet::lock(w.dir(), wallet::LOCK_WAIT)?);
         let mint = match (&a.mint, &ad) {
             (Some(m), Some(ad)) if !ad.prices.is_empty() && !ad.accepts_mint(m) => {
                 let msg = format!(
@@ -429,6 +432,8 @@ pub async fn payment(
         // Swap the bearer token into one only the worker can spend,
         // minding the mint's input fees.
         let w = ctx.wallet().await?;
+        // Held by the caller until the job carrying the token is journaled.
+        *wallet_lock = Some(wallet::lock(w.dir(), wallet::LOCK_WAIT)?);
         let r = w.relock(&token, lock, journal).await?;
         if r.locked < r.given {
             ctx.say(format!(
