@@ -56,7 +56,7 @@ pub enum Command {
     /// Build, sign and publish a kind 5100 job request to every relay.
     #[command(after_help = EXIT_CODES)]
     Rerun(Box<RerunArgs>),
-    /// The local Cashu wallet: balance, mints, receive, send, mint, pay.
+    /// The local Cashu wallet: balance, mints, receive, send, mint, pay, check.
     #[command(subcommand)]
     Wallet(WalletCommand),
     /// Redeem into the wallet what jobs owe back: change, or the payment of
@@ -367,6 +367,21 @@ pub enum WalletCommand {
         /// [default: config timeouts.mint, else 30s].
         #[arg(long, value_name = "DURATION")]
         timeout: Option<String>,
+    },
+    /// Reconcile the wallet with its mints and report what was fixed:
+    /// finish or roll back operations a crash or kill cut off, mark proofs
+    /// the mint says are spent, release reserved proofs of dead operations,
+    /// and take back tokens made but never journaled or handed out.
+    Check {
+        /// Only this mint [default: every mint in the wallet].
+        #[arg(long, value_name = "URL", value_parser = jobctl::payment::parse_mint_url)]
+        mint: Option<String>,
+        /// Bound on the whole check, every mint included.
+        #[arg(long, default_value = "30s", value_name = "DURATION")]
+        timeout: String,
+        /// Print JSON on stdout.
+        #[arg(long)]
+        json: bool,
     },
 }
 

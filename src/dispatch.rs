@@ -202,6 +202,36 @@ pub async fn publish_journaled(
     Ok(report(event, payment, outcomes, min_accept))
 }
 
+/// Journal a freshly signed job (durable when this returns). The same
+/// content signed in the same second is the same event (ids are content
+/// hashes): already journaled, it is left as it is.
+#[allow(clippy::too_many_arguments)]
+pub fn journal_new(
+    journal: &mut Journal,
+    keys: &Keys,
+    spec: &JobSpec,
+    event: &Event,
+    urls: &[RelayUrl],
+    idempotency_key: Option<&str>,
+    rerun_of: Option<EventId>,
+) -> Result<()> {
+    if journal.get(&event.id)?.is_some() {
+        tracing::info!(job = %event.id, "identical job already journaled");
+        return Ok(());
+    }
+    let payment = spec.token.as_ref().map(|t| t.info().clone());
+    let hash = spec.content_hash(keys);
+    journal.record_dispatch(&new_job(
+        spec,
+        event,
+        payment.as_ref(),
+        urls,
+        idempotency_key,
+        &hash,
+        rerun_of,
+    ))
+}
+
 /// Journal a freshly signed job, then publish it: the journal write is
 /// durable before the first byte goes to a relay.
 #[allow(clippy::too_many_arguments)]

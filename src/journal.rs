@@ -39,7 +39,7 @@ pub fn resolve_path(flag: Option<&Path>) -> PathBuf {
 const MIGRATIONS: &[&str] = &[
     // 1: jobs, relay outcomes, timeline.
     r#"
-    CREATE TABLE jobs (
+    CREATE TABLE IF NOT EXISTS jobs (
         id              TEXT PRIMARY KEY,
         created_at      INTEGER NOT NULL,
         author          TEXT NOT NULL,
@@ -63,8 +63,8 @@ const MIGRATIONS: &[&str] = &[
         change_amount   INTEGER,
         updated_at      INTEGER NOT NULL
     );
-    CREATE INDEX jobs_created ON jobs(created_at);
-    CREATE TABLE relay_outcomes (
+    CREATE INDEX IF NOT EXISTS jobs_created ON jobs(created_at);
+    CREATE TABLE IF NOT EXISTS relay_outcomes (
         job_id     TEXT NOT NULL REFERENCES jobs(id),
         url        TEXT NOT NULL,
         status     TEXT NOT NULL,
@@ -73,7 +73,7 @@ const MIGRATIONS: &[&str] = &[
         at         INTEGER NOT NULL,
         PRIMARY KEY (job_id, url)
     );
-    CREATE TABLE timeline (
+    CREATE TABLE IF NOT EXISTS timeline (
         seq     INTEGER PRIMARY KEY AUTOINCREMENT,
         job_id  TEXT NOT NULL REFERENCES jobs(id),
         at      INTEGER NOT NULL,
@@ -81,12 +81,12 @@ const MIGRATIONS: &[&str] = &[
         state   TEXT NOT NULL,
         message TEXT NOT NULL
     );
-    CREATE INDEX timeline_job ON timeline(job_id, seq);
+    CREATE INDEX IF NOT EXISTS timeline_job ON timeline(job_id, seq);
     "#,
     // 2: reclaim attempts. A job has at most one final claim (`claimed` or
     // `spent`); `failed` attempts (mint unreachable...) may be retried.
     r#"
-    CREATE TABLE claims (
+    CREATE TABLE IF NOT EXISTS claims (
         seq     INTEGER PRIMARY KEY AUTOINCREMENT,
         job_id  TEXT NOT NULL REFERENCES jobs(id),
         kind    TEXT NOT NULL,
@@ -96,9 +96,67 @@ const MIGRATIONS: &[&str] = &[
         message TEXT NOT NULL,
         at      INTEGER NOT NULL
     );
-    CREATE UNIQUE INDEX claims_final ON claims(job_id) WHERE status IN ('claimed', 'spent');
+    CREATE UNIQUE INDEX IF NOT EXISTS claims_final ON claims(job_id) WHERE status IN ('claimed', 'spent');
+    "#,
+    // 3: tokens the wallet makes, recorded before the mint is asked
+    // (`prepared`, by the wallet's operation id), then with the token
+    // (`created`), then `journaled` (in a job, same transaction as the
+    // job row) or `delivered` (printed by `wallet send`). A send left at
+    // `prepared`/`created` was cut off: `wallet check` takes it back
+    // (`reclaimed`).
+    r#"
+    CREATE TABLE IF NOT EXISTS sends (
+        op_id      TEXT PRIMARY KEY,
+        mint       TEXT NOT NULL,
+        amount     INTEGER NOT NULL,
+        purpose    TEXT NOT NULL,
+        state      TEXT NOT NULL,
+        token      TEXT,
+        job_id     TEXT,
+        message    TEXT NOT NULL DEFAULT '',
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL
+    );
+    CREATE INDEX IF NOT EXISTS sends_token ON sends(token);
     "#,
 ];
+
+/// A token the wallet made, as the journal knows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct SendRecord {
+    /// The wallet's operation id.
+    pub op_id: String,
+    /// Mint.
+    pub mint: String,
+    /// Amount asked for.
+    pub amount: u64,
+    /// `job`, `wallet-send` or `lock`.
+    pub purpose: String,
+    /// `prepared`, `created`, `journaled`, `delivered`, `reclaimed`, `spent`.
+    pub state: String,
+    /// The token; never serialised.
+    #[serde(skip)]
+    pub token: Option<String>,
+    /// The job carrying it.
+    pub job_id: Option<String>,
+    /// Detail.
+    pub message: String,
+    /// When.
+    pub created_at: u64,
+}
+
+/// The lock file serialising `rerun`s that share an idempotency key:
+/// `<journal>.lock`.
+pub fn lock_path(journal: &Path) -> PathBuf {
+    let mut p = journal.as_os_str().to_owned();
+    p.push(".lock");
+    PathBuf::from(p)
+}
+
+/// Take the journal's lock (see [`lock_path`]), waiting up to `wait`.
+pub fn lock(journal: &Path, wait: std::time::Duration) -> Result<crate::keys::FileLock> {
+    crate::keys::FileLock::acquire(&lock_path(journal), wait)
+}
 
 /// One reclaim attempt.
 #[derive(Debug, Clone, Serialize)]
@@ -244,28 +302,27 @@ fn now() -> u64 {
     Timestamp::now().as_secs()
 }
 
+/// SQLITE_BUSY / SQLITE_LOCKED: another connection holds the file.
+fn is_busy(e: &rusqlite::Error) -> bool {
+    matches!(
+        e,
+        rusqlite::Error::SqliteFailure(f, _)
+            if matches!(f.code, rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+    )
+}
+
 impl Journal {
     /// Open (creating if needed) the journal at `path`.
     pub fn open(path: &Path) -> Result<Journal> {
         let jerr = |msg: String| Error::Journal(format!("{}: {msg}", path.display()));
-        let existed = path.exists();
         if let Some(dir) = path.parent() {
             crate::keys::create_private_dir(dir)?;
         }
-        if !existed {
-            // Create it 0600 before SQLite touches it.
-            crate::keys::create_private_file(path)
-                .map_err(|e| jerr(format!("cannot create: {e}")))?;
-        } else if let Some(mode) = std::fs::metadata(path)
-            .ok()
-            .and_then(|m| crate::keys::too_open(&m))
-        {
-            tracing::warn!(
-                "journal {} has permissions {mode:04o} and holds tokens; run `chmod 600 {}`",
-                path.display(),
-                path.display()
-            );
-        }
+        // Create it 0600 before SQLite touches it (a no-op when it exists,
+        // also when another process just created it).
+        crate::keys::create_private_file(path).map_err(|e| jerr(format!("cannot create: {e}")))?;
+        // It holds tokens, which are money: refuse it when others can read it.
+        crate::keys::refuse_open("journal", path)?;
         let conn = Connection::open(path).map_err(|e| jerr(format!("cannot open: {e}")))?;
         let mut j = Journal {
             conn,
@@ -285,19 +342,29 @@ impl Journal {
 
     fn init(&mut self) -> Result<()> {
         let sql = |e: rusqlite::Error| Error::Journal(format!("not a usable jobctl journal ({e})"));
+        // Concurrent processes wait for each other instead of failing.
         self.conn
-            .busy_timeout(std::time::Duration::from_secs(10))
+            .busy_timeout(std::time::Duration::from_secs(30))
             .map_err(sql)?;
         // Reading the schema fails fast on a file that is not a database.
         let version: i64 = self
             .conn
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .map_err(sql)?;
-        self.conn
-            .execute_batch(
+        // Switching to WAL needs a moment alone with the file; on a first
+        // run shared by many processes, retry while another holds it.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            match self.conn.execute_batch(
                 "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;",
-            )
-            .map_err(sql)?;
+            ) {
+                Ok(()) => break,
+                Err(e) if is_busy(&e) && std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                Err(e) => return Err(sql(e)),
+            }
+        }
         let known = MIGRATIONS.len() as i64;
         if version > known {
             return Err(Error::Journal(format!(
@@ -313,14 +380,39 @@ impl Journal {
                 return Err(Error::Journal(format!("is corrupt ({ok})")));
             }
         }
+        if version == known {
+            return Ok(());
+        }
+        // Migrate under a write lock taken up front (BEGIN IMMEDIATE), and
+        // re-read the version inside it: another process may have migrated
+        // while this one waited.
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(sql)?;
+        let version: i64 = tx
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(sql)?;
+        if version > known {
+            return Err(Error::Journal(format!(
+                "written by a newer jobctl (schema {version}, this one knows {known})"
+            )));
+        }
         for (i, m) in MIGRATIONS.iter().enumerate().skip(version as usize) {
-            let tx = self.conn.transaction().map_err(sql)?;
             tx.execute_batch(m).map_err(sql)?;
             tx.pragma_update(None, "user_version", (i + 1) as i64)
                 .map_err(sql)?;
-            tx.commit().map_err(sql)?;
         }
+        tx.commit().map_err(sql)?;
         Ok(())
+    }
+
+    /// A write transaction holding the write lock from its start, so two
+    /// writers queue on the busy timeout instead of failing to upgrade.
+    fn write_tx(&mut self) -> Result<rusqlite::Transaction<'_>> {
+        self.conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(Self::q)
     }
 
     fn q(e: rusqlite::Error) -> Error {
@@ -332,13 +424,120 @@ impl Journal {
         self.record_dispatches(std::slice::from_ref(j))
     }
 
-    /// Record many jobs in one transaction (one fsync), all or none.
+    /// Record many jobs in one transaction (one fsync), all or none. A
+    /// token the wallet made for a job is marked `journaled` in the same
+    /// transaction.
     pub fn record_dispatches(&mut self, jobs: &[NewJob<'_>]) -> Result<()> {
-        let tx = self.conn.transaction().map_err(Self::q)?;
+        let tx = self.write_tx()?;
         for j in jobs {
             Self::insert_job(&tx, j)?;
+            if let Some(token) = j.token {
+                tx.execute(
+                    "UPDATE sends SET state = 'journaled', job_id = ?2, updated_at = ?3
+                     WHERE token = ?1 AND state IN ('prepared', 'created')",
+                    params![token, j.event.id.to_hex(), now() as i64],
+                )
+                .map_err(Self::q)?;
+            }
         }
         tx.commit().map_err(Self::q)
+    }
+
+    /// Record that the wallet is about to make a token (before the mint is
+    /// asked): a crash from here on leaves a trace `wallet check` follows.
+    pub fn send_prepared(
+        &mut self,
+        op_id: &str,
+        mint: &str,
+        amount: u64,
+        purpose: &str,
+    ) -> Result<()> {
+        let t = now() as i64;
+        self.conn
+            .execute(
+                "INSERT INTO sends (op_id, mint, amount, purpose, state, created_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, 'prepared', ?5, ?5)
+                 ON CONFLICT(op_id) DO NOTHING",
+                params![op_id, mint, amount as i64, purpose, t],
+            )
+            .map_err(Self::q)?;
+        Ok(())
+    }
+
+    /// Record the token a prepared send produced.
+    pub fn send_created(&mut self, op_id: &str, token: &str) -> Result<()> {
+        self.conn
+            .execute(
+                "UPDATE sends SET state = 'created', token = ?2, updated_at = ?3
+                 WHERE op_id = ?1 AND state = 'prepared'",
+                params![op_id, token, now() as i64],
+            )
+            .map_err(Self::q)?;
+        Ok(())
+    }
+
+    /// Move a send to `state` (`delivered`, `reclaimed`, `spent`, ...).
+    pub fn send_state(&mut self, op_id: &str, state: &str, message: &str) -> Result<()> {
+        self.conn
+            .execute(
+                "UPDATE sends SET state = ?2, message = ?3, updated_at = ?4 WHERE op_id = ?1",
+                params![op_id, state, message, now() as i64],
+            )
+            .map_err(Self::q)?;
+        Ok(())
+    }
+
+    fn send_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SendRecord> {
+        Ok(SendRecord {
+            op_id: r.get(0)?,
+            mint: r.get(1)?,
+            amount: r.get::<_, i64>(2)? as u64,
+            purpose: r.get(3)?,
+            state: r.get(4)?,
+            token: r.get(5)?,
+            job_id: r.get(6)?,
+            message: r.get(7)?,
+            created_at: r.get::<_, i64>(8)? as u64,
+        })
+    }
+
+    /// A send by the wallet's operation id.
+    pub fn send(&self, op_id: &str) -> Result<Option<SendRecord>> {
+        self.conn
+            .query_row(
+                "SELECT op_id, mint, amount, purpose, state, token, job_id, message, created_at
+                 FROM sends WHERE op_id = ?1",
+                [op_id],
+                Self::send_row,
+            )
+            .optional()
+            .map_err(Self::q)
+    }
+
+    /// Every recorded send, oldest first.
+    pub fn sends(&self) -> Result<Vec<SendRecord>> {
+        let mut st = self
+            .conn
+            .prepare(
+                "SELECT op_id, mint, amount, purpose, state, token, job_id, message, created_at
+                 FROM sends ORDER BY created_at, op_id",
+            )
+            .map_err(Self::q)?;
+        let rows = st.query_map([], Self::send_row).map_err(Self::q)?;
+        rows.collect::<rusqlite::Result<Vec<_>>>().map_err(Self::q)
+    }
+
+    /// Whether a journaled job carries `token` as its payment.
+    pub fn token_in_jobs(&self, token: &str) -> Result<bool> {
+        self.conn
+            .query_row(
+                "SELECT 1 FROM jobs WHERE token = ?1 LIMIT 1",
+                [token],
+                |_| Ok(()),
+            )
+            .optional()
+            .map(|o| o.is_some())
+            .map_err(Self::q)
     }
 
     fn insert_job(tx: &rusqlite::Transaction<'_>, j: &NewJob<'_>) -> Result<()> {
@@ -394,7 +593,7 @@ impl Journal {
 
     /// Record the outcomes of many publish attempts in one transaction.
     pub fn record_outcomes_many(&mut self, all: &[(EventId, Vec<RelayOutcome>)]) -> Result<()> {
-        let tx = self.conn.transaction().map_err(Self::q)?;
+        let tx = self.write_tx()?;
         for (id, outcomes) in all {
             Self::insert_outcomes(&tx, id, outcomes)?;
         }
@@ -503,7 +702,7 @@ impl Journal {
         if cur == state && (exit_code.is_none() || cur_exit == exit_code) {
             return Ok(false);
         }
-        let tx = self.conn.transaction().map_err(Self::q)?;
+        let tx = self.write_tx()?;
         tx.execute(
             "INSERT INTO timeline (job_id, at, source, state, message) VALUES (?1, ?2, 'worker', ?3, ?4)",
             params![hex, at as i64, state, message],
@@ -841,6 +1040,58 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(&path).expect("meta").permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
+    }
+
+    #[test]
+    fn concurrent_first_opens_create_it_once() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("new/journal.sqlite");
+        let handles: Vec<_> = (0..8)
+            .map(|_| {
+                let p = path.clone();
+                std::thread::spawn(move || Journal::open(&p).map(|_| ()))
+            })
+            .collect();
+        for h in handles {
+            h.join().expect("thread").expect("open");
+        }
+        let j = Journal::open(&path).expect("reopen");
+        let v: i64 = j
+            .conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .expect("version");
+        assert_eq!(v, MIGRATIONS.len() as i64);
+    }
+
+    #[test]
+    fn a_journal_others_can_read_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("journal.sqlite");
+        drop(Journal::open(&path).expect("open"));
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).expect("chmod");
+        let err = Journal::open(&path).err().expect("refused");
+        assert_eq!(err.exit_code(), 2);
+        assert!(err.to_string().contains("chmod 600"), "{err}");
+    }
+
+    #[test]
+    fn sends_move_to_journaled_with_their_job() {
+        let dir = tempfile::tempdir().expect("dir");
+        let mut j = Journal::open(&dir.path().join("j.sqlite")).expect("open");
+        j.send_prepared("op1", "http://m", 5, "job")
+            .expect("prepared");
+        j.send_created("op1", "cashuBsecret").expect("created");
+        assert_eq!(j.send("op1").expect("get").expect("row").state, "created");
+        let keys = Keys::generate();
+        let e = event(&keys, 1);
+        let relays = vec![RelayUrl::parse("ws://127.0.0.1:1").expect("url")];
+        j.record_dispatch(&new_job(&e, &relays, None))
+            .expect("record");
+        let r = j.send("op1").expect("get").expect("row");
+        assert_eq!(r.state, "journaled");
+        assert_eq!(r.job_id, Some(e.id.to_hex()));
+        assert!(j.token_in_jobs("cashuBsecret").expect("query"));
     }
 
     #[test]

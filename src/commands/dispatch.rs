@@ -256,6 +256,17 @@ pub fn rerun(ctx: &Ctx, a: RerunArgs) -> Result<i32> {
         return batch(ctx, &cfg, &a, file, &relays, timeout, min_accept);
     }
     let idem = idempotency_key(&a)?;
+    // Concurrent runs with one idempotency key queue here (a lock file
+    // next to the journal, released by the kernel if this process dies):
+    // the first journals the job, the later ones find it below.
+    let journal_path = jobctl::journal::resolve_path(ctx.journal_flag.as_deref());
+    let key_lock = match (&idem, a.dry_run) {
+        (Some(_), false) => Some(jobctl::journal::lock(
+            &journal_path,
+            jobctl::wallet::LOCK_WAIT,
+        )?),
+        _ => None,
+    };
     // Look things up in an existing journal; create one only once every
     // input is known good and a job is about to be recorded.
     let journal = ctx.existing_journal()?;
@@ -323,6 +334,17 @@ pub fn rerun(ctx: &Ctx, a: RerunArgs) -> Result<i32> {
         ));
     }
     let given = if a.amount.is_some() { None } else { token(&a)? };
+    // Paying from the wallet: hold the wallet's lock from making the token
+    // until the job carrying it is journaled, so no other process takes a
+    // token back that is about to be journaled; record the token in the
+    // journal before the mint is even asked.
+    let spends = !a.dry_run && (a.amount.is_some() || a.lock);
+    // Taken by `payment` right before the wallet makes the token.
+    let mut wallet_lock = None;
+    let mut journal = match journal {
+        None if spends => Some(ctx.journal()?),
+        j => j,
+    };
     spec.token = if a.dry_run {
         given
     } else {
@@ -334,6 +356,8 @@ pub fn rerun(ctx: &Ctx, a: RerunArgs) -> Result<i32> {
             &key,
             &relays,
             given,
+            journal.as_mut(),
+            &mut wallet_lock,
         ))?
     };
     let req = dispatch::build(&spec, &key.keys)?;
@@ -363,25 +387,36 @@ pub fn rerun(ctx: &Ctx, a: RerunArgs) -> Result<i32> {
                 .unwrap_or_default()
         ));
     }
+    // Journaled (and the wallet's token with it) before anything is
+    // published; then the wallet is free for others.
+    dispatch::journal_new(
+        &mut journal,
+        &key.keys,
+        &spec,
+        &event,
+        &relays,
+        idem.as_deref(),
+        base.as_ref().map(|b| b.id),
+    )?;
+    drop(wallet_lock);
+    let payment = spec.token.as_ref().map(|t| t.info().clone());
     let rt = runtime()?;
     let report = rt.block_on(async {
         let client = relays::client(&key.keys, &relays).await;
-        let r = dispatch::dispatch_journaled(
+        let r = dispatch::publish_journaled(
             &mut journal,
             &client,
-            &key.keys,
-            &spec,
             event,
+            payment,
             &relays,
             deadline.remaining(),
             min_accept,
-            idem.as_deref(),
-            base.as_ref().map(|b| b.id),
         )
         .await;
         relays::shutdown(&client).await;
         r
     })?;
+    drop(key_lock);
     print_report(ctx, &report, a.json)
 }
 

@@ -7,13 +7,13 @@ use std::time::Duration;
 use jobctl::config::Config;
 use jobctl::error::{exit, Error, Result};
 use jobctl::follow::{self, AdLookup};
-use jobctl::journal::{Claim, JobRecord};
+use jobctl::journal::{Claim, JobRecord, Journal};
 use jobctl::keys::SigningKey;
 use jobctl::output::{self, short_id};
 use jobctl::payment::PaymentToken;
 use jobctl::protocol::{JobRef, JobState, WorkerAd};
 use jobctl::relays;
-use jobctl::wallet::{self, LocalWallet, Lock, TokenState};
+use jobctl::wallet::{self, LocalWallet, Lock, Reconciled, TokenState};
 use nostr_sdk::prelude::*;
 use serde::Serialize;
 
@@ -62,7 +62,9 @@ pub fn wallet(ctx: &Ctx, cmd: WalletCommand) -> Result<i32> {
             };
             ctx.start_deadline(timeout.as_deref(), default)?
         }
-        WalletCommand::Mint { timeout, .. } => ctx.start_deadline(Some(timeout), Duration::ZERO)?,
+        WalletCommand::Mint { timeout, .. } | WalletCommand::Check { timeout, .. } => {
+            ctx.start_deadline(Some(timeout), Duration::ZERO)?
+        }
         WalletCommand::Balance { .. } | WalletCommand::Mints { .. } => ctx.deadline(),
     };
     let rt = runtime()?;
@@ -70,6 +72,17 @@ pub fn wallet(ctx: &Ctx, cmd: WalletCommand) -> Result<i32> {
         let w = ctx.wallet().await?;
         match cmd {
             WalletCommand::Balance { json } => {
+                // A dead operation may have left proofs listed that the
+                // mint has spent: recover first (bounded) when it did.
+                let mut journal = ctx.existing_journal()?;
+                for r in w
+                    .recover_if_needed(journal.as_mut(), wallet::RECOVERY_TIMEOUT)
+                    .await?
+                {
+                    if r.changed() {
+                        ctx.say(check_summary(&r));
+                    }
+                }
                 let b = w.balances().await?;
                 if json {
                     print_stdout(&to_json(&b)?)?;
@@ -128,16 +141,23 @@ pub fn wallet(ctx: &Ctx, cmd: WalletCommand) -> Result<i32> {
                     Some(m) => m,
                     None => richest_mint(&w, amount).await?,
                 };
-                let token = deadline
+                // Recorded in the journal before the mint is asked, so a
+                // token cut off before it reached stdout is taken back; the
+                // wallet's lock is held until it is marked delivered, so no
+                // other process takes it back meanwhile.
+                let _lock = wallet::lock(w.dir(), wallet::LOCK_WAIT)?;
+                let mut journal = ctx.journal()?;
+                let sent = deadline
                     .bound(
                         &format!("waiting for mint {mint}"),
-                        w.send(&mint, amount, None),
+                        w.send_logged(&mint, amount, None, Some(&mut journal), "wallet-send"),
                     )
                     .await?;
                 ctx.say(format!(
                     "sent {amount} sat from {mint}; the token below is money: keep it safe"
                 ));
-                print_stdout(&token)?;
+                print_stdout(&sent.token)?;
+                journal.send_state(&sent.op_id, "delivered", "printed on stdout")?;
             }
             WalletCommand::Mint { amount, mint, .. } => {
                 if amount == 0 {
@@ -167,9 +187,99 @@ pub fn wallet(ctx: &Ctx, cmd: WalletCommand) -> Result<i32> {
                 ctx.say(format!("paid {amount} sat (fee {fee} sat) from {mint}"));
                 print_stdout(&format!("{amount}"))?;
             }
+            WalletCommand::Check { mint, json, .. } => {
+                let mut journal = ctx.existing_journal()?;
+                let mints = match mint {
+                    Some(m) => vec![m],
+                    None => w.mints().await,
+                };
+                // One --timeout for the whole check, every mint included.
+                let mut reports = Vec::new();
+                for m in &mints {
+                    reports.push(
+                        w.reconcile(m, journal.as_mut(), deadline.remaining())
+                            .await?,
+                    );
+                }
+                let problems = reports.iter().any(|r| !r.problems.is_empty());
+                if json {
+                    print_stdout(&to_json(&reports)?)?;
+                } else {
+                    for r in &reports {
+                        ctx.say(check_summary(r));
+                        for p in &r.problems {
+                            output::print_warning(&format!("{}: {p}", r.mint));
+                        }
+                    }
+                    if reports.is_empty() {
+                        ctx.say("the wallet has no mints yet: nothing to check");
+                    }
+                    let fixed = reports.iter().filter(|r| r.changed()).count();
+                    print_stdout(&format!(
+                        "{} mint(s) checked, {fixed} with fixes",
+                        reports.len()
+                    ))?;
+                }
+                return Ok(if problems { exit::FAILURE } else { exit::OK });
+            }
         }
         Ok(exit::OK)
     })
+}
+
+/// One line per mint for `wallet check`.
+fn check_summary(r: &Reconciled) -> String {
+    let mut parts = Vec::new();
+    if r.recovered > 0 {
+        parts.push(format!(
+            "{} interrupted operation(s) completed",
+            r.recovered
+        ));
+    }
+    if r.rolled_back > 0 {
+        parts.push(format!("{} rolled back", r.rolled_back));
+    }
+    if r.stale_swaps_dropped > 0 {
+        parts.push(format!(
+            "{} swap(s) the mint never executed dropped",
+            r.stale_swaps_dropped
+        ));
+    }
+    if r.marked_spent > 0 {
+        parts.push(format!(
+            "{} sat listed as spendable were spent at the mint (no longer counted)",
+            r.marked_spent
+        ));
+    }
+    if r.released > 0 {
+        parts.push(format!(
+            "{} sat reserved by dead operations are spendable again",
+            r.released
+        ));
+    }
+    if r.reclaimed_sends > 0 {
+        parts.push(format!(
+            "{} token(s) never journaled or handed out taken back ({} sat)",
+            r.reclaimed_sends, r.reclaimed_amount
+        ));
+    }
+    if r.left_pending > 0 {
+        parts.push(format!(
+            "{} operation(s) left for a later check",
+            r.left_pending
+        ));
+    }
+    if r.locked_orphans > 0 {
+        parts.push(format!(
+            "{} sat sit in proofs locked to someone else",
+            r.locked_orphans
+        ));
+    }
+    if parts.is_empty() {
+        format!("{}: in line with the mint, nothing to fix", r.mint)
+    } else {
+        format!("{}: {}", r.mint, parts.join("; "))
+    }
 }
 
 /// The worker's newest advertisement, telling "it has none" from "the
@@ -191,6 +301,10 @@ async fn worker_ad(
 /// The payment for a new job: a checked `--token`, or a fresh token from
 /// the wallet (`--amount`), optionally locked to the worker. Runs before
 /// anything is signed; every refusal is exit 2 and nothing is published.
+/// A token the wallet makes is recorded in `journal` (`sends`) before the
+/// mint is asked; the caller journals the job (which marks it `journaled`)
+/// while still holding the wallet lock.
+#[allow(clippy::too_many_arguments)]
 pub async fn payment(
     ctx: &Ctx,
     cfg: &Config,
@@ -199,6 +313,8 @@ pub async fn payment(
     key: &SigningKey,
     relays: &[RelayUrl],
     given: Option<PaymentToken>,
+    mut journal: Option<&mut Journal>,
+    wallet_lock: &mut Option<jobctl::keys::FileLock>,
 ) -> Result<Option<PaymentToken>> {
     // The ad is required to pick a mint or check a price; for a given token
     // it only feeds a warning, so a slow relay may not hold the job up long.
@@ -262,6 +378,8 @@ pub async fn payment(
             return Err(Error::input("--amount must be at least 1 sat"));
         }
         let w = ctx.wallet().await?;
+        // Held by the caller until the job carrying the token is journaled.
+        *wallet_lock = Some(wallet::lock(w.dir(), wallet::LOCK_WAIT)?);
         let mint = match (&a.mint, &ad) {
             (Some(m), Some(ad)) if !ad.prices.is_empty() && !ad.accepts_mint(m) => {
                 let msg = format!(
@@ -306,13 +424,13 @@ pub async fn payment(
                 ))
             }
         };
-        let token = deadline
+        let sent = deadline
             .bound(
                 &format!("waiting for mint {mint}"),
-                w.send(&mint, amount, lock),
+                w.send_logged(&mint, amount, lock, journal.as_deref_mut(), "job"),
             )
             .await?;
-        return PaymentToken::parse(&token).map(Some);
+        return PaymentToken::parse(&sent.token).map(Some);
     }
     let Some(token) = given else {
         return Ok(None);
@@ -356,16 +474,28 @@ pub async fn payment(
         }
     }
     if let Some(lock) = lock {
-        // Swap the bearer token into one only the worker can spend.
+        // Swap the bearer token into one only the worker can spend,
+        // minding the mint's input fees.
         let w = ctx.wallet().await?;
-        let at_mint = format!("waiting for mint {}", token.info().mint);
-        let got = deadline
-            .bound(&at_mint, w.receive(token.expose(), vec![]))
+        // Held by the caller until the job carrying the token is journaled.
+        *wallet_lock = Some(wallet::lock(w.dir(), wallet::LOCK_WAIT)?);
+        let r = deadline
+            .bound(
+                &format!("waiting for mint {}", token.info().mint),
+                w.relock(&token, lock, journal),
+            )
             .await?;
-        let locked = deadline
-            .bound(&at_mint, w.send(&token.info().mint, got, Some(lock)))
-            .await?;
-        return PaymentToken::parse(&locked).map(Some);
+        if r.locked < r.given {
+            ctx.say(format!(
+                "note: mint {} charges fees: the token's {} sat swapped into the wallet as {} sat; {} sat are locked to the worker, {} sat stay in the wallet",
+                token.info().mint,
+                r.given,
+                r.received,
+                r.locked,
+                r.received.saturating_sub(r.locked + r.sent.fee)
+            ));
+        }
+        return PaymentToken::parse(&r.sent.token).map(Some);
     }
     Ok(Some(token))
 }
@@ -448,6 +578,20 @@ pub fn reclaim(ctx: &Ctx, a: ReclaimArgs) -> Result<i32> {
             t
         };
         let w = ctx.wallet().await?;
+        if a.all {
+            // Tokens made but never journaled or handed out come back too.
+            for r in w
+                .reconcile_all(Some(&mut journal), deadline.remaining())
+                .await?
+            {
+                if r.reclaimed_sends > 0 {
+                    ctx.say(format!(
+                        "{}: took back {} token(s) never journaled ({} sat)",
+                        r.mint, r.reclaimed_sends, r.reclaimed_amount
+                    ));
+                }
+            }
+        }
         let now = Timestamp::now();
         for (rec, mut t) in records.iter().zip(trackers) {
             let id = t.id;

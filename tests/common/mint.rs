@@ -16,7 +16,7 @@ use cdk_fake_wallet::FakeWallet;
 
 use super::RT;
 
-async fn start() -> (String, Arc<cdk::Mint>, tokio::task::JoinHandle<()>) {
+async fn start(input_fee_ppk: u64) -> (String, Arc<cdk::Mint>, tokio::task::JoinHandle<()>) {
     let db = Arc::new(cdk_sqlite::mint::memory::empty().await.expect("mint db"));
     let mut builder = MintBuilder::new(db.clone())
         .with_name("jobctl test mint".to_string())
@@ -26,7 +26,7 @@ async fn start() -> (String, Arc<cdk::Mint>, tokio::task::JoinHandle<()>) {
             CurrencyUnit::Sat,
             UnitConfig {
                 amounts: (0..32).map(|i| 2_u64.pow(i)).collect(),
-                input_fee_ppk: 0,
+                input_fee_ppk,
             },
         )
         .expect("unit");
@@ -81,6 +81,12 @@ pub struct TestMint {
 
 impl TestMint {
     pub fn start() -> Self {
+        Self::with_input_fee(0)
+    }
+
+    /// A mint charging `ppk` parts per thousand of a sat per input proof
+    /// (NUT-02), rounded up per transaction.
+    pub fn with_input_fee(ppk: u64) -> Self {
         let (url_tx, url_rx) = std::sync::mpsc::channel();
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let thread = std::thread::spawn(move || {
@@ -90,7 +96,7 @@ impl TestMint {
                 .build()
                 .expect("mint runtime");
             rt.block_on(async move {
-                let (url, mint, server) = start().await;
+                let (url, mint, server) = start(ppk).await;
                 url_tx.send(url).expect("url");
                 let _ = stop_rx.await;
                 server.abort();
@@ -168,6 +174,48 @@ impl TestWallet {
                 .await
                 .expect("prepare send");
             p.confirm(None).await.expect("send").to_string()
+        })
+    }
+
+    /// NUT-07 states of a token's proofs: (unspent sum, spent sum).
+    pub fn token_state(&self, token: &str) -> (u64, u64) {
+        use cdk::nuts::nut00::ProofsMethods;
+        RT.block_on(async {
+            let t = cdk::nuts::Token::from_str(token).expect("token");
+            let infos: Vec<cdk::nuts::KeySetInfo> = self
+                .wallet
+                .keysets(cdk::wallet::types::KeysetLoadPolicy::CacheThenNetwork)
+                .await
+                .expect("keysets")
+                .into_iter()
+                .map(|ks| cdk::nuts::KeySetInfo {
+                    id: ks.id,
+                    unit: ks.unit,
+                    active: ks.active.unwrap_or(false),
+                    input_fee_ppk: ks.input_fee_ppk,
+                    final_expiry: ks.final_expiry,
+                })
+                .collect();
+            let proofs = t.proofs(&infos).expect("proofs");
+            let ys = proofs.ys().expect("ys");
+            let states = self
+                .wallet
+                .mint_connector()
+                .post_check_state(cdk::nuts::CheckStateRequest { ys })
+                .await
+                .expect("check state")
+                .states;
+            let mut unspent = 0;
+            let mut spent = 0;
+            for (p, s) in proofs.iter().zip(states) {
+                let a: u64 = p.amount.into();
+                if s.state == cdk::nuts::State::Spent {
+                    spent += a;
+                } else {
+                    unspent += a;
+                }
+            }
+            (unspent, spent)
         })
     }
 
