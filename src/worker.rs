@@ -548,11 +548,19 @@ impl Worker {
             .client
             .subscribe(Filter::new().kind(Kind::EventDeletion).since(since), None)
             .await;
-        let backlog = catch_up(&shared, since).await;
         let blob_base = shared.blob_base.clone();
         let task = tokio::spawn(async move {
             let _server = server;
             let mut shutdown = shared.shutdown.clone();
+            // Catching up runs here, not before `start` returns: a silent
+            // relay must not hold up the worker's start. New jobs arriving
+            // meanwhile wait in `rx`; `seen` keeps either path from taking
+            // a job twice.
+            let backlog = tokio::select! {
+                b = catch_up(&shared, since) => b,
+                _ = shutdown.changed() => Vec::new(),
+            };
+            let stopping = *shutdown.borrow();
             let mut ad_tick =
                 tokio::time::interval(Duration::from_secs(shared.cfg.advertise_every.max(1)));
             let mut jobs = tokio::task::JoinSet::new();
@@ -560,7 +568,7 @@ impl Worker {
                 let s = shared.clone();
                 jobs.spawn(async move { take_job(s, ev, arrival).await });
             }
-            loop {
+            while !stopping {
                 tokio::select! {
                     _ = shutdown.changed() => break,
                     _ = ad_tick.tick() => {
