@@ -6,8 +6,8 @@
 //!     cargo run --example sandbox [-- --keep-running]
 //!
 //! A second run starts in seconds: nothing is rebuilt, and `cargo test`
-//! reuses the same build (debug profile; `--release` works too but builds
-//! everything a second time with other settings).
+//! reuses the same build (both use the dev profile). `--release` works too,
+//! but builds everything again with the release profile (fat LTO: slow).
 
 #[path = "../tests/common/mod.rs"]
 mod common;
