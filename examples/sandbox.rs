@@ -3,7 +3,11 @@
 //! through the real `jobctl` binary: a throwaway key, a funded wallet, a
 //! paid job dispatched, watched to the end, its result, logs and change.
 //!
-//!     cargo run --release --example sandbox [-- --keep-running]
+//!     cargo run --example sandbox [-- --keep-running]
+//!
+//! A second run starts in seconds: nothing is rebuilt, and `cargo test`
+//! reuses the same build (both use the dev profile). `--release` works too,
+//! but builds everything again with the release profile (fat LTO: slow).
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -26,11 +30,47 @@ fn jobctl_bin() -> PathBuf {
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"));
     let bin = target.join(profile).join("jobctl");
-    // `cargo run --example` does not build the binary: build it (quick when fresh).
+    // `cargo run --example` does not build the binary: build it (quick when
+    // fresh). Two things keep this build the same as the one `cargo run`
+    // and `cargo test` make, so that no command rebuilds what another just
+    // built:
+    // - `--example sandbox`: cargo then resolves features as for this
+    //   example and the tests (dev-dependencies included, e.g. cdk's
+    //   `mint`). A bare `--bin jobctl` builds cdk, ring, rustls ... and
+    //   jobctl with other features.
+    // - the environment `cargo run` gave this process, less what cargo set
+    //   in it: build scripts such as ring's watch CARGO_MANIFEST_DIR,
+    //   CARGO_PKG_* ... (rerun-if-env-changed), and cargo compares them with
+    //   its own environment, where they are normally unset.
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut c = Command::new(cargo);
-    c.args(["build", "--quiet", "--bin", "jobctl"])
-        .current_dir(env!("CARGO_MANIFEST_DIR"));
+    for (key, _) in std::env::vars_os() {
+        let Some(key) = key.to_str() else { continue };
+        let set_by_cargo = ["CARGO_PKG_", "CARGO_CFG_", "CARGO_MANIFEST_"]
+            .iter()
+            .any(|p| key.starts_with(p))
+            || [
+                "CARGO",
+                "CARGO_CRATE_NAME",
+                "CARGO_BIN_NAME",
+                "CARGO_PRIMARY_PACKAGE",
+                "CARGO_RUSTC_CURRENT_DIR",
+                "OUT_DIR",
+            ]
+            .contains(&key);
+        if set_by_cargo {
+            c.env_remove(key);
+        }
+    }
+    c.args([
+        "build",
+        "--quiet",
+        "--bin",
+        "jobctl",
+        "--example",
+        "sandbox",
+    ])
+    .current_dir(env!("CARGO_MANIFEST_DIR"));
     if profile == "release" {
         c.arg("--release");
     }

@@ -21,7 +21,13 @@ EXIT CODES:
 /// stdout carries data only (event ids, states, log bodies, or JSON with
 /// --json); tables, progress and logs go to stderr.
 #[derive(Debug, Parser)]
-#[command(name = "jobctl", version, about, after_help = EXIT_CODES)]
+// `jobctl --version`: "jobctl 0.1.0 (commit 0e8b58d1a2b3)"; build.rs sets JOBCTL_COMMIT.
+#[command(
+    name = "jobctl",
+    version = concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("JOBCTL_COMMIT"), ")"),
+    about,
+    after_help = EXIT_CODES
+)]
 pub struct Cli {
     /// Config file [default: $XDG_CONFIG_HOME/jobctl/config.toml].
     #[arg(long, global = true, value_name = "PATH")]
