@@ -249,6 +249,11 @@ mod tests {
     use cdk::Amount;
 
     fn token(amounts: &[u64]) -> Token {
+        token_of(amounts, "http://127.0.0.1:3338")
+    }
+
+    /// A token of made-up proofs (never valid at a mint) of `amounts`.
+    fn token_of(amounts: &[u64], mint: &str) -> Token {
         let c = PublicKey::from_hex(
             "02a9acc1e48c25eeeb9289b5031cc57da9fe72f3fe2861d264bdc074209b107ba2",
         )
@@ -259,7 +264,7 @@ mod tests {
             .map(|a| Proof::new(Amount::from(*a), id, Secret::generate(), c))
             .collect();
         Token::new(
-            MintUrl::from_str("http://127.0.0.1:3338").expect("url"),
+            MintUrl::from_str(mint).expect("url"),
             proofs,
             None,
             CurrencyUnit::Sat,
@@ -289,22 +294,7 @@ mod tests {
     }
 
     fn token_at(amounts: &[u64], mint: &str) -> String {
-        let c = PublicKey::from_hex(
-            "02a9acc1e48c25eeeb9289b5031cc57da9fe72f3fe2861d264bdc074209b107ba2",
-        )
-        .expect("point");
-        let id = Id::from_str("009a1f293253e41e").expect("id");
-        let proofs = amounts
-            .iter()
-            .map(|a| Proof::new(Amount::from(*a), id, Secret::generate(), c))
-            .collect();
-        Token::new(
-            MintUrl::from_str(mint).expect("url"),
-            proofs,
-            None,
-            CurrencyUnit::Sat,
-        )
-        .to_string()
+        token_of(amounts, mint).to_string()
     }
 
     #[test]
