@@ -145,6 +145,35 @@ impl JobTracker {
         }
     }
 
+    /// Why the job failed, when a worker said so: the result's `error` tag,
+    /// else (no result) the newest status's reason (its `error` tag, or
+    /// "timed out" for `timeout`). `None` for a job that did not fail.
+    pub fn reason(&self) -> Option<String> {
+        if let Some(r) = &self.result {
+            if r.success {
+                return None;
+            }
+            return r.error.clone();
+        }
+        let s = self.latest_status()?;
+        match s.state {
+            JobState::Success => None,
+            _ => s.reason.clone(),
+        }
+    }
+
+    /// The place in the worker's queue, while the newest status gives one
+    /// and the job is not finished.
+    pub fn queue_position(&self) -> Option<u64> {
+        if self.result.is_some() {
+            return None;
+        }
+        let s = self.latest_status()?;
+        (!s.state.is_terminal())
+            .then_some(s.queue_position)
+            .flatten()
+    }
+
     /// Pending for longer than 72 hours at `now`.
     pub fn is_stale(&self, now: Timestamp) -> bool {
         self.state() == JobState::Pending
@@ -170,6 +199,8 @@ impl JobTracker {
             cmd: job.as_ref().map(|j| j.cmd.clone()),
             args: job.as_ref().map(|j| j.args.clone()).unwrap_or_default(),
             state: self.state(),
+            reason: self.reason(),
+            queue_position: self.queue_position(),
             stale: self.is_stale(now),
             message: latest.map(|s| s.message.clone()).unwrap_or_default(),
             updated_at: self
@@ -213,6 +244,10 @@ pub struct JobView {
     pub args: Vec<String>,
     /// Resolved state.
     pub state: JobState,
+    /// The worker's reason for a failure (`error` tag, or "timed out").
+    pub reason: Option<String>,
+    /// Place in the worker's queue, while queued.
+    pub queue_position: Option<u64>,
     /// Pending for more than 72 hours.
     pub stale: bool,
     /// The newest status message.
