@@ -878,6 +878,169 @@ mod tests {
     }
 
     #[test]
+    fn todays_status_words() {
+        let cases = [
+            ("completed", JobState::Success),
+            ("timeout", JobState::Failed),
+            ("failure", JobState::Failed),
+            ("in_progress", JobState::Running),
+            ("pending", JobState::Pending),
+            ("skipped", JobState::Skipped),
+            ("error", JobState::Error),
+            ("queued", JobState::Queued),
+        ];
+        for (word, state) in cases {
+            assert_eq!(JobState::parse(word), state, "{word}");
+        }
+        assert!(JobState::Skipped.is_terminal());
+        assert!(!JobState::Pending.is_terminal());
+    }
+
+    #[test]
+    fn status_reads_queue_position_and_timeout_reason() {
+        let keys = Keys::generate();
+        let job = EventId::all_zeros().to_hex();
+        let mk = |word: &str, extra: Vec<Tag>| {
+            let mut tags = vec![
+                custom("d", vec![job.clone()]),
+                custom("e", vec![job.clone()]),
+                custom("status", vec![word.into()]),
+            ];
+            tags.extend(extra);
+            let e = EventBuilder::new(Kind::Custom(KIND_JOB_STATUS), "")
+                .tags(tags)
+                .sign_with_keys(&keys)
+                .expect("sign");
+            StatusUpdate::from_event(&e).expect("status")
+        };
+        let s = mk("queued", vec![custom("queue_position", vec!["4".into()])]);
+        assert_eq!(
+            (s.state, s.queue_position, s.reason),
+            (JobState::Queued, Some(4), None)
+        );
+        let s = mk("timeout", vec![]);
+        assert_eq!(s.state, JobState::Failed);
+        assert_eq!(s.reason.as_deref(), Some("timed out"));
+        let s = mk("error", vec![custom("error", vec!["disk full".into()])]);
+        assert_eq!(s.reason.as_deref(), Some("disk full"));
+        let s = mk("queued", vec![custom("queue_position", vec!["x".into()])]);
+        assert_eq!(s.queue_position, None);
+    }
+
+    #[test]
+    fn result_reads_error_and_inline_output() {
+        let keys = Keys::generate();
+        let e = EventBuilder::new(Kind::Custom(KIND_JOB_RESULT), "")
+            .tags(vec![
+                Tag::event(EventId::all_zeros()),
+                custom("success", vec!["false".into()]),
+                custom(
+                    "error",
+                    vec!["Pubkey not whitelisted for this worker".into()],
+                ),
+                custom("stdout", vec!["plain text".into()]),
+                custom("duration", vec!["2.5".into()]),
+            ])
+            .sign_with_keys(&keys)
+            .expect("sign");
+        let r = JobResult::from_event(&e).expect("result");
+        assert!(!r.success);
+        assert_eq!(
+            r.error.as_deref(),
+            Some("Pubkey not whitelisted for this worker")
+        );
+        assert_eq!(r.duration, Some(2.5));
+        assert!(!is_url(r.stdout.as_deref().expect("stdout")));
+        assert!(is_url("https://blossom.example/abc"));
+        assert!(!is_url("http://x y"));
+    }
+
+    #[test]
+    fn advertisement_reads_both_price_layouts_and_access() {
+        let keys = Keys::generate();
+        let e = EventBuilder::new(
+            Kind::Custom(KIND_WORKER_AD),
+            r#"{"is_whitelisted":"true","freelist_event":"30000:ab:free","freelist_timeout":60}"#,
+        )
+        .tags(vec![
+            custom(
+                "price",
+                vec!["https://m.example".into(), "3".into(), "sat".into()],
+            ),
+            custom(
+                "price",
+                vec![
+                    "second".into(),
+                    "1".into(),
+                    "sat".into(),
+                    "http://n/".into(),
+                ],
+            ),
+            custom("whitelist_event", vec!["naddr1xyz".into()]),
+            custom("freelist_timeout", vec!["120".into()]),
+        ])
+        .sign_with_keys(&keys)
+        .expect("sign");
+        let ad = WorkerAd::from_event(&e).expect("ad");
+        assert_eq!(ad.name, "");
+        assert_eq!(
+            (
+                ad.prices[0].mint.as_str(),
+                ad.prices[0].rate,
+                ad.prices[0].unit.as_str()
+            ),
+            ("https://m.example", 3.0, "sat")
+        );
+        assert_eq!(ad.prices[0].period, "");
+        assert_eq!(
+            (ad.prices[1].period.as_str(), ad.prices[1].mint.as_str()),
+            ("second", "http://n/")
+        );
+        assert!(ad.accepts_mint("https://m.example/"));
+        assert_eq!(ad.access.is_whitelisted, Some(true));
+        assert_eq!(ad.access.freelist_event.as_deref(), Some("30000:ab:free"));
+        assert_eq!(ad.access.whitelist_event.as_deref(), Some("naddr1xyz"));
+        // Tags win over content.
+        assert_eq!(ad.access.freelist_timeout, Some(120));
+    }
+
+    #[test]
+    fn list_pointers_in_every_form() {
+        let keys = Keys::generate();
+        let list = EventBuilder::new(Kind::Custom(30000), "")
+            .tags(vec![
+                Tag::identifier("free"),
+                Tag::public_key(pk(7)),
+                custom("p", vec!["not a key".into()]),
+            ])
+            .sign_with_keys(&keys)
+            .expect("sign");
+        assert_eq!(list_members(&list), vec![pk(7)]);
+        let kpd = format!("30000:{}:free", keys.public_key().to_hex());
+        let coord = Coordinate::new(Kind::Custom(30000), keys.public_key()).identifier("free");
+        let naddr = Nip19Coordinate::new(coord, Vec::<RelayUrl>::new())
+            .to_bech32()
+            .expect("naddr");
+        let nevent = Nip19Event::new(list.id).to_bech32().expect("nevent");
+        for p in [
+            kpd.as_str(),
+            naddr.as_str(),
+            nevent.as_str(),
+            &format!("nostr:{naddr}"),
+        ] {
+            let l = ListPointer::parse(p).unwrap_or_else(|| panic!("{p} parses"));
+            assert!(l.matches(&list), "{p}");
+            assert!(
+                l.filter().match_event(&list, MatchEventOptions::new()),
+                "{p}"
+            );
+        }
+        let other = format!("30000:{}:other", keys.public_key().to_hex());
+        assert!(!ListPointer::parse(&other).expect("parses").matches(&list));
+        assert!(ListPointer::parse("garbage").is_none());
+    }
+
+    #[test]
     fn job_refs() {
         let id = EventId::all_zeros();
         assert_eq!(JobRef::parse(&id.to_hex()).expect("hex").id, id);

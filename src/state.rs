@@ -357,6 +357,41 @@ mod tests {
     }
 
     #[test]
+    fn reasons_come_from_the_result_error_or_a_timeout_status() {
+        let (_u, w, req) = setup();
+        let mut t = JobTracker::new(req.id);
+        t.ingest(&req);
+        let queued = EventBuilder::new(Kind::Custom(KIND_JOB_STATUS), "")
+            .tags([
+                tag("d", &req.id.to_hex()),
+                tag("status", "queued"),
+                tag("queue_position", "2"),
+            ])
+            .custom_created_at(Timestamp::from(5))
+            .sign_with_keys(&w)
+            .expect("sign");
+        t.ingest(&queued);
+        assert_eq!((t.queue_position(), t.reason()), (Some(2), None));
+        t.ingest(&status(&w, req.id, "timeout", 6));
+        assert_eq!(t.state(), JobState::Failed);
+        assert_eq!(t.queue_position(), None);
+        assert_eq!(t.reason().as_deref(), Some("timed out"));
+        let r = EventBuilder::new(Kind::Custom(KIND_JOB_RESULT), "")
+            .tags([
+                Tag::event(req.id),
+                tag("success", "false"),
+                tag("error", "not whitelisted"),
+            ])
+            .custom_created_at(Timestamp::from(7))
+            .sign_with_keys(&w)
+            .expect("sign");
+        t.ingest(&r);
+        let v = t.view(Timestamp::from(8));
+        assert_eq!(v.reason.as_deref(), Some("not whitelisted"));
+        assert_eq!(v.state, JobState::Failed);
+    }
+
+    #[test]
     fn unknown_status_and_staleness() {
         let (_u, w, req) = setup();
         let mut t = JobTracker::new(req.id);
