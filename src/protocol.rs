@@ -352,7 +352,7 @@ impl JobResult {
                 .filter(|v| !v.is_empty())
                 .map(str::to_string),
             change: url("change"),
-            duration: first_value(event, "duration").and_then(|v| v.trim().parse().ok()),
+            duration: first_value(event, "duration").and_then(parse_seconds),
             at: event.created_at,
             event_id: event.id,
         })
@@ -366,6 +366,14 @@ impl JobResult {
             JobState::Failed
         }
     }
+}
+
+/// A `duration` in seconds: `12`, `12.5` or `12.5s`; never negative,
+/// NaN or infinite.
+fn parse_seconds(v: &str) -> Option<f64> {
+    let t = v.trim();
+    let t = t.strip_suffix('s').unwrap_or(t).trim();
+    t.parse::<f64>().ok().filter(|d| d.is_finite() && *d >= 0.0)
 }
 
 /// Whether a result's `stdout`/`stderr` value is a URL to fetch (else it
@@ -950,6 +958,9 @@ mod tests {
             Some("Pubkey not whitelisted for this worker")
         );
         assert_eq!(r.duration, Some(2.5));
+        assert_eq!(parse_seconds(" 7s "), Some(7.0));
+        assert_eq!(parse_seconds("NaN"), None);
+        assert_eq!(parse_seconds("-1"), None);
         assert!(!is_url(r.stdout.as_deref().expect("stdout")));
         assert!(is_url("https://blossom.example/abc"));
         assert!(!is_url("http://x y"));
