@@ -420,8 +420,8 @@ pub struct WorkerAd {
     pub min_duration: Option<u64>,
     /// `max_duration` seconds.
     pub max_duration: Option<u64>,
-    /// Who may run jobs for free, and who at all.
-    pub access: Access,
+    /// Who may run jobs for free, and who at all (boxed: rarely set).
+    pub access: Box<Access>,
     /// When it was published.
     pub at: Timestamp,
 }
@@ -543,7 +543,7 @@ impl WorkerAd {
             prices: Vec::new(),
             min_duration: None,
             max_duration: None,
-            access: Access {
+            access: Box::new(Access {
                 is_whitelisted: content.get("is_whitelisted").and_then(json_bool),
                 whitelist_event: content
                     .get("whitelist_event")
@@ -554,7 +554,7 @@ impl WorkerAd {
                     .and_then(|v| v.as_str())
                     .map(str::to_string),
                 freelist_timeout: content.get("freelist_timeout").and_then(json_u64),
-            },
+            }),
             at: event.created_at,
         };
         for tag in event.tags.iter() {

@@ -384,7 +384,7 @@ fn workers_read_both_price_layouts_unnamed_ads_and_access_fields() {
 }
 
 /// A NIP-51 follow-set style list (kind 30000) naming `members`.
-fn freelist(w: &ScriptedWorker, d: &str, members: &[String]) -> Event {
+fn freelist(w: &ScriptedWorker, d: &str, members: &[&str]) -> Event {
     let mut tags = vec![tag("d", &[d])];
     tags.extend(members.iter().map(|m| tag("p", &[m])));
     EventBuilder::new(Kind::Custom(30000), "")
@@ -409,10 +409,7 @@ fn freelist_makes_a_worker_free_for_you_and_rerun_needs_no_unpaid() {
     let price = tag("price", &["second", "1", "sat", mint]);
 
     // `kind:pubkey:d` in a tag.
-    kpd.send(
-        &[&relay],
-        &[freelist(&kpd, "free", &[other.clone(), me.clone()])],
-    );
+    kpd.send(&[&relay], &[freelist(&kpd, "free", &[&other, &me])]);
     let pointer = format!("30000:{}:free", kpd.hex());
     kpd.send(
         &[&relay],
@@ -427,7 +424,7 @@ fn freelist_makes_a_worker_free_for_you_and_rerun_needs_no_unpaid() {
         )],
     );
     // naddr in the content.
-    naddr.send(&[&relay], &[freelist(&naddr, "loom", &[me.clone()])]);
+    naddr.send(&[&relay], &[freelist(&naddr, "loom", &[&me])]);
     let coord = Coordinate::new(Kind::Custom(30000), naddr.keys.public_key()).identifier("loom");
     let na = Nip19Coordinate::new(coord, Vec::<RelayUrl>::new())
         .to_bech32()
@@ -437,12 +434,12 @@ fn freelist_makes_a_worker_free_for_you_and_rerun_needs_no_unpaid() {
         &[ad(
             &naddr,
             &format!(r#"{{"name":"naddr","freelist_event":"{na}"}}"#),
-            &[price.clone()],
+            std::slice::from_ref(&price),
         )],
     );
     // nevent in a tag.
-    let list = freelist(&nevent, "x", &[me.clone()]);
-    nevent.send(&[&relay], &[list.clone()]);
+    let list = freelist(&nevent, "x", &[&me]);
+    nevent.send(&[&relay], std::slice::from_ref(&list));
     let ne = Nip19Event::new(list.id).to_bech32().unwrap();
     nevent.send(
         &[&relay],
@@ -453,7 +450,7 @@ fn freelist_makes_a_worker_free_for_you_and_rerun_needs_no_unpaid() {
         )],
     );
     // A freelist without us.
-    stranger.send(&[&relay], &[freelist(&stranger, "free", &[other.clone()])]);
+    stranger.send(&[&relay], &[freelist(&stranger, "free", &[&other])]);
     let sp = format!("30000:{}:free", stranger.hex());
     stranger.send(
         &[&relay],
