@@ -95,7 +95,11 @@ fn record_update(journal: Option<&mut Journal>, t: &JobTracker, u: &Update) {
         Update::Status(s) => j.record_state(
             &t.id,
             s.state.as_str(),
-            &s.message,
+            &match s.reason.as_deref().filter(|_| s.state != JobState::Success) {
+                Some(r) if s.message.trim().is_empty() => format!("reason: {}", reason_text(r)),
+                Some(r) => format!("{} (reason: {})", s.message, reason_text(r)),
+                None => s.message.clone(),
+            },
             s.at.as_secs(),
             None,
             None,
