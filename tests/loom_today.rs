@@ -533,3 +533,85 @@ fn p_self_warns_in_one_line() {
     assert_eq!(warnings.len(), 1, "{}", stderr(&out));
     assert!(warnings[0].starts_with("warning:") && warnings[0].contains("`p` tag alone"));
 }
+
+#[test]
+fn a_live_watch_shows_the_queue_position_then_the_timeout() {
+    use std::io::Read;
+    let env = TestEnv::new();
+    let relay = TestRelay::start();
+    let w = ScriptedWorker::new();
+    let me = env.keys.public_key().to_hex();
+    let id = dispatch(&env, &w.hex(), &[&relay], &[]);
+    let mut child = env
+        .std_cmd()
+        .args([
+            "-v",
+            "watch",
+            &id,
+            "--json",
+            "--exit-status",
+            "--relay",
+            &relay.url,
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn watch");
+    let mut pipe = child.stderr.take().expect("stderr");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut all = String::new();
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = pipe.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            all.push_str(&String::from_utf8_lossy(&buf[..n]));
+            if all.contains("watching") {
+                let _ = tx.send(());
+            }
+        }
+    });
+    rx.recv_timeout(std::time::Duration::from_secs(30))
+        .expect("watch subscribed");
+    let t = now();
+    w.send(
+        &[&relay],
+        &[status(
+            &w,
+            &id,
+            &me,
+            "queued",
+            &[tag("queue_position", &["2"])],
+            t,
+        )],
+    );
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    w.send(&[&relay], &[status(&w, &id, &me, "timeout", &[], t + 1)]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let code = loop {
+        if let Some(st) = child.try_wait().expect("wait") {
+            break st.code();
+        }
+        assert!(std::time::Instant::now() < deadline, "watch did not end");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let mut out = String::new();
+    child
+        .stdout
+        .take()
+        .expect("stdout")
+        .read_to_string(&mut out)
+        .expect("read");
+    assert_eq!(code, Some(1), "{out}");
+    let lines: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect();
+    assert_eq!(lines.first().expect("a line")["queue_position"], 2, "{out}");
+    let last = lines.last().expect("a line");
+    assert_eq!(
+        (last["state"].as_str(), last["reason"].as_str()),
+        (Some("failed"), Some("timed out"))
+    );
+}
