@@ -9,8 +9,10 @@ use std::time::Duration;
 use nostr_sdk::prelude::*;
 use tokio::time::Instant;
 
+use crate::deadline::Deadline;
 use crate::protocol::{
-    job_request_kind, WorkerAd, KIND_JOB_RESULT, KIND_JOB_STATUS, KIND_WORKER_AD,
+    job_request_kind, list_members, ListPointer, WorkerAd, KIND_JOB_RESULT, KIND_JOB_STATUS,
+    KIND_WORKER_AD,
 };
 use crate::relays::{self, Reach};
 use crate::state::{JobTracker, Update};
@@ -309,6 +311,85 @@ pub async fn worker_ad(
         None if reach.complete() => AdLookup::Missing,
         None => AdLookup::Unknown(reach),
     }
+}
+
+/// The members (`p` tags) of NIP-51 lists, keyed by the pointer as
+/// given (naddr, nevent or `kind:pubkey:d`), fetched in one round. A
+/// pointer that does not parse, or whose list no relay had, is absent.
+pub async fn list_members_of(
+    client: &Client,
+    urls: &[RelayUrl],
+    pointers: &[String],
+    timeout: Duration,
+) -> HashMap<String, Vec<PublicKey>> {
+    let parsed: Vec<(String, ListPointer)> = pointers
+        .iter()
+        .filter_map(|p| ListPointer::parse(p).map(|l| (p.clone(), l)))
+        .collect();
+    let mut out = HashMap::new();
+    if parsed.is_empty() || urls.is_empty() {
+        return out;
+    }
+    let filters = parsed.iter().map(|(_, l)| l.filter()).collect();
+    let events = relays::fetch(client, urls, filters, timeout).await;
+    for (raw, l) in &parsed {
+        // The newest version of an addressable list wins.
+        let newest = events
+            .iter()
+            .filter(|e| l.matches(e))
+            .max_by_key(|e| (e.created_at, e.id));
+        if let Some(e) = newest {
+            out.insert(raw.clone(), list_members(e));
+        }
+    }
+    out
+}
+
+/// The reason `me` may send `ad`'s worker a job without paying, if any:
+/// `me` is a member of the worker's freelist (`freelist_event`, a NIP-51
+/// list whose `p` tags are the members), fetched within `deadline`.
+/// `None` when the worker has no freelist, it cannot be fetched in time,
+/// or `me` is not on it.
+pub async fn free_for(
+    client: &Client,
+    urls: &[RelayUrl],
+    ad: &WorkerAd,
+    me: &PublicKey,
+    deadline: &Deadline,
+) -> Option<String> {
+    let pointer = ad.access.freelist_event.clone()?;
+    if deadline.expired() {
+        return None;
+    }
+    let lists = list_members_of(
+        client,
+        urls,
+        std::slice::from_ref(&pointer),
+        deadline.remaining(),
+    )
+    .await;
+    free_reason(ad, me, &lists)
+}
+
+/// [`free_for`] against lists already fetched with [`list_members_of`].
+pub fn free_reason(
+    ad: &WorkerAd,
+    me: &PublicKey,
+    lists: &HashMap<String, Vec<PublicKey>>,
+) -> Option<String> {
+    let pointer = ad.access.freelist_event.as_ref()?;
+    if !lists.get(pointer)?.contains(me) {
+        return None;
+    }
+    let limit = ad
+        .access
+        .freelist_timeout
+        .map(|t| format!(", free runs up to {t} s"))
+        .unwrap_or_default();
+    Some(format!(
+        "your key is on the worker's freelist ({}){limit}",
+        crate::output::clip(&crate::output::sanitize(pointer), 80)
+    ))
 }
 
 /// How long a watch waits for a result after a terminal status.

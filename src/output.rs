@@ -169,7 +169,7 @@ pub fn state_cell(state: crate::protocol::JobState, stale: bool, color: bool) ->
     match state {
         S::Success => cell.fg(Color::Green),
         S::Failed | S::Error => cell.fg(Color::Red),
-        S::Cancelled | S::Unknown => cell.fg(Color::Yellow),
+        S::Cancelled | S::Skipped | S::Unknown => cell.fg(Color::Yellow),
         S::Running | S::Queued => cell.fg(Color::Cyan),
         S::Pending => cell,
         S::Unpublished => cell.fg(Color::Magenta),

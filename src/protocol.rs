@@ -159,6 +159,8 @@ pub enum JobState {
     Failed,
     /// Cancelled (terminal).
     Cancelled,
+    /// The worker skipped it and will not run it (terminal; Budabit's word).
+    Skipped,
     /// The worker reported an error (terminal: no result will follow).
     Error,
     /// A status value jobctl does not know.
@@ -177,18 +179,24 @@ impl JobState {
                 JobState::Running
             }
             "success" | "succeeded" | "completed" | "done" => JobState::Success,
-            "failed" | "failure" => JobState::Failed,
+            // swarmstr's `timeout`: the run hit its time limit, a failure.
+            "failed" | "failure" | "timeout" | "timed_out" | "timed-out" => JobState::Failed,
             "cancelled" | "canceled" => JobState::Cancelled,
+            "skipped" => JobState::Skipped,
             "error" => JobState::Error,
             _ => JobState::Unknown,
         }
     }
 
-    /// Success, failed, cancelled (and error: the worker gave up).
+    /// Success, failed, cancelled, skipped (and error: the worker gave up).
     pub fn is_terminal(self) -> bool {
         matches!(
             self,
-            JobState::Success | JobState::Failed | JobState::Cancelled | JobState::Error
+            JobState::Success
+                | JobState::Failed
+                | JobState::Cancelled
+                | JobState::Skipped
+                | JobState::Error
         )
     }
 
@@ -202,6 +210,7 @@ impl JobState {
             JobState::Success => "success",
             JobState::Failed => "failed",
             JobState::Cancelled => "cancelled",
+            JobState::Skipped => "skipped",
             JobState::Error => "error",
             JobState::Unknown => "unknown",
         }
@@ -238,6 +247,18 @@ pub struct StatusUpdate {
     pub at: Timestamp,
     /// The status event's own id.
     pub event_id: EventId,
+    /// Place in the worker's queue (swarmstr's `queue_position` tag).
+    pub queue_position: Option<u64>,
+    /// Why it failed: an `error` tag, else "timed out" for `timeout`.
+    pub reason: Option<String>,
+}
+
+/// Whether a status word is one of the time-limit spellings.
+fn is_timeout_word(raw: &str) -> bool {
+    matches!(
+        raw.trim().to_ascii_lowercase().as_str(),
+        "timeout" | "timed_out" | "timed-out"
+    )
 }
 
 impl StatusUpdate {
@@ -255,10 +276,18 @@ impl StatusUpdate {
             JobState::Unpublished => JobState::Unknown,
             s => s,
         };
+        let reason = first_value(event, "error")
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .map(str::to_string)
+            .or_else(|| is_timeout_word(&raw).then(|| "timed out".to_string()));
         Some(StatusUpdate {
             job,
             author: event.pubkey,
             state,
+            queue_position: first_value(event, "queue_position")
+                .and_then(|v| v.trim().parse().ok()),
+            reason,
             raw,
             message: event.content.clone(),
             at: event.created_at,
@@ -278,10 +307,13 @@ pub struct JobResult {
     pub success: bool,
     /// The command's exit code.
     pub exit_code: Option<i64>,
-    /// URL of stdout.
+    /// stdout: a URL, or (some workers) the text itself; see [`is_url`].
     pub stdout: Option<String>,
-    /// URL of stderr.
+    /// stderr: a URL, or the text itself.
     pub stderr: Option<String>,
+    /// The worker's reason for a failure (`error` tag), e.g.
+    /// "Pubkey not whitelisted for this worker".
+    pub error: Option<String>,
     /// Change token handed back (never print it unredacted).
     #[serde(skip)]
     pub change: Option<String>,
@@ -315,8 +347,12 @@ impl JobResult {
             exit_code,
             stdout: url("stdout"),
             stderr: url("stderr"),
+            error: first_value(event, "error")
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+                .map(str::to_string),
             change: url("change"),
-            duration: first_value(event, "duration").and_then(|v| v.trim().parse().ok()),
+            duration: first_value(event, "duration").and_then(parse_seconds),
             at: event.created_at,
             event_id: event.id,
         })
@@ -332,10 +368,26 @@ impl JobResult {
     }
 }
 
+/// A `duration` in seconds: `12`, `12.5` or `12.5s`; never negative,
+/// NaN or infinite.
+fn parse_seconds(v: &str) -> Option<f64> {
+    let t = v.trim();
+    let t = t.strip_suffix('s').unwrap_or(t).trim();
+    t.parse::<f64>().ok().filter(|d| d.is_finite() && *d >= 0.0)
+}
+
+/// Whether a result's `stdout`/`stderr` value is a URL to fetch (else it
+/// is the output itself, inline).
+pub fn is_url(v: &str) -> bool {
+    let t = v.trim().to_ascii_lowercase();
+    (t.starts_with("http://") || t.starts_with("https://")) && !t.contains(char::is_whitespace)
+}
+
 /// One `price` tag of an advertisement.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Price {
-    /// Billing period as sent (e.g. `second`).
+    /// Billing period as sent (e.g. `second`); empty in swarmstr's layout,
+    /// which has none.
     pub period: String,
     /// Rate per period.
     pub rate: f64,
@@ -368,8 +420,94 @@ pub struct WorkerAd {
     pub min_duration: Option<u64>,
     /// `max_duration` seconds.
     pub max_duration: Option<u64>,
+    /// Who may run jobs for free, and who at all (boxed: rarely set).
+    pub access: Box<Access>,
     /// When it was published.
     pub at: Timestamp,
+}
+
+/// A worker's access-control fields, from tags or the content JSON (tags
+/// win). Read and shown; the freelist is fetched by
+/// [`crate::follow::free_for`].
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct Access {
+    /// `is_whitelisted`: the worker runs jobs only for listed keys.
+    pub is_whitelisted: Option<bool>,
+    /// `whitelist_event`: a NIP-51 list of the allowed keys.
+    pub whitelist_event: Option<String>,
+    /// `freelist_event`: a NIP-51 list of the keys that run for free.
+    pub freelist_event: Option<String>,
+    /// `freelist_timeout`: the longest free run, in seconds.
+    pub freelist_timeout: Option<u64>,
+}
+
+/// Where a NIP-51 list lives: an address (`naddr1...` or
+/// `kind:pubkey:d`, newest version wins) or one event (`nevent1...`,
+/// `note1...` or hex id).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ListPointer {
+    /// A replaceable or addressable list.
+    Address(Coordinate),
+    /// One fixed event.
+    Event(EventId),
+}
+
+impl ListPointer {
+    /// Parse any of the forms; `None` when it is none of them.
+    pub fn parse(s: &str) -> Option<ListPointer> {
+        let t = s.trim();
+        let t = t.strip_prefix("nostr:").unwrap_or(t);
+        if t.starts_with("nevent1") {
+            return Nip19Event::from_bech32(t)
+                .ok()
+                .map(|n| ListPointer::Event(n.event_id));
+        }
+        if t.starts_with("note1") || (t.len() == 64 && !t.contains(':')) {
+            return EventId::parse(t).ok().map(ListPointer::Event);
+        }
+        Coordinate::parse(t).ok().map(ListPointer::Address)
+    }
+
+    /// The filter that fetches the list.
+    pub fn filter(&self) -> Filter {
+        match self {
+            ListPointer::Address(c) => {
+                let f = Filter::new().kind(c.kind).author(c.public_key);
+                if c.identifier.is_empty() {
+                    f.limit(4)
+                } else {
+                    f.identifier(c.identifier.clone()).limit(4)
+                }
+            }
+            ListPointer::Event(id) => Filter::new().id(*id).limit(1),
+        }
+    }
+
+    /// Whether `e` is (a version of) the list.
+    pub fn matches(&self, e: &Event) -> bool {
+        match self {
+            ListPointer::Event(id) => e.id == *id,
+            ListPointer::Address(c) => {
+                e.kind == c.kind
+                    && e.pubkey == c.public_key
+                    && (c.identifier.is_empty()
+                        || e.tags.identifier() == Some(c.identifier.as_str()))
+            }
+        }
+    }
+}
+
+/// The members of a NIP-51 list: its `p` tags.
+pub fn list_members(e: &Event) -> Vec<PublicKey> {
+    e.tags
+        .iter()
+        .filter_map(|t| {
+            let s = t.as_slice();
+            (s.len() >= 2 && s[0] == "p")
+                .then(|| PublicKey::from_hex(s[1].trim()).ok())
+                .flatten()
+        })
+        .collect()
 }
 
 /// An advertisement younger than this makes a worker online.
@@ -405,6 +543,18 @@ impl WorkerAd {
             prices: Vec::new(),
             min_duration: None,
             max_duration: None,
+            access: Box::new(Access {
+                is_whitelisted: content.get("is_whitelisted").and_then(json_bool),
+                whitelist_event: content
+                    .get("whitelist_event")
+                    .and_then(|v| v.as_str())
+                    .map(str::to_string),
+                freelist_event: content
+                    .get("freelist_event")
+                    .and_then(|v| v.as_str())
+                    .map(str::to_string),
+                freelist_timeout: content.get("freelist_timeout").and_then(json_u64),
+            }),
             at: event.created_at,
         };
         for tag in event.tags.iter() {
@@ -413,16 +563,31 @@ impl WorkerAd {
             match s[0].as_str() {
                 "A" => ad.architecture = Some(v(1).to_string()),
                 "S" => ad.software.push((v(1).to_string(), v(2).to_string())),
+                // Budabit: [price, period, rate, unit, mint]; swarmstr:
+                // [price, mint, rate, unit]. A URL in [1] tells them apart.
                 "price" => {
                     if let Ok(rate) = v(2).trim().parse::<f64>() {
+                        let (period, mint) = if is_url(v(1)) {
+                            (String::new(), v(1).to_string())
+                        } else {
+                            (v(1).to_string(), v(4).to_string())
+                        };
                         ad.prices.push(Price {
-                            period: v(1).to_string(),
+                            period,
                             rate,
                             unit: v(3).to_string(),
-                            mint: v(4).to_string(),
+                            mint,
                         });
                     }
                 }
+                "is_whitelisted" => ad.access.is_whitelisted = json_bool(&serde_json::json!(v(1))),
+                "whitelist_event" if !v(1).is_empty() => {
+                    ad.access.whitelist_event = Some(v(1).to_string())
+                }
+                "freelist_event" if !v(1).is_empty() => {
+                    ad.access.freelist_event = Some(v(1).to_string())
+                }
+                "freelist_timeout" => ad.access.freelist_timeout = v(1).trim().parse().ok(),
                 "min_duration" => ad.min_duration = v(1).trim().parse().ok(),
                 "max_duration" => ad.max_duration = v(1).trim().parse().ok(),
                 _ => {}
@@ -448,6 +613,27 @@ impl WorkerAd {
     pub fn accepts_mint(&self, mint: &str) -> bool {
         let norm = |s: &str| s.trim_end_matches('/').to_ascii_lowercase();
         self.prices.iter().any(|p| norm(&p.mint) == norm(mint))
+    }
+}
+
+fn json_bool(v: &serde_json::Value) -> Option<bool> {
+    match v {
+        serde_json::Value::Bool(b) => Some(*b),
+        serde_json::Value::String(s) => match s.trim().to_ascii_lowercase().as_str() {
+            "true" | "yes" | "1" => Some(true),
+            "false" | "no" | "0" => Some(false),
+            _ => None,
+        },
+        serde_json::Value::Number(n) => n.as_u64().map(|n| n != 0),
+        _ => None,
+    }
+}
+
+fn json_u64(v: &serde_json::Value) -> Option<u64> {
+    match v {
+        serde_json::Value::Number(n) => n.as_u64(),
+        serde_json::Value::String(s) => s.trim().parse().ok(),
+        _ => None,
     }
 }
 
@@ -697,6 +883,172 @@ mod tests {
         assert!(ad.accepts_mint("http://MINT"));
         assert!(ad.is_online(e.created_at));
         assert!(!ad.is_online(Timestamp::from(e.created_at.as_secs() + 301)));
+    }
+
+    #[test]
+    fn todays_status_words() {
+        let cases = [
+            ("completed", JobState::Success),
+            ("timeout", JobState::Failed),
+            ("failure", JobState::Failed),
+            ("in_progress", JobState::Running),
+            ("pending", JobState::Pending),
+            ("skipped", JobState::Skipped),
+            ("error", JobState::Error),
+            ("queued", JobState::Queued),
+        ];
+        for (word, state) in cases {
+            assert_eq!(JobState::parse(word), state, "{word}");
+        }
+        assert!(JobState::Skipped.is_terminal());
+        assert!(!JobState::Pending.is_terminal());
+    }
+
+    #[test]
+    fn status_reads_queue_position_and_timeout_reason() {
+        let keys = Keys::generate();
+        let job = EventId::all_zeros().to_hex();
+        let mk = |word: &str, extra: Vec<Tag>| {
+            let mut tags = vec![
+                custom("d", vec![job.clone()]),
+                custom("e", vec![job.clone()]),
+                custom("status", vec![word.into()]),
+            ];
+            tags.extend(extra);
+            let e = EventBuilder::new(Kind::Custom(KIND_JOB_STATUS), "")
+                .tags(tags)
+                .sign_with_keys(&keys)
+                .expect("sign");
+            StatusUpdate::from_event(&e).expect("status")
+        };
+        let s = mk("queued", vec![custom("queue_position", vec!["4".into()])]);
+        assert_eq!(
+            (s.state, s.queue_position, s.reason),
+            (JobState::Queued, Some(4), None)
+        );
+        let s = mk("timeout", vec![]);
+        assert_eq!(s.state, JobState::Failed);
+        assert_eq!(s.reason.as_deref(), Some("timed out"));
+        let s = mk("error", vec![custom("error", vec!["disk full".into()])]);
+        assert_eq!(s.reason.as_deref(), Some("disk full"));
+        let s = mk("queued", vec![custom("queue_position", vec!["x".into()])]);
+        assert_eq!(s.queue_position, None);
+    }
+
+    #[test]
+    fn result_reads_error_and_inline_output() {
+        let keys = Keys::generate();
+        let e = EventBuilder::new(Kind::Custom(KIND_JOB_RESULT), "")
+            .tags(vec![
+                Tag::event(EventId::all_zeros()),
+                custom("success", vec!["false".into()]),
+                custom(
+                    "error",
+                    vec!["Pubkey not whitelisted for this worker".into()],
+                ),
+                custom("stdout", vec!["plain text".into()]),
+                custom("duration", vec!["2.5".into()]),
+            ])
+            .sign_with_keys(&keys)
+            .expect("sign");
+        let r = JobResult::from_event(&e).expect("result");
+        assert!(!r.success);
+        assert_eq!(
+            r.error.as_deref(),
+            Some("Pubkey not whitelisted for this worker")
+        );
+        assert_eq!(r.duration, Some(2.5));
+        assert_eq!(parse_seconds(" 7s "), Some(7.0));
+        assert_eq!(parse_seconds("NaN"), None);
+        assert_eq!(parse_seconds("-1"), None);
+        assert!(!is_url(r.stdout.as_deref().expect("stdout")));
+        assert!(is_url("https://blossom.example/abc"));
+        assert!(!is_url("http://x y"));
+    }
+
+    #[test]
+    fn advertisement_reads_both_price_layouts_and_access() {
+        let keys = Keys::generate();
+        let e = EventBuilder::new(
+            Kind::Custom(KIND_WORKER_AD),
+            r#"{"is_whitelisted":"true","freelist_event":"30000:ab:free","freelist_timeout":60}"#,
+        )
+        .tags(vec![
+            custom(
+                "price",
+                vec!["https://m.example".into(), "3".into(), "sat".into()],
+            ),
+            custom(
+                "price",
+                vec![
+                    "second".into(),
+                    "1".into(),
+                    "sat".into(),
+                    "http://n/".into(),
+                ],
+            ),
+            custom("whitelist_event", vec!["naddr1xyz".into()]),
+            custom("freelist_timeout", vec!["120".into()]),
+        ])
+        .sign_with_keys(&keys)
+        .expect("sign");
+        let ad = WorkerAd::from_event(&e).expect("ad");
+        assert_eq!(ad.name, "");
+        assert_eq!(
+            (
+                ad.prices[0].mint.as_str(),
+                ad.prices[0].rate,
+                ad.prices[0].unit.as_str()
+            ),
+            ("https://m.example", 3.0, "sat")
+        );
+        assert_eq!(ad.prices[0].period, "");
+        assert_eq!(
+            (ad.prices[1].period.as_str(), ad.prices[1].mint.as_str()),
+            ("second", "http://n/")
+        );
+        assert!(ad.accepts_mint("https://m.example/"));
+        assert_eq!(ad.access.is_whitelisted, Some(true));
+        assert_eq!(ad.access.freelist_event.as_deref(), Some("30000:ab:free"));
+        assert_eq!(ad.access.whitelist_event.as_deref(), Some("naddr1xyz"));
+        // Tags win over content.
+        assert_eq!(ad.access.freelist_timeout, Some(120));
+    }
+
+    #[test]
+    fn list_pointers_in_every_form() {
+        let keys = Keys::generate();
+        let list = EventBuilder::new(Kind::Custom(30000), "")
+            .tags(vec![
+                Tag::identifier("free"),
+                Tag::public_key(pk(7)),
+                custom("p", vec!["not a key".into()]),
+            ])
+            .sign_with_keys(&keys)
+            .expect("sign");
+        assert_eq!(list_members(&list), vec![pk(7)]);
+        let kpd = format!("30000:{}:free", keys.public_key().to_hex());
+        let coord = Coordinate::new(Kind::Custom(30000), keys.public_key()).identifier("free");
+        let naddr = Nip19Coordinate::new(coord, Vec::<RelayUrl>::new())
+            .to_bech32()
+            .expect("naddr");
+        let nevent = Nip19Event::new(list.id).to_bech32().expect("nevent");
+        for p in [
+            kpd.as_str(),
+            naddr.as_str(),
+            nevent.as_str(),
+            &format!("nostr:{naddr}"),
+        ] {
+            let l = ListPointer::parse(p).unwrap_or_else(|| panic!("{p} parses"));
+            assert!(l.matches(&list), "{p}");
+            assert!(
+                l.filter().match_event(&list, MatchEventOptions::new()),
+                "{p}"
+            );
+        }
+        let other = format!("30000:{}:other", keys.public_key().to_hex());
+        assert!(!ListPointer::parse(&other).expect("parses").matches(&list));
+        assert!(ListPointer::parse("garbage").is_none());
     }
 
     #[test]

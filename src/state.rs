@@ -145,6 +145,35 @@ impl JobTracker {
         }
     }
 
+    /// Why the job failed, when a worker said so: the result's `error` tag,
+    /// else (no result) the newest status's reason (its `error` tag, or
+    /// "timed out" for `timeout`). `None` for a job that did not fail.
+    pub fn reason(&self) -> Option<String> {
+        if let Some(r) = &self.result {
+            if r.success {
+                return None;
+            }
+            return r.error.clone();
+        }
+        let s = self.latest_status()?;
+        match s.state {
+            JobState::Success => None,
+            _ => s.reason.clone(),
+        }
+    }
+
+    /// The place in the worker's queue, while the newest status gives one
+    /// and the job is not finished.
+    pub fn queue_position(&self) -> Option<u64> {
+        if self.result.is_some() {
+            return None;
+        }
+        let s = self.latest_status()?;
+        (!s.state.is_terminal())
+            .then_some(s.queue_position)
+            .flatten()
+    }
+
     /// Pending for longer than 72 hours at `now`.
     pub fn is_stale(&self, now: Timestamp) -> bool {
         self.state() == JobState::Pending
@@ -170,6 +199,8 @@ impl JobTracker {
             cmd: job.as_ref().map(|j| j.cmd.clone()),
             args: job.as_ref().map(|j| j.args.clone()).unwrap_or_default(),
             state: self.state(),
+            reason: self.reason(),
+            queue_position: self.queue_position(),
             stale: self.is_stale(now),
             message: latest.map(|s| s.message.clone()).unwrap_or_default(),
             updated_at: self
@@ -213,6 +244,10 @@ pub struct JobView {
     pub args: Vec<String>,
     /// Resolved state.
     pub state: JobState,
+    /// The worker's reason for a failure (`error` tag, or "timed out").
+    pub reason: Option<String>,
+    /// Place in the worker's queue, while queued.
+    pub queue_position: Option<u64>,
     /// Pending for more than 72 hours.
     pub stale: bool,
     /// The newest status message.
@@ -319,6 +354,41 @@ mod tests {
         let released = t.ingest(&req);
         assert_eq!(released.len(), 1);
         assert_eq!(t.state(), JobState::Running);
+    }
+
+    #[test]
+    fn reasons_come_from_the_result_error_or_a_timeout_status() {
+        let (_u, w, req) = setup();
+        let mut t = JobTracker::new(req.id);
+        t.ingest(&req);
+        let queued = EventBuilder::new(Kind::Custom(KIND_JOB_STATUS), "")
+            .tags([
+                tag("d", &req.id.to_hex()),
+                tag("status", "queued"),
+                tag("queue_position", "2"),
+            ])
+            .custom_created_at(Timestamp::from(5))
+            .sign_with_keys(&w)
+            .expect("sign");
+        t.ingest(&queued);
+        assert_eq!((t.queue_position(), t.reason()), (Some(2), None));
+        t.ingest(&status(&w, req.id, "timeout", 6));
+        assert_eq!(t.state(), JobState::Failed);
+        assert_eq!(t.queue_position(), None);
+        assert_eq!(t.reason().as_deref(), Some("timed out"));
+        let r = EventBuilder::new(Kind::Custom(KIND_JOB_RESULT), "")
+            .tags([
+                Tag::event(req.id),
+                tag("success", "false"),
+                tag("error", "not whitelisted"),
+            ])
+            .custom_created_at(Timestamp::from(7))
+            .sign_with_keys(&w)
+            .expect("sign");
+        t.ingest(&r);
+        let v = t.view(Timestamp::from(8));
+        assert_eq!(v.reason.as_deref(), Some("not whitelisted"));
+        assert_eq!(v.state, JobState::Failed);
     }
 
     #[test]

@@ -54,6 +54,12 @@ fn job_spec(cfg: &Config, a: &RerunArgs, base: Option<&Base>) -> Result<JobSpec>
         (None, Some(b)) => PTag::Key(b.req.p),
         (None, None) => cfg.p_tag,
     };
+    if p_tag == PTag::SelfKey {
+        output::print_warning(
+            "--p self: today's Loom clients and workers identify the worker by the `p` tag alone; \
+             with your own key there, workers will not see this job as theirs",
+        );
+    }
     let cmd = a
         .cmd
         .clone()
@@ -152,6 +158,40 @@ fn token(a: &RerunArgs) -> Result<Option<PaymentToken>> {
         }
     };
     PaymentToken::parse(&raw).map(Some)
+}
+
+/// [`token`], except that with no token given at all, a worker whose
+/// freelist holds our key needs none: the job goes unpaid, and says why.
+fn token_or_free(
+    ctx: &Ctx,
+    a: &RerunArgs,
+    worker: PublicKey,
+    keys: &Keys,
+    relays: &[RelayUrl],
+) -> Result<Option<PaymentToken>> {
+    let none_given = !a.unpaid
+        && a.token.is_none()
+        && std::env::var("JOBCTL_TOKEN").map_or(true, |t| t.trim().is_empty());
+    if none_given && !relays.is_empty() {
+        // A third of the command's deadline: the publish needs the rest.
+        let budget = jobctl::deadline::Deadline::after(ctx.deadline().share(3));
+        let reason = runtime()?.block_on(async {
+            let client = relays::reader(Some(keys), relays, false).await;
+            let ad = follow::worker_ad(&client, relays, worker, budget.share(2)).await;
+            let me = keys.public_key();
+            let r = match ad.ad() {
+                Some(ad) => follow::free_for(&client, relays, ad, &me, &budget).await,
+                None => None,
+            };
+            relays::shutdown(&client).await;
+            r
+        });
+        if let Some(r) = reason {
+            ctx.say(format!("no payment needed: {r}"));
+            return Ok(None);
+        }
+    }
+    token(a)
 }
 
 fn idempotency_key(a: &RerunArgs) -> Result<Option<String>> {
@@ -333,7 +373,11 @@ pub fn rerun(ctx: &Ctx, a: RerunArgs) -> Result<i32> {
             "--dry-run cannot be combined with --amount: making the token takes money out of the wallet",
         ));
     }
-    let given = if a.amount.is_some() { None } else { token(&a)? };
+    let given = if a.amount.is_some() {
+        None
+    } else {
+        token_or_free(ctx, &a, spec.worker, &key.keys, &relays)?
+    };
     // Paying from the wallet: hold the wallet's lock from making the token
     // until the job carrying it is journaled, so no other process takes a
     // token back that is about to be journaled; record the token in the

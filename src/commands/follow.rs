@@ -95,7 +95,11 @@ fn record_update(journal: Option<&mut Journal>, t: &JobTracker, u: &Update) {
         Update::Status(s) => j.record_state(
             &t.id,
             s.state.as_str(),
-            &s.message,
+            &match s.reason.as_deref().filter(|_| s.state != JobState::Success) {
+                Some(r) if s.message.trim().is_empty() => format!("reason: {}", reason_text(r)),
+                Some(r) => format!("{} (reason: {})", s.message, reason_text(r)),
+                None => s.message.clone(),
+            },
             s.at.as_secs(),
             None,
             None,
@@ -110,10 +114,15 @@ fn record_update(journal: Option<&mut Journal>, t: &JobTracker, u: &Update) {
                 &t.id,
                 r.state().as_str(),
                 &format!(
-                    "result: exit {}",
+                    "result: exit {}{}",
                     r.exit_code
                         .map(|c| c.to_string())
-                        .unwrap_or_else(|| "?".into())
+                        .unwrap_or_else(|| "?".into()),
+                    r.error
+                        .as_deref()
+                        .filter(|_| !r.success)
+                        .map(|e| format!(": {}", reason_text(e)))
+                        .unwrap_or_default()
                 ),
                 r.at.as_secs(),
                 r.exit_code,
@@ -151,6 +160,8 @@ fn view_from_record(r: &JobRecord, now: Timestamp) -> JobView {
         cmd: Some(r.cmd.clone()),
         args: r.args.clone(),
         state,
+        reason: None,
+        queue_position: None,
         stale: state == JobState::Pending
             && now.as_secs().saturating_sub(r.created_at) > jobctl::protocol::STALE_AFTER_SECS,
         message: String::new(),
@@ -183,11 +194,14 @@ fn update_json(t: &JobTracker, u: &Update) -> serde_json::Value {
         Update::Status(s) => json!({
             "job": t.id.to_hex(), "type": "status", "state": s.state, "status": s.raw,
             "message": s.message, "at": s.at.as_secs(), "worker": s.author.to_hex(),
+            "queue_position": s.queue_position,
+            "reason": s.reason.as_ref().filter(|_| s.state != JobState::Success),
         }),
         Update::Result(r) => json!({
             "job": t.id.to_hex(), "type": "result", "state": r.state(), "success": r.success,
             "exit_code": r.exit_code, "duration": r.duration, "stdout": r.stdout,
             "stderr": r.stderr, "at": r.at.as_secs(), "worker": r.author.to_hex(),
+            "error": r.error, "reason": r.error.as_ref().filter(|_| !r.success),
             "change": r.change.as_deref().and_then(|c| PaymentToken::parse(c).ok()).map(|c| c.info().clone()),
         }),
     }
@@ -200,14 +214,9 @@ fn update_line(t: &JobTracker, u: &Update, multi: bool) -> String {
         String::new()
     };
     match u {
-        Update::Status(s) => format!(
-            "{}  {prefix}{:<10} {}",
-            clock(s.at.as_secs()),
-            s.state.as_str(),
-            output::one_line(&s.message)
-        ),
+        Update::Status(s) => status_line(s, &prefix),
         Update::Result(r) => format!(
-            "{}  {prefix}{:<10} exit {}{}",
+            "{}  {prefix}{:<10} exit {}{}{}",
             clock(r.at.as_secs()),
             r.state().as_str(),
             r.exit_code
@@ -215,8 +224,50 @@ fn update_line(t: &JobTracker, u: &Update, multi: bool) -> String {
                 .unwrap_or_else(|| "?".into()),
             r.duration
                 .map(|d| format!(" in {}", run_time(d)))
+                .unwrap_or_default(),
+            r.error
+                .as_deref()
+                .filter(|_| !r.success)
+                .map(|e| format!(" · reason: {}", reason_text(e)))
                 .unwrap_or_default()
         ),
+    }
+}
+
+/// A worker's reason, on one line and clipped.
+fn reason_text(r: &str) -> String {
+    clip(&output::one_line(r), 200)
+}
+
+/// One status as a line: time, state, queue position, reason, message.
+fn status_line(s: &jobctl::protocol::StatusUpdate, prefix: &str) -> String {
+    let mut extra = String::new();
+    if let Some(q) = s.queue_position {
+        extra.push_str(&format!("#{q} in queue "));
+    }
+    if let Some(r) = s.reason.as_deref().filter(|_| s.state != JobState::Success) {
+        extra.push_str(&format!("reason: {} ", reason_text(r)));
+    }
+    if s.state == JobState::Unknown && !s.raw.is_empty() {
+        extra.push_str(&format!("(`{}`) ", output::one_line(&clip(&s.raw, 40))));
+    }
+    format!(
+        "{}  {prefix}{:<10} {extra}{}",
+        clock(s.at.as_secs()),
+        s.state.as_str(),
+        output::one_line(&s.message)
+    )
+    .trim_end()
+    .to_string()
+}
+
+/// A result's stdout/stderr for a summary: the URL, or a note that the
+/// worker sent the text inline.
+fn output_ref(v: &str) -> String {
+    if jobctl::protocol::is_url(v) {
+        sanitize(v)
+    } else {
+        format!("inline, {} bytes (print it with `jobctl logs`)", v.len())
     }
 }
 
@@ -237,11 +288,14 @@ fn summary(t: &JobTracker, color: bool) -> String {
             .map(run_time)
             .unwrap_or_else(|| "duration unknown".into()),
     );
+    if let Some(r) = &v.reason {
+        s.push_str(&format!("\n  reason: {}", reason_text(r)));
+    }
     if let Some(u) = &v.stdout {
-        s.push_str(&format!("\n  stdout: {}", sanitize(u)));
+        s.push_str(&format!("\n  stdout: {}", output_ref(u)));
     }
     if let Some(u) = &v.stderr {
-        s.push_str(&format!("\n  stderr: {}", sanitize(u)));
+        s.push_str(&format!("\n  stderr: {}", output_ref(u)));
     }
     match &v.change {
         Some(c) => s.push_str(&format!(
@@ -463,14 +517,28 @@ fn load(
     Ok((cfg, urls, trackers, reach))
 }
 
+/// A worker's name for display; "(unnamed)" when its ad has none.
+fn ad_name(ad: &WorkerAd, max: usize) -> String {
+    if ad.name.trim().is_empty() {
+        "(unnamed)".to_string()
+    } else {
+        clip(&output::one_line(&ad.name), max)
+    }
+}
+
 fn jobs_table(views: &[JobView], names: &HashMap<String, String>, color: bool) -> String {
     let now = now().as_secs();
-    let mut t = output::table(
-        &[
-            "job", "age", "worker", "cmd", "status", "exit", "duration", "amount",
-        ],
-        color,
-    );
+    // A "note" column (failure reason, queue position) only when there is one.
+    let notes = views
+        .iter()
+        .any(|v| v.reason.is_some() || v.queue_position.is_some());
+    let mut headers = vec![
+        "job", "age", "worker", "cmd", "status", "exit", "duration", "amount",
+    ];
+    if notes {
+        headers.push("note");
+    }
+    let mut t = output::table(&headers, color);
     for v in views {
         let worker = v
             .worker
@@ -493,7 +561,7 @@ fn jobs_table(views: &[JobView], names: &HashMap<String, String>, color: bool) -
                 clip(&s, 40)
             })
             .unwrap_or_else(|| "(not found)".into());
-        t.add_row(vec![
+        let mut row = vec![
             Cell::new(short_id(&v.id)),
             Cell::new(
                 v.created_at
@@ -513,7 +581,15 @@ fn jobs_table(views: &[JobView], names: &HashMap<String, String>, color: bool) -
                 (Some(a), Some(u)) => format!("{a} {}", sanitize(u)),
                 _ => "-".into(),
             }),
-        ]);
+        ];
+        if notes {
+            row.push(Cell::new(match (&v.reason, v.queue_position) {
+                (Some(r), _) => clip(&output::one_line(r), 60),
+                (None, Some(q)) => format!("#{q} in queue"),
+                (None, None) => String::new(),
+            }));
+        }
+        t.add_row(row);
     }
     t.to_string()
 }
@@ -611,26 +687,30 @@ pub fn show(ctx: &Ctx, a: ShowArgs) -> Result<i32> {
     let secret_keys: Vec<&str> = job.secrets.iter().map(|(k, _)| k.as_str()).collect();
     let timeline: Vec<serde_json::Value> = t
         .timeline()
-        .map(|s| json!({"at": s.at.as_secs(), "state": s.state, "status": s.raw, "message": s.message}))
+        .map(|s| {
+            json!({"at": s.at.as_secs(), "state": s.state, "status": s.raw, "message": s.message,
+            "queue_position": s.queue_position, "reason": s.reason})
+        })
         .collect();
     if a.json {
         let value = json!({
             "id": v.id,
             "author": v.author,
             "created_at": v.created_at,
-            "worker": {"hex": job.worker.to_hex(), "npub": npub(&job.worker), "name": ad.as_ref().map(|a| a.name.clone())},
+            "worker": {"hex": job.worker.to_hex(), "npub": npub(&job.worker), "name": ad.as_ref().filter(|a| !a.name.is_empty()).map(|a| a.name.clone())},
             "cmd": job.cmd, "args": job.args,
             "env": job.env.iter().map(|(k, v)| json!({"key": k, "value": v})).collect::<Vec<_>>(),
             "secret_keys": secret_keys,
             "payment": job.payment.as_deref().and_then(|p| PaymentToken::parse(p).ok()).map(|p| p.info().clone()),
             "parent": job.parent.map(|p| p.to_hex()),
             "state": v.state, "stale": v.stale,
+            "reason": v.reason, "queue_position": v.queue_position,
             "timeline": timeline,
             "journal": journal_timeline,
             "result": t.result().map(|r| json!({
                 "success": r.success, "exit_code": r.exit_code, "duration": r.duration,
                 "stdout": r.stdout, "stderr": r.stderr, "at": r.at.as_secs(),
-                "change": v.change,
+                "error": r.error, "change": v.change,
             })),
         });
         print_stdout(&value.to_string())?;
@@ -649,8 +729,7 @@ pub fn show(ctx: &Ctx, a: ShowArgs) -> Result<i32> {
             "worker   {}{}",
             npub(&job.worker),
             ad.as_ref()
-                .filter(|a| !a.name.is_empty())
-                .map(|a| format!(" ({})", clip(&a.name, 80)))
+                .map(|a| format!(" ({})", ad_name(a, 80)))
                 .unwrap_or_default()
         ),
         format!(
@@ -686,17 +765,18 @@ pub fn show(ctx: &Ctx, a: ShowArgs) -> Result<i32> {
             ""
         }
     ));
+    if let Some(r) = &v.reason {
+        lines.push(format!("reason   {}", reason_text(r)));
+    }
+    if let Some(q) = v.queue_position {
+        lines.push(format!("queue    #{q}"));
+    }
     lines.push("timeline".into());
     if t.timeline().next().is_none() {
         lines.push("  (no status from the worker yet)".into());
     }
     for s in t.timeline() {
-        lines.push(format!(
-            "  {}  {:<10} {}",
-            clock(s.at.as_secs()),
-            s.state.as_str(),
-            output::one_line(&s.message)
-        ));
+        lines.push(format!("  {}", status_line(s, "")));
     }
     if t.result().is_some() {
         lines.push(summary(&t, color));
@@ -739,6 +819,19 @@ pub fn logs(ctx: &Ctx, a: LogsArgs) -> Result<i32> {
             short_id(&t.id.to_hex())
         ))
     })?;
+    if !jobctl::protocol::is_url(url) {
+        // Some workers put the output itself in the tag: print it as given.
+        // There is no content hash to check it against.
+        output::print_warning(&format!(
+            "the worker sent {which} inline, not as a URL: printed as given, unverifiable (no hash to check)"
+        ));
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        out.write_all(url.as_bytes())
+            .and_then(|_| out.flush())
+            .map_err(|e| Error::Runtime(format!("cannot write to stdout: {e}")))?;
+        return Ok(exit::OK);
+    }
     // Downloaded into a spool file under the command's deadline (the HTTP
     // client's own whole-second timer must not beat it) and verified before
     // the first byte is printed, with memory bounded whatever the log's size.
@@ -931,12 +1024,26 @@ pub fn workers(ctx: &Ctx, a: WorkersArgs) -> Result<i32> {
     let deadline = ctx.start_deadline(a.read.timeout.as_deref(), cfg.query_timeout)?;
     let urls = read_relays(&cfg, &a.read.relays, &[])?;
     let now_ts = now();
-    let (ads, reach) = runtime()?.block_on(async {
+    let me = ctx.optional_key(&cfg)?.map(|k| k.keys.public_key());
+    let (ads, reach, lists) = runtime()?.block_on(async {
         let client = reader(ctx, &cfg, &urls, false).await?;
-        let found = follow::workers_reach(&client, &urls, None, deadline.remaining()).await;
+        let (ads, reach) = follow::workers_reach(&client, &urls, None, deadline.remaining()).await;
+        // Freelists (for "free" to your key): what is left of the deadline.
+        let mut pointers: Vec<String> = ads
+            .iter()
+            .filter_map(|a| a.access.freelist_event.clone())
+            .collect();
+        pointers.sort();
+        pointers.dedup();
+        let lists = if me.is_some() && !pointers.is_empty() && !deadline.expired() {
+            follow::list_members_of(&client, &urls, &pointers, deadline.remaining()).await
+        } else {
+            HashMap::new()
+        };
         relays::shutdown(&client).await;
-        Ok::<_, Error>(found)
+        Ok::<_, Error>((ads, reach, lists))
     })?;
+    let free = |w: &WorkerAd| me.and_then(|m| follow::free_reason(w, &m, &lists));
     if reach.none_answered() {
         return Err(follow::reach_error(
             &reach,
@@ -959,6 +1066,10 @@ pub fn workers(ctx: &Ctx, a: WorkersArgs) -> Result<i32> {
                 let mut j = serde_json::to_value(w).unwrap_or_default();
                 j["npub"] = json!(npub(&w.pubkey));
                 j["online"] = json!(w.is_online(now_ts));
+                j["unnamed"] = json!(w.name.trim().is_empty());
+                let reason = free(w);
+                j["free_for_me"] = json!(reason.is_some());
+                j["free_reason"] = json!(reason);
                 j
             })
             .collect();
@@ -977,6 +1088,7 @@ pub fn workers(ctx: &Ctx, a: WorkersArgs) -> Result<i32> {
             "queue",
             "online",
             "last seen",
+            "for you",
         ],
         color,
     );
@@ -985,7 +1097,18 @@ pub fn workers(ctx: &Ctx, a: WorkersArgs) -> Result<i32> {
             "free".to_string()
         } else {
             let p = &w.prices[0];
-            format!("{} {}/{}", p.rate, clip(&p.unit, 12), clip(&p.period, 12))
+            if p.period.is_empty() {
+                format!("{} {}", p.rate, clip(&p.unit, 12))
+            } else {
+                format!("{} {}/{}", p.rate, clip(&p.unit, 12), clip(&p.period, 12))
+            }
+        };
+        let for_you = if free(w).is_some() {
+            "free".to_string()
+        } else if w.access.is_whitelisted == Some(true) {
+            "whitelist".to_string()
+        } else {
+            "-".to_string()
         };
         let mints: Vec<String> = w.prices.iter().map(|p| clip(&p.mint, 60)).collect();
         let online = w.is_online(now_ts);
@@ -998,11 +1121,7 @@ pub fn workers(ctx: &Ctx, a: WorkersArgs) -> Result<i32> {
             });
         }
         t.add_row(vec![
-            Cell::new(if w.name.is_empty() {
-                "-".to_string()
-            } else {
-                clip(&w.name, 40)
-            }),
+            Cell::new(ad_name(w, 40)),
             Cell::new(short_npub(&w.pubkey.to_hex())),
             Cell::new(clip(w.architecture.as_deref().unwrap_or("-"), 20)),
             Cell::new(clip(w.software_version("act").unwrap_or("-"), 20)),
@@ -1023,6 +1142,7 @@ pub fn workers(ctx: &Ctx, a: WorkersArgs) -> Result<i32> {
             )),
             online_cell,
             Cell::new(format!("{} ago", age(now_ts.as_secs(), w.at.as_secs()))),
+            Cell::new(for_you),
         ]);
     }
     ctx.say(t.to_string());

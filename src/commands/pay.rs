@@ -626,7 +626,7 @@ pub fn reclaim(ctx: &Ctx, a: ReclaimArgs) -> Result<i32> {
                 ("change", PaymentToken::parse_any_size(&c).ok())
             } else if matches!(
                 state,
-                JobState::Failed | JobState::Cancelled | JobState::Error
+                JobState::Failed | JobState::Cancelled | JobState::Skipped | JobState::Error
             ) || t.is_stale(now)
                 || (state == JobState::Unpublished && !a.all)
             {
