@@ -134,6 +134,9 @@ pub struct Balance {
     pub amount: u64,
     /// Sent in tokens not yet redeemed by anyone (e.g. a job's payment).
     pub pending: u64,
+    /// Held: proofs the mint reports pending (a swap cut off mid-way),
+    /// kept out of spending until the mint settles them (`wallet check`).
+    pub held: u64,
 }
 
 /// A token the wallet made.
@@ -172,6 +175,10 @@ pub struct Reconciled {
     pub reclaimed_amount: u64,
     /// Value in proofs locked to someone else that no token in flight holds.
     pub locked_orphans: u64,
+    /// Value of proofs the wallet would have spent that the mint holds
+    /// pending (a swap cut off mid-way): held out of spending until the
+    /// mint settles them; a later check releases or drops them.
+    pub held_at_mint: u64,
     /// Problems met (each one line).
     pub problems: Vec<String>,
 }
@@ -182,6 +189,7 @@ impl Reconciled {
         self.recovered + self.rolled_back + self.stale_swaps_dropped + self.reclaimed_sends > 0
             || self.marked_spent > 0
             || self.released > 0
+            || self.held_at_mint > 0
     }
 }
 
@@ -553,6 +561,7 @@ impl LocalWallet {
         }
         let mut to_spent = Vec::new();
         let mut to_release = Vec::new();
+        let mut to_hold = Vec::new();
         for p in &proofs {
             let amount: u64 = p.proof.amount.into();
             let orphan = !in_flight.contains(&p.y)
@@ -573,6 +582,17 @@ impl LocalWallet {
                         to_release.push(p.y);
                         out.released += amount;
                     }
+                }
+                // Pending at the mint (an interrupted swap it has not
+                // settled), yet spendable or reserved by a dead operation
+                // here (cdk's rollback marks a cut-off swap's inputs
+                // unspent): spending them would make a token no one can
+                // redeem. Hold them until the mint settles them.
+                Some(State::Pending)
+                    if p.state == State::Unspent || (orphan && p.state == State::Reserved) =>
+                {
+                    to_hold.push(p.y);
+                    out.held_at_mint += amount;
                 }
                 // Marked as sent, but never part of a token: cut off between
                 // marking and recording the send, or rolled back.
@@ -599,6 +619,12 @@ impl LocalWallet {
         if !to_release.is_empty() {
             store
                 .update_proofs_state(to_release, State::Unspent)
+                .await
+                .map_err(werr)?;
+        }
+        if !to_hold.is_empty() {
+            store
+                .update_proofs_state(to_hold, State::Pending)
                 .await
                 .map_err(werr)?;
         }
@@ -768,11 +794,18 @@ impl LocalWallet {
                 .ok()
                 .and_then(|p| p.total_amount().ok())
                 .unwrap_or(Amount::ZERO);
+            let held = w
+                .get_pending_proofs()
+                .await
+                .ok()
+                .and_then(|p| p.total_amount().ok())
+                .unwrap_or(Amount::ZERO);
             out.push(Balance {
                 mint: w.mint_url.to_string(),
                 unit: w.unit.to_string(),
                 amount: amount.into(),
                 pending: pending.into(),
+                held: held.into(),
             });
         }
         out.sort_by(|a, b| a.mint.cmp(&b.mint));

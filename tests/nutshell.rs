@@ -99,18 +99,9 @@ fn now_nanos() -> u128 {
         .as_nanos()
 }
 
-fn fund(env: &TestEnv, mint: &str, amount: u64) {
-    let out = env
-        .cmd()
-        .args(["wallet", "mint", &amount.to_string(), "--mint", mint])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-}
-
-fn balance(env: &TestEnv) -> u64 {
-    let out = env.cmd().args(["wallet", "balance"]).output().unwrap();
-    stdout(&out).parse().unwrap()
+/// Spendable sat in `env`'s wallet.
+fn spendable(env: &TestEnv) -> u64 {
+    balance(env).0
 }
 
 /// Dispatch a paid `cmd args` job; its id.
@@ -209,7 +200,7 @@ fn change_at_a_fee_mint_is_fee_aware_and_the_sats_add_up() {
         "{}",
         worker.log()
     );
-    let kept = balance(&worker.env);
+    let kept = spendable(&worker.env);
     // Billed 1 s at 1 sat/s; the worker keeps that (plus at most a sat
     // that could not be split off), the mint's fees come out of the change.
     let billed = 1;
@@ -242,12 +233,12 @@ fn zero_fee_paid_jobs_always_get_a_result_with_change() {
     for round in 0..rounds {
         let id = rerun(&client, &worker.hex(), &relay.url, 20, &["echo", "round"]);
         watch_ok(&client, &id, &relay.url, &worker);
-        let before = balance(&client);
+        let before = spendable(&client);
         assert_eq!(reclaim(&client, &id, &relay.url), 19, "round {round}");
-        assert_eq!(balance(&client), before + 19);
+        assert_eq!(spendable(&client), before + 19);
     }
     worker.stop();
-    assert_eq!(balance(&worker.env), rounds, "billed 1 sat a job");
+    assert_eq!(spendable(&worker.env), rounds, "billed 1 sat a job");
 }
 
 #[test]

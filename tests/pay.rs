@@ -8,11 +8,6 @@ use std::time::Duration;
 use common::mint::{TestMint, TestWallet};
 use common::*;
 use nostr_sdk::prelude::*;
-use serde_json::Value;
-
-fn json(out: &std::process::Output) -> Value {
-    serde_json::from_slice(&out.stdout).expect("stdout is JSON")
-}
 
 fn payment_of(e: &Event) -> String {
     tags(e)
@@ -22,36 +17,9 @@ fn payment_of(e: &Event) -> String {
         .clone()
 }
 
-fn balance(env: &TestEnv) -> (u64, u64) {
-    let out = env
-        .cmd()
-        .args(["wallet", "balance", "--json"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let v = json(&out);
-    let a = v.as_array().unwrap();
-    (
-        a.iter().map(|b| b["amount"].as_u64().unwrap()).sum(),
-        a.iter().map(|b| b["pending"].as_u64().unwrap()).sum(),
-    )
-}
-
-fn fund(env: &TestEnv, mint: &TestMint, amount: u64) {
-    let out = env
-        .cmd()
-        .args([
-            "wallet",
-            "mint",
-            &amount.to_string(),
-            "--mint",
-            &mint.url,
-            "--timeout",
-            "30s",
-        ])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+/// Fund the wallet; the invoice is shown and the amount printed.
+fn fund_shown(env: &TestEnv, mint: &TestMint, amount: u64) {
+    let out = fund(env, &mint.url, amount);
     assert_eq!(stdout(&out), amount.to_string());
     assert!(
         stderr(&out).contains("lnbc"),
@@ -68,7 +36,7 @@ fn amount_from_the_wallet_change_back_and_reclaim_once() {
     let w = ScriptedWorker::new();
     let worker_wallet = TestWallet::new(&mint.url);
     w.send(&[&relay], &[w.ad("w1", Some(&mint.url), now())]);
-    fund(&env, &mint, 1000);
+    fund_shown(&env, &mint, 1000);
     assert_eq!(balance(&env), (1000, 0));
 
     // No --mint: the worker's advertised mint with enough balance is used.
@@ -150,7 +118,7 @@ fn spent_token_is_refused_before_publishing() {
     let mint = TestMint::start();
     let relay = TestRelay::start();
     let w = ScriptedWorker::new();
-    fund(&env, &mint, 200);
+    fund_shown(&env, &mint, 200);
     let out = env.cmd().args(["wallet", "send", "50"]).output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let token = stdout(&out);
@@ -201,7 +169,7 @@ fn locked_payment_only_the_worker_can_redeem_and_the_user_gets_it_back_after_the
     let relay = TestRelay::start();
     let w = ScriptedWorker::new();
     w.send(&[&relay], &[w.ad("w1", Some(&mint.url), now())]);
-    fund(&env, &mint, 500);
+    fund_shown(&env, &mint, 500);
     let lock = |arg: &str, after: &str| {
         let out = env
             .cmd()
@@ -268,7 +236,7 @@ fn failed_job_without_change_returns_the_payment_or_says_it_is_spent() {
     let relay = TestRelay::start();
     let w = ScriptedWorker::new();
     let me = env.keys.public_key().to_hex();
-    fund(&env, &mint, 300);
+    fund_shown(&env, &mint, 300);
     let pay = |arg: &str| {
         let out = env
             .cmd()
@@ -379,7 +347,7 @@ fn mint_choice_price_and_accepted_mints() {
         &[&relay],
         &[w.ad("picky", Some("https://another.mint.example"), now())],
     );
-    fund(&env, &mint, 100);
+    fund_shown(&env, &mint, 100);
     // No mint both accepted and funded: both sides are listed.
     let out = env
         .cmd()
@@ -527,7 +495,7 @@ fn a_given_token_is_swapped_into_a_locked_one_and_invoices_are_paid() {
     let mint = TestMint::start();
     let relay = TestRelay::start();
     let w = ScriptedWorker::new();
-    fund(&env, &mint, 200);
+    fund_shown(&env, &mint, 200);
     let token = {
         let out = env.cmd().args(["wallet", "send", "25"]).output().unwrap();
         stdout(&out)
@@ -583,7 +551,7 @@ fn a_reclaimed_unpublished_job_is_never_republished() {
     let mint = TestMint::start();
     let closed = ClosedPort::new();
     let w = ScriptedWorker::new();
-    fund(&env, &mint, 50);
+    fund_shown(&env, &mint, 50);
     let out = env
         .cmd()
         .args([

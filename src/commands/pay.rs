@@ -87,17 +87,24 @@ pub fn wallet(ctx: &Ctx, cmd: WalletCommand) -> Result<i32> {
                 if json {
                     print_stdout(&to_json(&b)?)?;
                 } else {
-                    let mut t = output::table(
-                        &["mint", "unit", "balance", "sent, not yet redeemed"],
-                        output::stderr_color(),
-                    );
+                    // "held at the mint" only shows when a mint holds some.
+                    let held = b.iter().any(|x| x.held > 0);
+                    let mut head = vec!["mint", "unit", "balance", "sent, not yet redeemed"];
+                    if held {
+                        head.push("held at the mint");
+                    }
+                    let mut t = output::table(&head, output::stderr_color());
                     for x in &b {
-                        t.add_row(vec![
+                        let mut row = vec![
                             x.mint.clone(),
                             x.unit.clone(),
                             x.amount.to_string(),
                             x.pending.to_string(),
-                        ]);
+                        ];
+                        if held {
+                            row.push(x.held.to_string());
+                        }
+                        t.add_row(row);
                     }
                     ctx.say(t.to_string());
                     let total: u64 = b.iter().filter(|x| x.unit == "sat").map(|x| x.amount).sum();
@@ -255,6 +262,12 @@ fn check_summary(r: &Reconciled) -> String {
         parts.push(format!(
             "{} sat reserved by dead operations are spendable again",
             r.released
+        ));
+    }
+    if r.held_at_mint > 0 {
+        parts.push(format!(
+            "{} sat held: the mint has them pending (a swap cut off mid-way); checked again next time",
+            r.held_at_mint
         ));
     }
     if r.reclaimed_sends > 0 {

@@ -384,6 +384,44 @@ pub fn stderr(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stderr).to_string()
 }
 
+/// stdout of a finished command as JSON.
+pub fn json(out: &std::process::Output) -> serde_json::Value {
+    serde_json::from_slice(&out.stdout).expect("stdout is JSON")
+}
+
+/// Fund `env`'s wallet with `amount` sat at `mint` (`wallet mint`, whose
+/// fake Lightning backend pays the invoice); asserts success.
+pub fn fund(env: &TestEnv, mint: &str, amount: u64) -> std::process::Output {
+    let out = env
+        .cmd()
+        .args(["wallet", "mint", &amount.to_string(), "--mint", mint])
+        .args(["--timeout", "30s"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    out
+}
+
+/// (spendable, sent but not yet redeemed) over every mint of `env`'s wallet.
+pub fn balance(env: &TestEnv) -> (u64, u64) {
+    let (spendable, pending, _) = balance_held(env);
+    (spendable, pending)
+}
+
+/// (spendable, sent but not yet redeemed, held: pending at the mint).
+pub fn balance_held(env: &TestEnv) -> (u64, u64, u64) {
+    let out = env
+        .cmd()
+        .args(["wallet", "balance", "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let v = json(&out);
+    let a = v.as_array().expect("an array of balances");
+    let sum = |k: &str| a.iter().map(|b| b[k].as_u64().expect("a number")).sum();
+    (sum("amount"), sum("pending"), sum("held"))
+}
+
 /// Publish signed events to relays over real websockets.
 pub fn publish(keys: &Keys, relays: &[&TestRelay], events: &[Event]) {
     RT.block_on(async {
