@@ -560,7 +560,7 @@ impl Worker {
                 b = catch_up(&shared, since) => b,
                 _ = shutdown.changed() => Vec::new(),
             };
-            let stopping = *shutdown.borrow();
+            let mut stopping = *shutdown.borrow();
             let mut ad_tick =
                 tokio::time::interval(Duration::from_secs(shared.cfg.advertise_every.max(1)));
             let mut jobs = tokio::task::JoinSet::new();
@@ -570,7 +570,7 @@ impl Worker {
             }
             while !stopping {
                 tokio::select! {
-                    _ = shutdown.changed() => break,
+                    _ = shutdown.changed() => stopping = true,
                     _ = ad_tick.tick() => {
                         let depth = shared.queued.lock().map(|q| q.len()).unwrap_or(0);
                         shared.publish(advertisement(&shared.cfg, depth)).await;
@@ -590,7 +590,7 @@ impl Worker {
                         }
                         Ok(_) => {}
                         Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
-                        Err(_) => break,
+                        Err(_) => stopping = true,
                     },
                 }
             }
