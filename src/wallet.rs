@@ -205,6 +205,87 @@ pub struct LocalWallet {
     /// Operations share it; recovery takes it alone, so it never runs
     /// while another task of this process is mid-operation.
     ops: tokio::sync::RwLock<()>,
+    /// How tokens this wallet makes are written out.
+    format: TokenFormat,
+}
+
+/// How a token jobctl makes is written: `cashuA` (V3, JSON, proofs with
+/// full keyset ids) or `cashuB` (V4, CBOR, short keyset ids). Today's
+/// clients (cashu-ts 3.6 in Budabit) cannot decode offline a `cashuB`
+/// token whose proofs carry short ids of version-01 keysets, so V3 is the
+/// default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TokenFormat {
+    /// `cashuA...` with full keyset ids.
+    #[default]
+    V3,
+    /// `cashuB...` as cdk writes it.
+    V4,
+}
+
+impl std::str::FromStr for TokenFormat {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "cashua" | "a" | "v3" => Ok(TokenFormat::V3),
+            "cashub" | "b" | "v4" => Ok(TokenFormat::V4),
+            _ => Err(format!("`{s}` is not a token format (cashuA or cashuB)")),
+        }
+    }
+}
+
+/// Write `token` in `format`. For V3 every proof carries its keyset's
+/// full id (looked up in the wallet's keysets for `w`'s mint); if they
+/// cannot be had, cdk's own V3 form (short ids) is the fallback, which
+/// still decodes for version-00 keysets.
+pub async fn encode_token(w: &Wallet, token: &Token, format: TokenFormat) -> String {
+    if format == TokenFormat::V4 {
+        return token.to_string();
+    }
+    let infos: Vec<KeySetInfo> = match w.keysets(KeysetLoadPolicy::CacheThenNetwork).await {
+        Ok(k) => k
+            .into_iter()
+            .map(|ks| KeySetInfo {
+                id: ks.id,
+                unit: ks.unit,
+                active: ks.active.unwrap_or(false),
+                input_fee_ppk: ks.input_fee_ppk,
+                final_expiry: ks.final_expiry,
+            })
+            .collect(),
+        Err(_) => Vec::new(),
+    };
+    full_id_v3(token, &infos).unwrap_or_else(|| token.to_v3_string())
+}
+
+/// `token` as V3 with full keyset ids, given the mint's keysets.
+pub fn full_id_v3(token: &Token, keysets: &[KeySetInfo]) -> Option<String> {
+    use cdk::nuts::nut00::token::TokenV3Token;
+    use cdk::nuts::nut00::{ProofV3, TokenV3};
+    use cdk::nuts::nut02::ShortKeysetId;
+    let mint = token.mint_url().ok()?;
+    let proofs = token.proofs(keysets).ok()?;
+    if proofs.is_empty() {
+        return None;
+    }
+    let mut v3 = Vec::with_capacity(proofs.len());
+    for p in proofs {
+        let id = ShortKeysetId::from_bytes(&p.keyset_id.to_bytes()).ok()?;
+        v3.push(ProofV3 {
+            amount: p.amount,
+            keyset_id: id,
+            secret: p.secret,
+            c: p.c,
+            witness: p.witness,
+            dleq: p.dleq,
+        });
+    }
+    let t = TokenV3 {
+        token: vec![TokenV3Token { mint, proofs: v3 }],
+        memo: token.memo().clone(),
+        unit: token.unit(),
+    };
+    Some(t.to_string())
 }
 
 /// Holds the wallet for one operation: the cross-process lock file and
@@ -281,7 +362,13 @@ impl LocalWallet {
             repo,
             dir: dir.to_path_buf(),
             ops: tokio::sync::RwLock::new(()),
+            format: TokenFormat::default(),
         })
+    }
+
+    /// How tokens this wallet makes are written from now on.
+    pub fn set_token_format(&mut self, format: TokenFormat) {
+        self.format = format;
     }
 
     /// The directory.
@@ -857,7 +944,7 @@ impl LocalWallet {
             }
         }
         let token = match prepared.confirm(None).await {
-            Ok(t) => t.to_string(),
+            Ok(t) => encode_token(&w, &t, self.format).await,
             Err(e) => {
                 if let Some(j) = journal.as_deref_mut() {
                     let _ = j.send_state(&op_id, "failed", &e.to_string());
@@ -983,7 +1070,7 @@ impl LocalWallet {
                 }
             }
             let locked = match prepared.confirm(None).await {
-                Ok(t) => t.to_string(),
+                Ok(t) => encode_token(&w, &t, self.format).await,
                 Err(e) => {
                     if let Some(j) = journal.as_deref_mut() {
                         let _ = j.send_state(&op_id, "failed", &e.to_string());
