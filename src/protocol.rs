@@ -565,9 +565,11 @@ pub fn cancel_request(job: &EventId, worker: &PublicKey, reason: &str) -> EventB
 /// A NIP-65 relay list (kind 10002) naming `relays` for reading and
 /// writing (an `r` tag without a marker means both).
 pub fn relay_list(relays: &[RelayUrl]) -> EventBuilder {
-    EventBuilder::new(Kind::Custom(KIND_RELAY_LIST), "").tags(relays.iter().map(|r| {
-        Tag::custom(TagKind::Custom("r".into()), [r.to_string()])
-    }))
+    EventBuilder::new(Kind::Custom(KIND_RELAY_LIST), "").tags(
+        relays
+            .iter()
+            .map(|r| Tag::custom(TagKind::Custom("r".into()), [r.to_string()])),
+    )
 }
 
 /// A NIP-51 follow set (kind 30000, `d` = `d`) with one `p` tag per member.

@@ -362,7 +362,9 @@ impl LocalWallet {
             repo,
             dir: dir.to_path_buf(),
             ops: tokio::sync::RwLock::new(()),
-            format: TokenFormat::default(),
+            // cdk's own form for `wallet send`; job payments choose theirs
+            // (V3 by default) with [`LocalWallet::set_token_format`].
+            format: TokenFormat::V4,
         })
     }
 

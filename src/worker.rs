@@ -171,7 +171,10 @@ pub fn advertisement(cfg: &WorkerConfig, me: &PublicKey, queue_depth: usize) -> 
             "freelist_event",
             &[&crate::protocol::freelist_address(me, FREELIST_D)],
         ));
-        tags.push(tag("freelist_timeout", &[&cfg.freelist_timeout.to_string()]));
+        tags.push(tag(
+            "freelist_timeout",
+            &[&cfg.freelist_timeout.to_string()],
+        ));
     }
     if cfg.price_per_second > 0 {
         for m in &cfg.mints {
@@ -493,7 +496,7 @@ impl Shared {
                         amount,
                         fees: fee,
                         note: None,
-                    }
+                    };
                 }
                 Ok(Err(e)) => {
                     // A definite failure: cdk released the proofs.
@@ -616,7 +619,10 @@ impl Worker {
             .client
             .subscribe(
                 Filter::new()
-                    .kinds([Kind::EventDeletion, Kind::Custom(crate::protocol::KIND_JOB_CANCEL)])
+                    .kinds([
+                        Kind::EventDeletion,
+                        Kind::Custom(crate::protocol::KIND_JOB_CANCEL),
+                    ])
                     .since(since),
                 None,
             )
@@ -723,7 +729,10 @@ async fn catch_up(shared: &Shared, now: Timestamp) -> Vec<(Event, Arrival)> {
                     .author(me)
                     .events(chunk.iter().copied()),
                 Filter::new()
-                    .kinds([Kind::EventDeletion, Kind::Custom(crate::protocol::KIND_JOB_CANCEL)])
+                    .kinds([
+                        Kind::EventDeletion,
+                        Kind::Custom(crate::protocol::KIND_JOB_CANCEL),
+                    ])
                     .events(chunk.iter().copied()),
             ],
             CATCH_UP_TIMEOUT,

@@ -147,8 +147,8 @@ fn job_input(a: &RerunArgs) -> Result<Option<String>> {
         .map_err(|e| Error::io("cannot read the job's input from stdin", e))?;
         buf
     } else {
-        let f = std::fs::File::open(src)
-            .map_err(|e| Error::input(format!("--stdin {src}: {e}")))?;
+        let f =
+            std::fs::File::open(src).map_err(|e| Error::input(format!("--stdin {src}: {e}")))?;
         let mut buf = Vec::new();
         std::io::Read::read_to_end(
             &mut std::io::Read::take(f, MAX_STDIN_BYTES as u64 + 1),
