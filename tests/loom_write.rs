@@ -5,6 +5,8 @@
 //! cdk mint and loopback relays.
 
 mod common;
+#[path = "common/nutshell.rs"]
+mod nutshell;
 
 use std::io::Write;
 use std::str::FromStr;
@@ -493,4 +495,121 @@ fn worker_publishes_relay_list_and_freelist_and_runs_freelisted_jobs_free() {
         "Pubkey not whitelisted for this worker".to_string()
     ]));
     assert_eq!(w.state(&id), "failed");
+}
+
+#[test]
+fn nutshell_payments_are_v3_with_full_version_01_ids_and_the_worker_redeems_both() {
+    let Some(mint) = nutshell::Nutshell::start(0) else {
+        return;
+    };
+    let relay = TestRelay::start();
+    let env = TestEnv::new();
+    let dir = tempfile::tempdir().unwrap();
+    let wkeys = Keys::generate();
+    let cfg = WorkerConfig {
+        allow_cmds: vec!["echo".into()],
+        price_per_second: 1,
+        mints: vec![mint.url.clone()],
+        min_duration: 1,
+        blob_dir: Some(dir.path().join("blobs")),
+        wallet_dir: Some(dir.path().join("wallet")),
+        ..Default::default()
+    };
+    let url = RelayUrl::parse(&relay.url).unwrap();
+    let worker = RT
+        .block_on(Worker::start(cfg, wkeys.clone(), &[url]))
+        .unwrap();
+    let out = env
+        .cmd()
+        .args(["wallet", "mint", "100", "--mint", &mint.url])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let mut ids = Vec::new();
+    for extra in [&[][..], &["--token-format", "cashuB"][..]] {
+        let out = env
+            .cmd()
+            .args(["rerun", "--amount", "10", "--cmd", "echo"])
+            .args([
+                "--worker",
+                &wkeys.public_key().to_hex(),
+                "--relay",
+                &relay.url,
+            ])
+            .args(extra)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        ids.push(stdout(&out));
+    }
+    let payment = |id: &str| {
+        let ev = relay
+            .query(Filter::new().id(EventId::from_hex(id).unwrap()))
+            .pop()
+            .expect("job on the relay");
+        tags(&ev)
+            .into_iter()
+            .find(|t| t[0] == "payment")
+            .map(|t| t[1].clone())
+            .expect("payment")
+    };
+    let a = payment(&ids[0]);
+    assert!(a.starts_with("cashuA"), "{a}");
+    assert_full_ids(&a);
+    // Nutshell 0.20's keysets are version 01: the case cashu-ts cannot
+    // decode offline from a V4 token's short ids.
+    let v3 = cdk::nuts::TokenV3::from_str(&a).unwrap();
+    let id = v3.token[0].proofs[0].keyset_id.to_string();
+    assert!(id.starts_with("01") && id.len() == 66, "{id}");
+    assert!(payment(&ids[1]).starts_with("cashuB"));
+    for id in &ids {
+        let out = env
+            .cmd()
+            .args(["watch", id, "--exit-status", "--timeout", "40s"])
+            .args(["--relay", &relay.url])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        let out = env
+            .cmd()
+            .args(["reclaim", id, "--relay", &relay.url])
+            .output()
+            .unwrap();
+        assert_eq!(stdout(&out), format!("{id} claimed 9"), "{}", stderr(&out));
+    }
+    RT.block_on(worker.shutdown());
+}
+
+#[test]
+fn the_worker_command_takes_a_freelist() {
+    let mint = TestMint::start();
+    let relay = TestRelay::start();
+    let wenv = TestEnv::new();
+    let friend = Keys::generate().public_key().to_hex();
+    let mut child = wenv
+        .std_cmd()
+        .args(["worker", "--allow-cmd", "echo", "--price", "1"])
+        .args(["--accept-mint", &mint.url, "--relay", &relay.url])
+        .args(["--freelist", &friend, "--freelist-timeout", "5s"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    assert!(line.starts_with("npub1"), "{line}");
+    let wpk = wenv.keys.public_key();
+    let sets = relay.query(Filter::new().kind(Kind::Custom(30000)).author(wpk));
+    let ads = relay.query(Filter::new().kind(Kind::Custom(10100)).author(wpk));
+    let lists = relay.query(Filter::new().kind(Kind::Custom(10002)).author(wpk));
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(sets.len(), 1);
+    assert!(tags(&sets[0]).contains(&vec!["p".to_string(), friend]));
+    assert!(tags(&ads[0]).contains(&vec!["freelist_timeout".to_string(), "5".to_string()]));
+    assert_eq!(lists.len(), 1);
 }
