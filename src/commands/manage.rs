@@ -85,9 +85,17 @@ pub fn cancel(ctx: &Ctx, a: CancelArgs) -> Result<i32> {
         let deletion = dispatch::cancel_event(&r.id, &key.keys, &a.reason)?;
         // Also the Loom cancel (kind 5102, `e` job, `p` worker): swarmstr's
         // workers listen for it, not for NIP-09. Both go out together.
+        // The worker: from the request, else its first `p` tag (how
+        // every client today reads it).
         let worker = jobctl::protocol::JobRequest::from_event(&req)
             .map(|j| j.worker)
-            .unwrap_or(req.pubkey);
+            .or_else(|| req.tags.public_keys().next().copied());
+        let Some(worker) = worker else {
+            return Err(Error::input(format!(
+                "job {} names no worker to cancel it with",
+                short_id(&r.id.to_hex())
+            )));
+        };
         let loom = jobctl::protocol::cancel_request(&r.id, &worker, &a.reason)
             .sign_with_keys(&key.keys)
             .map_err(|e| Error::Runtime(format!("cannot sign the cancel request: {e}")))?;
@@ -111,9 +119,10 @@ pub fn cancel(ctx: &Ctx, a: CancelArgs) -> Result<i32> {
             &tracker.id,
             "cancel-requested",
             &format!(
-                "deletion {} accepted by {accepted}/{} relays",
+                "deletion {} accepted by {accepted}/{} relays; kind 5102 cancel {} by {loom_accepted}",
                 deletion.id,
-                outcomes.len()
+                outcomes.len(),
+                loom.id
             ),
         )?;
     }
