@@ -580,21 +580,26 @@ impl Worker {
             queued: Mutex::new(HashMap::new()),
             shutdown,
         });
-        shared.publish(crate::protocol::relay_list(relays)).await;
-        if !shared.cfg.freelist.is_empty() {
-            let members: Vec<PublicKey> = shared
-                .cfg
-                .freelist
-                .iter()
-                .filter_map(|k| crate::config::parse_pubkey(k).ok())
-                .collect();
-            shared
-                .publish(crate::protocol::freelist(FREELIST_D, &members))
-                .await;
-        }
-        shared
-            .publish(advertisement(&shared.cfg, &keys.public_key(), 0))
-            .await;
+        // The relay list (NIP-65), the freelist (NIP-51) and the ad go out
+        // together: a silent relay costs one publish timeout, not three.
+        let members: Vec<PublicKey> = shared
+            .cfg
+            .freelist
+            .iter()
+            .filter_map(|k| crate::config::parse_pubkey(k).ok())
+            .collect();
+        let freelist = async {
+            if !members.is_empty() {
+                shared
+                    .publish(crate::protocol::freelist(FREELIST_D, &members))
+                    .await;
+            }
+        };
+        tokio::join!(
+            shared.publish(crate::protocol::relay_list(relays)),
+            freelist,
+            shared.publish(advertisement(&shared.cfg, &keys.public_key(), 0)),
+        );
         // Open (and crash-recover) the wallet of every accepted mint now,
         // before any job runs; a mint that is down is retried per job.
         for m in shared.cfg.mints.clone() {
