@@ -580,33 +580,6 @@ impl Worker {
             queued: Mutex::new(HashMap::new()),
             shutdown,
         });
-        // The relay list (NIP-65), the freelist (NIP-51) and the ad go out
-        // together: a silent relay costs one publish timeout, not three.
-        let members: Vec<PublicKey> = shared
-            .cfg
-            .freelist
-            .iter()
-            .filter_map(|k| crate::config::parse_pubkey(k).ok())
-            .collect();
-        let freelist = async {
-            if !members.is_empty() {
-                shared
-                    .publish(crate::protocol::freelist(FREELIST_D, &members))
-                    .await;
-            }
-        };
-        tokio::join!(
-            shared.publish(crate::protocol::relay_list(relays)),
-            freelist,
-            shared.publish(advertisement(&shared.cfg, &keys.public_key(), 0)),
-        );
-        // Open (and crash-recover) the wallet of every accepted mint now,
-        // before any job runs; a mint that is down is retried per job.
-        for m in shared.cfg.mints.clone() {
-            if let Err(e) = shared.mint_wallet(&m).await {
-                tracing::warn!("mint {m}: {e}");
-            }
-        }
         let me = keys.public_key();
         let mut rx = shared.client.notifications();
         let since = Timestamp::now();
@@ -632,7 +605,40 @@ impl Worker {
                 None,
             )
             .await;
-        let backlog = catch_up(&shared, since).await;
+        // The relay list (NIP-65), the freelist (NIP-51) and the ad go out
+        // together, while the accepted mints' wallets open (and
+        // crash-recover) and the catch-up looks for open jobs: a silent
+        // relay or mint costs one timeout, not one per step. No job runs
+        // before all three are done.
+        let members: Vec<PublicKey> = shared
+            .cfg
+            .freelist
+            .iter()
+            .filter_map(|k| crate::config::parse_pubkey(k).ok())
+            .collect();
+        let announce = async {
+            let freelist = async {
+                if !members.is_empty() {
+                    shared
+                        .publish(crate::protocol::freelist(FREELIST_D, &members))
+                        .await;
+                }
+            };
+            tokio::join!(
+                shared.publish(crate::protocol::relay_list(relays)),
+                freelist,
+                shared.publish(advertisement(&shared.cfg, &me, 0)),
+            );
+        };
+        // A mint that is down is retried per job.
+        let open_mints = async {
+            for m in shared.cfg.mints.clone() {
+                if let Err(e) = shared.mint_wallet(&m).await {
+                    tracing::warn!("mint {m}: {e}");
+                }
+            }
+        };
+        let ((), (), backlog) = tokio::join!(announce, open_mints, catch_up(&shared, since));
         let blob_base = shared.blob_base.clone();
         let task = tokio::spawn(async move {
             let _server = server;
