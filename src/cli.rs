@@ -160,6 +160,19 @@ pub struct RerunArgs {
     #[arg(long, value_name = "SAT", conflicts_with = "token")]
     pub amount: Option<u64>,
 
+    /// How a token the wallet makes (--amount, --lock) is written: `cashuA`
+    /// (V3 with full keyset ids, which every client decodes offline) or
+    /// `cashuB` (V4) [default: config `token_format`, else cashuA]. A token
+    /// you pass is published as given.
+    #[arg(long, value_name = "cashuA|cashuB", value_parser = |s: &str| s.parse::<jobctl::wallet::TokenFormat>())]
+    pub token_format: Option<jobctl::wallet::TokenFormat>,
+
+    /// The job's input, put in the request's content (read by the worker
+    /// as the command's stdin); `-` reads stdin. At most 64 KiB; cannot be
+    /// combined with `--token -`.
+    #[arg(long = "stdin", value_name = "FILE|-")]
+    pub stdin: Option<String>,
+
     /// Mint to pay from with --amount [default: one the worker accepts
     /// (its advertisement) that holds enough balance].
     #[arg(long, value_name = "URL", requires = "amount", value_parser = jobctl::payment::parse_mint_url)]
@@ -396,7 +409,8 @@ pub struct WorkerArgs {
     /// Worker config file (TOML: name, allow_cmds, allow_clients,
     /// unpaid_clients, price_per_second, mints, min_duration, max_duration,
     /// concurrency, blob_dir, blob_addr, wallet_dir, advertise_every,
-    /// mint_timeout, catch_up; durations in seconds).
+    /// mint_timeout, catch_up, token_format, freelist, freelist_timeout;
+    /// durations in seconds).
     #[arg(long = "worker-config", value_name = "PATH")]
     pub worker_config: Option<PathBuf>,
 
@@ -436,6 +450,15 @@ pub struct WorkerArgs {
     /// Upper bound on every call to a mint (e.g. 30s) [default: 30s].
     #[arg(long = "mint-timeout", value_name = "DURATION")]
     pub mint_timeout: Option<String>,
+
+    /// Pubkey whose unpaid jobs run free (repeatable; replaces the config's
+    /// `freelist`). Published as a NIP-51 list and named in the ad.
+    #[arg(long = "freelist", value_name = "PUBKEY")]
+    pub freelist: Vec<String>,
+
+    /// Longest free run of a freelisted pubkey, e.g. 10m [default: 600s].
+    #[arg(long = "freelist-timeout", value_name = "DURATION")]
+    pub freelist_timeout: Option<String>,
 
     /// Relay URL; repeat for several [default: the configured relays].
     #[arg(long = "relay", value_name = "URL")]

@@ -97,6 +97,8 @@ pub struct FileConfig {
     pub min_accept: Option<usize>,
     /// Timeouts, as `10s`, `500ms`, `2m`.
     pub timeouts: Option<FileTimeouts>,
+    /// How tokens the wallet makes for jobs are written: `cashuA` or `cashuB`.
+    pub token_format: Option<String>,
 }
 
 /// `[timeouts]` table.
@@ -138,6 +140,8 @@ pub struct Config {
     pub query_timeout: Duration,
     /// Bound on a wallet command that talks to a mint.
     pub mint_timeout: Duration,
+    /// How tokens the wallet makes for jobs are written.
+    pub token_format: crate::wallet::TokenFormat,
 }
 
 impl Config {
@@ -156,6 +160,7 @@ impl Config {
             publish_timeout: DEFAULT_PUBLISH_TIMEOUT,
             query_timeout: DEFAULT_QUERY_TIMEOUT,
             mint_timeout: DEFAULT_MINT_TIMEOUT,
+            token_format: crate::wallet::TokenFormat::V3,
         }
     }
 
@@ -224,6 +229,9 @@ impl Config {
         if let Some(p) = file.p_tag {
             cfg.p_tag = parse_p_tag(&p).map_err(|e| err(format!("p_tag: {e}")))?;
         }
+        if let Some(f) = file.token_format {
+            cfg.token_format = f.parse().map_err(|e| err(format!("token_format: {e}")))?;
+        }
         if let Some(k) = file.key_file {
             cfg.key_file = expand_tilde(&k);
         }
@@ -284,6 +292,13 @@ impl Config {
                 query: Some(format_duration(self.query_timeout)),
                 mint: Some(format_duration(self.mint_timeout)),
             }),
+            token_format: Some(
+                match self.token_format {
+                    crate::wallet::TokenFormat::V3 => "cashuA",
+                    crate::wallet::TokenFormat::V4 => "cashuB",
+                }
+                .to_string(),
+            ),
         };
         toml::to_string(&file).unwrap_or_default()
     }
@@ -311,6 +326,10 @@ p_tag = "worker"
 
 # How many relays must accept a job for `rerun` to exit 0 (--min-accept).
 min_accept = 1
+
+# How tokens the wallet makes for jobs are written (--token-format):
+# "cashuA" (V3, decoded offline by every client) or "cashuB" (V4).
+# token_format = "cashuA"
 
 [timeouts]
 # Each is the default --timeout of a group of commands, and bounds the whole

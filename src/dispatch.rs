@@ -33,6 +33,8 @@ pub struct JobSpec {
     pub env: Vec<(String, String)>,
     /// Secret environment, plaintext here; encrypted by [`build`].
     pub secrets: Vec<(String, String)>,
+    /// The job's input (`--stdin`), sent as the request's content.
+    pub content: String,
 }
 
 impl JobSpec {
@@ -43,7 +45,7 @@ impl JobSpec {
     /// nothing about secret values to someone without the key.
     pub fn content_hash(&self, keys: &Keys) -> String {
         let me = keys.public_key();
-        let canonical = serde_json::json!({
+        let mut canonical = serde_json::json!({
             "key": keys.secret_key().to_secret_hex(),
             "worker": self.worker.to_hex(),
             "p": self.p_tag.resolve(&self.worker, &me).to_hex(),
@@ -53,6 +55,11 @@ impl JobSpec {
             "secrets": self.secrets,
             "parent": self.parent.map(|p| p.to_hex()),
         });
+        // Only when there is input: jobs journaled before `--stdin` existed
+        // keep their hash.
+        if !self.content.is_empty() {
+            canonical["content"] = serde_json::Value::String(self.content.clone());
+        }
         crate::logs::sha256_hex(canonical.to_string().as_bytes())
     }
 }
@@ -74,7 +81,7 @@ pub fn build(spec: &JobSpec, keys: &Keys) -> Result<JobRequest> {
         parent: spec.parent,
         env: spec.env.clone(),
         secrets,
-        content: String::new(),
+        content: spec.content.clone(),
     })
 }
 

@@ -733,6 +733,43 @@ pub fn validate_job_fields(
     Ok(())
 }
 
+/// Loom job cancel (swarmstr's workers listen for it): `e` = job, `p` = worker.
+pub const KIND_JOB_CANCEL: u16 = 5102;
+
+/// NIP-65 relay list.
+pub const KIND_RELAY_LIST: u16 = 10002;
+
+/// NIP-51 follow set (used as a worker's freelist).
+pub const KIND_FOLLOW_SET: u16 = 30000;
+
+/// A kind 5102 cancel of `job` addressed to `worker`, `reason` as content.
+pub fn cancel_request(job: &EventId, worker: &PublicKey, reason: &str) -> EventBuilder {
+    EventBuilder::new(Kind::Custom(KIND_JOB_CANCEL), reason)
+        .tags([Tag::event(*job), Tag::public_key(*worker)])
+}
+
+/// A NIP-65 relay list (kind 10002) naming `relays` for reading and
+/// writing (an `r` tag without a marker means both).
+pub fn relay_list(relays: &[RelayUrl]) -> EventBuilder {
+    EventBuilder::new(Kind::Custom(KIND_RELAY_LIST), "").tags(
+        relays
+            .iter()
+            .map(|r| Tag::custom(TagKind::Custom("r".into()), [r.to_string()])),
+    )
+}
+
+/// A NIP-51 follow set (kind 30000, `d` = `d`) with one `p` tag per member.
+pub fn freelist(d: &str, members: &[PublicKey]) -> EventBuilder {
+    let mut tags = vec![Tag::identifier(d)];
+    tags.extend(members.iter().map(|m| Tag::public_key(*m)));
+    EventBuilder::new(Kind::Custom(KIND_FOLLOW_SET), "").tags(tags)
+}
+
+/// The `kind:pubkey:d` address of `author`'s follow set `d`.
+pub fn freelist_address(author: &PublicKey, d: &str) -> String {
+    format!("{KIND_FOLLOW_SET}:{}:{d}", author.to_hex())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -64,6 +64,14 @@ pub struct WorkerConfig {
     /// published up to this many seconds ago and have no terminal status
     /// or result from it yet (0: only jobs published from now on).
     pub catch_up: u64,
+    /// How change tokens are written: `cashuA` (V3, default: every client
+    /// decodes it offline) or `cashuB` (V4).
+    pub token_format: String,
+    /// Pubkeys whose unpaid jobs run free (published as a NIP-51 follow
+    /// set, kind 30000, and named in the ad as `freelist_event`).
+    pub freelist: Vec<String>,
+    /// Longest free run for a freelisted pubkey, in seconds (advertised).
+    pub freelist_timeout: u64,
 }
 
 impl Default for WorkerConfig {
@@ -84,6 +92,9 @@ impl Default for WorkerConfig {
             advertise_every: 120,
             mint_timeout: 30,
             catch_up: 24 * 3600,
+            token_format: "cashuA".into(),
+            freelist: vec![],
+            freelist_timeout: 600,
         }
     }
 }
@@ -118,6 +129,15 @@ impl WorkerConfig {
         for k in self.allow_clients.iter().chain(&self.unpaid_clients) {
             crate::config::parse_pubkey(k).map_err(|e| format!("clients: {e}"))?;
         }
+        for k in &self.freelist {
+            crate::config::parse_pubkey(k).map_err(|e| format!("freelist: {e}"))?;
+        }
+        if self.freelist_timeout == 0 {
+            return Err("freelist_timeout: must be at least 1 second".into());
+        }
+        self.token_format
+            .parse::<wallet::TokenFormat>()
+            .map_err(|e| format!("token_format: {e}"))?;
         Ok(())
     }
 }
@@ -129,8 +149,11 @@ fn tag(name: &str, values: &[&str]) -> Tag {
     )
 }
 
-/// The advertisement event.
-pub fn advertisement(cfg: &WorkerConfig, queue_depth: usize) -> EventBuilder {
+/// The `d` of the worker's freelist (NIP-51 follow set, kind 30000).
+pub const FREELIST_D: &str = "loom-freelist";
+
+/// The advertisement event of worker `me`.
+pub fn advertisement(cfg: &WorkerConfig, me: &PublicKey, queue_depth: usize) -> EventBuilder {
     let content = serde_json::json!({
         "name": cfg.name,
         "description": "jobctl reference worker",
@@ -143,6 +166,16 @@ pub fn advertisement(cfg: &WorkerConfig, queue_depth: usize) -> EventBuilder {
         tag("min_duration", &[&cfg.min_duration.to_string()]),
         tag("max_duration", &[&cfg.max_duration.to_string()]),
     ];
+    if !cfg.freelist.is_empty() {
+        tags.push(tag(
+            "freelist_event",
+            &[&crate::protocol::freelist_address(me, FREELIST_D)],
+        ));
+        tags.push(tag(
+            "freelist_timeout",
+            &[&cfg.freelist_timeout.to_string()],
+        ));
+    }
     if cfg.price_per_second > 0 {
         for m in &cfg.mints {
             tags.push(tag(
@@ -173,6 +206,8 @@ struct Outcome {
     change: Option<String>,
     /// Why no (or less) change came back, for the result's content.
     note: Option<String>,
+    /// The worker's reason for refusing or failing the job (`error` tag).
+    error: Option<String>,
 }
 
 fn result(job: &Event, o: &Outcome) -> EventBuilder {
@@ -195,6 +230,9 @@ fn result(job: &Event, o: &Outcome) -> EventBuilder {
     if let Some(c) = &o.change {
         tags.push(tag("change", &[c]));
     }
+    if let Some(e) = &o.error {
+        tags.push(tag("error", &[e]));
+    }
     EventBuilder::new(
         Kind::Custom(KIND_JOB_RESULT),
         o.note.clone().unwrap_or_default(),
@@ -202,12 +240,27 @@ fn result(job: &Event, o: &Outcome) -> EventBuilder {
     .tags(tags)
 }
 
+/// The words today's clients show for an unpaid job from a pubkey the
+/// worker does not let run free.
+pub const NOT_WHITELISTED: &str = "Pubkey not whitelisted for this worker";
+
+/// How a job is paid for.
+#[derive(Debug)]
+enum Paid {
+    /// With this token.
+    Token(PaymentToken),
+    /// Unpaid, from an `unpaid_clients` key (up to `max_duration`).
+    Unpaid,
+    /// Unpaid, from a freelisted key (up to `freelist_timeout`).
+    Free,
+}
+
 /// Why a job is refused (the `failed` status message).
 fn validate(
     cfg: &WorkerConfig,
     req: &JobRequest,
     client: &PublicKey,
-) -> std::result::Result<Option<PaymentToken>, String> {
+) -> std::result::Result<Paid, String> {
     if !cfg.allow_cmds.contains(&req.cmd) {
         return Err(format!(
             "command `{}` is not allowed here (allowed: {})",
@@ -225,9 +278,12 @@ fn validate(
     }
     let Some(raw) = &req.payment else {
         if listed(&cfg.unpaid_clients) {
-            return Ok(None);
+            return Ok(Paid::Unpaid);
         }
-        return Err("payment required".into());
+        if listed(&cfg.freelist) {
+            return Ok(Paid::Free);
+        }
+        return Err(NOT_WHITELISTED.into());
     };
     let token = PaymentToken::parse(raw).map_err(|e| format!("bad payment: {e}"))?;
     let norm = |s: &str| s.trim_end_matches('/').to_ascii_lowercase();
@@ -251,7 +307,7 @@ fn validate(
             cfg.price_per_second
         ));
     }
-    Ok(Some(token))
+    Ok(Paid::Token(token))
 }
 
 struct Shared {
@@ -434,12 +490,13 @@ impl Shared {
             }
             match tokio::time::timeout(t, prepared.confirm(None)).await {
                 Ok(Ok(token)) => {
+                    let format = self.cfg.token_format.parse().unwrap_or_default();
                     return Change {
-                        token: Some(token.to_string()),
+                        token: Some(wallet::encode_token(&w, &token, format).await),
                         amount,
                         fees: fee,
                         note: None,
-                    }
+                    };
                 }
                 Ok(Err(e)) => {
                     // A definite failure: cdk released the proofs.
@@ -523,14 +580,6 @@ impl Worker {
             queued: Mutex::new(HashMap::new()),
             shutdown,
         });
-        shared.publish(advertisement(&shared.cfg, 0)).await;
-        // Open (and crash-recover) the wallet of every accepted mint now,
-        // before any job runs; a mint that is down is retried per job.
-        for m in shared.cfg.mints.clone() {
-            if let Err(e) = shared.mint_wallet(&m).await {
-                tracing::warn!("mint {m}: {e}");
-            }
-        }
         let me = keys.public_key();
         let mut rx = shared.client.notifications();
         let since = Timestamp::now();
@@ -546,8 +595,49 @@ impl Worker {
             .await;
         let _ = shared
             .client
-            .subscribe(Filter::new().kind(Kind::EventDeletion).since(since), None)
+            .subscribe(
+                Filter::new()
+                    .kinds([
+                        Kind::EventDeletion,
+                        Kind::Custom(crate::protocol::KIND_JOB_CANCEL),
+                    ])
+                    .since(since),
+                None,
+            )
             .await;
+        // The relay list (NIP-65), the freelist (NIP-51) and the ad go out
+        // together while the accepted mints' wallets open (and
+        // crash-recover): a silent relay or mint costs one timeout, not one
+        // per step. The catch-up runs in the background task below.
+        let members: Vec<PublicKey> = shared
+            .cfg
+            .freelist
+            .iter()
+            .filter_map(|k| crate::config::parse_pubkey(k).ok())
+            .collect();
+        let announce = async {
+            let freelist = async {
+                if !members.is_empty() {
+                    shared
+                        .publish(crate::protocol::freelist(FREELIST_D, &members))
+                        .await;
+                }
+            };
+            tokio::join!(
+                shared.publish(crate::protocol::relay_list(relays)),
+                freelist,
+                shared.publish(advertisement(&shared.cfg, &me, 0)),
+            );
+        };
+        // A mint that is down is retried per job.
+        let open_mints = async {
+            for m in shared.cfg.mints.clone() {
+                if let Err(e) = shared.mint_wallet(&m).await {
+                    tracing::warn!("mint {m}: {e}");
+                }
+            }
+        };
+        tokio::join!(announce, open_mints);
         let blob_base = shared.blob_base.clone();
         let task = tokio::spawn(async move {
             let _server = server;
@@ -573,12 +663,12 @@ impl Worker {
                     _ = shutdown.changed() => stopping = true,
                     _ = ad_tick.tick() => {
                         let depth = shared.queued.lock().map(|q| q.len()).unwrap_or(0);
-                        shared.publish(advertisement(&shared.cfg, depth)).await;
+                        shared.publish(advertisement(&shared.cfg, &shared.keys.public_key(), depth)).await;
                     }
                     n = rx.recv() => match n {
                         Ok(RelayPoolNotification::Event { event, .. }) => {
                             let ev = (*event).clone();
-                            if ev.kind == Kind::EventDeletion {
+                            if is_cancel(&ev) {
                                 handle_cancel(&shared, &ev);
                             } else if ev.kind == Kind::Custom(KIND_JOB_REQUEST) {
                                 let fresh = shared.seen.lock().map(|mut s| s.insert(ev.id)).unwrap_or(false);
@@ -658,7 +748,10 @@ async fn catch_up(shared: &Shared, now: Timestamp) -> Vec<(Event, Arrival)> {
                     .author(me)
                     .events(chunk.iter().copied()),
                 Filter::new()
-                    .kind(Kind::EventDeletion)
+                    .kinds([
+                        Kind::EventDeletion,
+                        Kind::Custom(crate::protocol::KIND_JOB_CANCEL),
+                    ])
                     .events(chunk.iter().copied()),
             ],
             CATCH_UP_TIMEOUT,
@@ -667,7 +760,7 @@ async fn catch_up(shared: &Shared, now: Timestamp) -> Vec<(Event, Arrival)> {
         for ev in mine {
             let refs: Vec<EventId> = ev.tags.event_ids().copied().collect();
             for id in refs {
-                if ev.kind == Kind::EventDeletion {
+                if is_cancel(&ev) {
                     if authors.get(&id) == Some(&ev.pubkey) {
                         deleted.insert(id);
                     }
@@ -725,6 +818,11 @@ async fn catch_up(shared: &Shared, now: Timestamp) -> Vec<(Event, Arrival)> {
     out
 }
 
+/// A cancel: a NIP-09 deletion (kind 5) or a Loom cancel (kind 5102).
+fn is_cancel(ev: &Event) -> bool {
+    ev.kind == Kind::EventDeletion || ev.kind == Kind::Custom(crate::protocol::KIND_JOB_CANCEL)
+}
+
 fn handle_cancel(shared: &Shared, ev: &Event) {
     let queued = shared.queued.lock().map(|q| q.clone()).unwrap_or_default();
     for t in ev.tags.iter() {
@@ -759,12 +857,31 @@ async fn take_job(shared: Arc<Shared>, job: Event, arrival: Arrival) {
     if req.worker != shared.keys.public_key() {
         return; // addressed to us by `p` but meant for another worker
     }
-    let token = match validate(&shared.cfg, &req, &job.pubkey) {
+    let paid_how = match validate(&shared.cfg, &req, &job.pubkey) {
         Ok(t) => t,
         Err(reason) => {
+            if reason == NOT_WHITELISTED {
+                // No money involved: a result with the reason, as
+                // today's clients read it.
+                shared
+                    .publish(result(
+                        &job,
+                        &Outcome {
+                            exit_code: -1,
+                            error: Some(reason.clone()),
+                            ..Default::default()
+                        },
+                    ))
+                    .await;
+            }
             shared.publish(status(&job, "failed", &reason)).await;
             return;
         }
+    };
+    let free = matches!(paid_how, Paid::Free);
+    let token = match paid_how {
+        Paid::Token(t) => Some(t),
+        Paid::Unpaid | Paid::Free => None,
     };
     // Take the payment before anything runs; a locked one needs our key.
     let mut paid = 0u64;
@@ -834,7 +951,16 @@ async fn take_job(shared: Arc<Shared>, job: Event, arrival: Arrival) {
         ))
         .await;
     let price = shared.cfg.price_per_second;
-    let paid_secs = paid.checked_div(price).unwrap_or(shared.cfg.max_duration);
+    let paid_secs = if token.is_none() {
+        // Unpaid: a freelisted key gets up to freelist_timeout.
+        if free {
+            shared.cfg.freelist_timeout
+        } else {
+            shared.cfg.max_duration
+        }
+    } else {
+        paid.checked_div(price).unwrap_or(shared.cfg.max_duration)
+    };
     let limit = Duration::from_secs(paid_secs.min(shared.cfg.max_duration).max(1));
     let mut o = run_job(&shared, &job, &req, limit).await;
     let billed = ((o.duration.ceil() as u64).max(shared.cfg.min_duration) * price).min(paid);
@@ -883,7 +1009,11 @@ async fn run_job(shared: &Shared, job: &Event, req: &JobRequest, limit: Duration
     cmd.args(&req.args)
         .env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .stdin(std::process::Stdio::null())
+        .stdin(if req.content.is_empty() {
+            std::process::Stdio::null()
+        } else {
+            std::process::Stdio::piped()
+        })
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .kill_on_drop(true);
@@ -899,7 +1029,7 @@ async fn run_job(shared: &Shared, job: &Event, req: &JobRequest, limit: Duration
         }
     }
     let started = Instant::now();
-    let child = match cmd.spawn() {
+    let mut child = match cmd.spawn() {
         Ok(c) => c,
         Err(e) => {
             let url = shared
@@ -914,6 +1044,16 @@ async fn run_job(shared: &Shared, job: &Event, req: &JobRequest, limit: Duration
             };
         }
     };
+    // The request's content is the command's stdin (swarmstr's
+    // convention), written while the output is read, then closed.
+    if let Some(mut stdin) = child.stdin.take() {
+        let input = req.content.clone().into_bytes();
+        tokio::spawn(async move {
+            use tokio::io::AsyncWriteExt;
+            let _ = stdin.write_all(&input).await;
+            let _ = stdin.shutdown().await;
+        });
+    }
     let mut shutdown = shared.shutdown.clone();
     let waited = tokio::select! {
         r = tokio::time::timeout(limit, child.wait_with_output()) => Some(r),

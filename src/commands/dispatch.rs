@@ -123,7 +123,55 @@ fn job_spec(cfg: &Config, a: &RerunArgs, base: Option<&Base>) -> Result<JobSpec>
         parent,
         env,
         secrets,
+        // A rerun keeps the original's input unless --stdin replaces it.
+        content: base.map(|b| b.req.content.clone()).unwrap_or_default(),
     })
+}
+
+/// Largest job input (`--stdin`) accepted: 64 KiB, the smallest common
+/// relay cap on a whole event (strfry's default).
+const MAX_STDIN_BYTES: usize = 64 * 1024;
+
+/// The job's input from `--stdin FILE|-`, checked: UTF-8 (it rides in
+/// the event's content), at most [`MAX_STDIN_BYTES`], and not sharing
+/// stdin with `--token -`.
+fn job_input(a: &RerunArgs) -> Result<Option<String>> {
+    let Some(src) = a.stdin.as_deref() else {
+        return Ok(None);
+    };
+    let bytes = if src == "-" {
+        if a.token.as_deref() == Some("-") {
+            return Err(Error::input(
+                "--stdin - cannot be combined with --token -: both would read stdin",
+            ));
+        }
+        let mut buf = Vec::new();
+        std::io::Read::read_to_end(
+            &mut std::io::Read::take(std::io::stdin().lock(), MAX_STDIN_BYTES as u64 + 1),
+            &mut buf,
+        )
+        .map_err(|e| Error::io("cannot read the job's input from stdin", e))?;
+        buf
+    } else {
+        let f =
+            std::fs::File::open(src).map_err(|e| Error::input(format!("--stdin {src}: {e}")))?;
+        let mut buf = Vec::new();
+        std::io::Read::read_to_end(
+            &mut std::io::Read::take(f, MAX_STDIN_BYTES as u64 + 1),
+            &mut buf,
+        )
+        .map_err(|e| Error::input(format!("--stdin {src}: {e}")))?;
+        buf
+    };
+    if bytes.len() > MAX_STDIN_BYTES {
+        return Err(Error::input(format!(
+            "--stdin: the job's input is over {} KiB (relays refuse events that big)",
+            MAX_STDIN_BYTES / 1024
+        )));
+    }
+    String::from_utf8(bytes)
+        .map(Some)
+        .map_err(|_| Error::input("--stdin: the job's input is not UTF-8 text"))
 }
 
 /// `--secret KEY=VALUE`, or `--secret KEY` taking the value from the environment.
@@ -315,6 +363,9 @@ pub fn rerun(ctx: &Ctx, a: RerunArgs) -> Result<i32> {
         None => None,
     };
     let mut spec = job_spec(&cfg, &a, base.as_ref())?;
+    if let Some(input) = job_input(&a)? {
+        spec.content = input;
+    }
     let key = ctx.key(&cfg)?;
     tracing::info!(key = ?key, "signing key");
 
@@ -634,6 +685,8 @@ fn plan_line(
         no_check: true,
         require_check: false,
         strict: false,
+        token_format: None,
+        stdin: None,
     };
     let _ = n;
     let mut spec = job_spec(cfg, &args, None)?;
@@ -666,6 +719,9 @@ fn batch(
         return Err(Error::input(
             "--batch takes tokens, --unpaid, secrets and idempotency keys from each line, and has no --dry-run, --amount or --lock",
         ));
+    }
+    if a.stdin.is_some() {
+        return Err(Error::input("--batch has no --stdin"));
     }
     if a.concurrency == 0 {
         return Err(Error::input("--concurrency must be at least 1"));

@@ -39,7 +39,7 @@ pub fn cancel(ctx: &Ctx, a: CancelArgs) -> Result<i32> {
         .flatten();
     let rt = runtime()?;
     let color = output::stderr_color();
-    let (tracker, outcomes, deletion) = rt.block_on(async {
+    let (tracker, outcomes, (deletion, loom, loom_accepted)) = rt.block_on(async {
         let client = relays::client(&key.keys, &urls).await;
         // Half the deadline to look, so the deletion still has time to go out.
         let (mut t, reach) =
@@ -83,9 +83,35 @@ pub fn cancel(ctx: &Ctx, a: CancelArgs) -> Result<i32> {
             )));
         }
         let deletion = dispatch::cancel_event(&r.id, &key.keys, &a.reason)?;
-        let out = relays::publish_with(&client, &deletion, &urls, deadline.remaining()).await;
+        // Also the Loom cancel (kind 5102, `e` job, `p` worker): swarmstr's
+        // workers listen for it, not for NIP-09. Both go out together.
+        // The worker: from the request, else its first `p` tag (how
+        // every client today reads it).
+        let worker = jobctl::protocol::JobRequest::from_event(&req)
+            .map(|j| j.worker)
+            .or_else(|| req.tags.public_keys().next().copied());
+        let Some(worker) = worker else {
+            return Err(Error::input(format!(
+                "job {} names no worker to cancel it with",
+                short_id(&r.id.to_hex())
+            )));
+        };
+        let loom = jobctl::protocol::cancel_request(&r.id, &worker, &a.reason)
+            .sign_with_keys(&key.keys)
+            .map_err(|e| Error::Runtime(format!("cannot sign the cancel request: {e}")))?;
+        let remaining = deadline.remaining();
+        let (out, loom_out) = tokio::join!(
+            relays::publish_with(&client, &deletion, &urls, remaining),
+            relays::publish_with(&client, &loom, &urls, remaining)
+        );
+        let loom_accepted = relays::accepted(&loom_out);
+        tracing::info!(
+            "kind 5102 cancel {} accepted by {loom_accepted}/{} relays",
+            loom.id,
+            loom_out.len()
+        );
         relays::shutdown(&client).await;
-        Ok((tracker, out, deletion))
+        Ok((tracker, out, (deletion, loom, loom_accepted)))
     })?;
     let accepted = relays::accepted(&outcomes);
     if let (Some(j), true) = (journal.as_mut(), accepted > 0) {
@@ -93,9 +119,10 @@ pub fn cancel(ctx: &Ctx, a: CancelArgs) -> Result<i32> {
             &tracker.id,
             "cancel-requested",
             &format!(
-                "deletion {} accepted by {accepted}/{} relays",
+                "deletion {} accepted by {accepted}/{} relays; kind 5102 cancel {} by {loom_accepted}",
                 deletion.id,
-                outcomes.len()
+                outcomes.len(),
+                loom.id
             ),
         )?;
     }
@@ -103,6 +130,7 @@ pub fn cancel(ctx: &Ctx, a: CancelArgs) -> Result<i32> {
         let v = serde_json::json!({
             "job": tracker.id.to_hex(), "deletion": deletion.id.to_hex(), "event": deletion,
             "relays": outcomes, "accepted": accepted,
+            "loom_cancel": loom.id.to_hex(), "loom_event": loom, "loom_accepted": loom_accepted,
         });
         print_stdout(&v.to_string())?;
     } else {

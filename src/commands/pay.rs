@@ -311,6 +311,12 @@ async fn worker_ad(
     Ok(ad)
 }
 
+/// The format of tokens the wallet makes for a job: `--token-format`,
+/// else the config's `token_format`, else V3 (`cashuA`).
+fn token_format(cfg: &Config, a: &RerunArgs) -> wallet::TokenFormat {
+    a.token_format.unwrap_or(cfg.token_format)
+}
+
 /// The payment for a new job: a checked `--token`, or a fresh token from
 /// the wallet (`--amount`), optionally locked to the worker. Runs before
 /// anything is signed; every refusal is exit 2 and nothing is published.
@@ -390,7 +396,8 @@ pub async fn payment(
         if amount == 0 {
             return Err(Error::input("--amount must be at least 1 sat"));
         }
-        let w = ctx.wallet().await?;
+        let mut w = ctx.wallet().await?;
+        w.set_token_format(token_format(cfg, a));
         // Held by the caller until the job carrying the token is journaled.
         *wallet_lock = Some(wallet::lock(w.dir(), wallet::LOCK_WAIT)?);
         let mint = match (&a.mint, &ad) {
@@ -489,7 +496,8 @@ pub async fn payment(
     if let Some(lock) = lock {
         // Swap the bearer token into one only the worker can spend,
         // minding the mint's input fees.
-        let w = ctx.wallet().await?;
+        let mut w = ctx.wallet().await?;
+        w.set_token_format(token_format(cfg, a));
         // Held by the caller until the job carrying the token is journaled.
         *wallet_lock = Some(wallet::lock(w.dir(), wallet::LOCK_WAIT)?);
         let r = deadline

@@ -55,6 +55,15 @@ pub fn worker(ctx: &Ctx, a: WorkerArgs) -> Result<i32> {
             .as_secs()
             .max(1);
     }
+    if !a.freelist.is_empty() {
+        w.freelist = a.freelist.clone();
+    }
+    if let Some(d) = &a.freelist_timeout {
+        w.freelist_timeout = jobctl::config::parse_duration(d)
+            .map_err(|e| Error::input(format!("--freelist-timeout: {e}")))?
+            .as_secs()
+            .max(1);
+    }
     if w.wallet_dir.is_none() {
         w.wallet_dir = Some(jobctl::wallet::resolve_dir(ctx.wallet_dir.as_deref()));
     }
