@@ -119,6 +119,15 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX IF NOT EXISTS sends_token ON sends(token);
     "#,
+    // 4: NIP-65 relay lists (kind 10002) looked up for workers, so a
+    // dispatch does not ask the relays again within the cache's lifetime.
+    r#"
+    CREATE TABLE IF NOT EXISTS relay_lists (
+        pubkey     TEXT PRIMARY KEY,
+        event      TEXT,
+        fetched_at INTEGER NOT NULL
+    );
+    "#,
 ];
 
 /// A token the wallet made, as the journal knows it.
@@ -583,6 +592,58 @@ impl Journal {
             params![j.event.id.to_hex(), t as i64, msg],
         )
         .map_err(Self::q)?;
+        Ok(())
+    }
+
+    /// A cached relay list of `pubkey` fetched at most `max_age_secs` ago:
+    /// `Some(None)` when the lookup found none, `None` when nothing fresh
+    /// is cached.
+    pub fn cached_relay_list(
+        &self,
+        pubkey: &PublicKey,
+        max_age_secs: u64,
+    ) -> Result<Option<Option<Event>>> {
+        let row: Option<(Option<String>, i64)> = self
+            .conn
+            .query_row(
+                "SELECT event, fetched_at FROM relay_lists WHERE pubkey = ?1",
+                params![pubkey.to_hex()],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .map_err(Self::q)?;
+        let Some((event, at)) = row else {
+            return Ok(None);
+        };
+        if now().saturating_sub(at.max(0) as u64) > max_age_secs {
+            return Ok(None);
+        }
+        Ok(Some(event.and_then(|e| Event::from_json(e).ok())))
+    }
+
+    /// Cache the relay list of `pubkey` (`None`: it has none), keeping a
+    /// newer cached event over an older one.
+    pub fn cache_relay_list(&mut self, pubkey: &PublicKey, event: Option<&Event>) -> Result<()> {
+        let keep_newer = match (event, self.cached_relay_list(pubkey, u64::MAX)?) {
+            (Some(new), Some(Some(old))) => old.created_at > new.created_at,
+            _ => false,
+        };
+        if keep_newer {
+            self.conn
+                .execute(
+                    "UPDATE relay_lists SET fetched_at = ?2 WHERE pubkey = ?1",
+                    params![pubkey.to_hex(), now() as i64],
+                )
+                .map_err(Self::q)?;
+            return Ok(());
+        }
+        self.conn
+            .execute(
+                "INSERT INTO relay_lists (pubkey, event, fetched_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT(pubkey) DO UPDATE SET event = excluded.event, fetched_at = excluded.fetched_at",
+                params![pubkey.to_hex(), event.map(|e| e.as_json()), now() as i64],
+            )
+            .map_err(Self::q)?;
         Ok(())
     }
 

@@ -78,6 +78,87 @@ pub async fn reader(keys: Option<&Keys>, urls: &[RelayUrl], persistent: bool) ->
     client
 }
 
+/// Add relays to a client's pool (already there: a no-op).
+pub async fn add_relays(client: &Client, urls: &[RelayUrl]) {
+    for url in urls {
+        let _ = client
+            .pool()
+            .add_relay(url.clone(), relay_options(false))
+            .await;
+    }
+}
+
+/// Connect to one relay of the pool, bounded by `timeout`.
+async fn connect_one(
+    client: &Client,
+    url: &RelayUrl,
+    timeout: Duration,
+) -> std::result::Result<(), String> {
+    let relay = client.relay(url).await.map_err(|e| e.to_string())?;
+    if relay.is_connected() {
+        return Ok(());
+    }
+    match tokio::time::timeout(timeout, relay.try_connect(timeout)).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(connect_error(&e, timeout)),
+        Err(_) => Err(format!(
+            "timed out after {} while connecting",
+            crate::config::format_duration(timeout)
+        )),
+    }
+}
+
+type ConnectFuture =
+    futures::future::Shared<futures::future::BoxFuture<'static, std::result::Result<(), String>>>;
+
+/// Connections started in the background (one task per relay) while the
+/// command does other work (journal commit, mint check, lookups); a
+/// publish waits for its relay's own connection only.
+#[derive(Default, Clone)]
+pub struct Preconnect {
+    started: std::collections::HashMap<RelayUrl, ConnectFuture>,
+}
+
+impl Preconnect {
+    /// Start connecting to `urls` (added to the pool first), each bounded
+    /// by `timeout`. Must run inside a tokio runtime; the connections
+    /// progress whenever the runtime is polled.
+    pub async fn start(client: &Client, urls: &[RelayUrl], timeout: Duration) -> Preconnect {
+        let mut p = Preconnect::default();
+        p.add(client, urls, timeout).await;
+        p
+    }
+
+    /// Start connecting to more relays.
+    pub async fn add(&mut self, client: &Client, urls: &[RelayUrl], timeout: Duration) {
+        use futures::FutureExt;
+        add_relays(client, urls).await;
+        for url in urls {
+            if self.started.contains_key(url) {
+                continue;
+            }
+            let c = client.clone();
+            let u = url.clone();
+            let task = tokio::spawn(async move { connect_one(&c, &u, timeout).await });
+            let fut = async move {
+                task.await
+                    .unwrap_or_else(|e| Err(format!("connection task failed: {e}")))
+            }
+            .boxed()
+            .shared();
+            self.started.insert(url.clone(), fut);
+        }
+    }
+
+    /// Wait for the connection to `url`, if one was started.
+    pub async fn wait(&self, url: &RelayUrl) -> Option<std::result::Result<(), String>> {
+        match self.started.get(url) {
+            Some(f) => Some(f.clone().await),
+            None => None,
+        }
+    }
+}
+
 /// Connect to every relay concurrently, each bounded by `timeout`.
 /// Returns the relays that could not be reached, with why.
 pub async fn connect_all(
@@ -85,20 +166,7 @@ pub async fn connect_all(
     urls: &[RelayUrl],
     timeout: Duration,
 ) -> Vec<(RelayUrl, String)> {
-    let tasks = urls.iter().map(|url| async move {
-        let relay = client.relay(url).await.map_err(|e| e.to_string())?;
-        if relay.is_connected() {
-            return Ok(());
-        }
-        match tokio::time::timeout(timeout, relay.try_connect(timeout)).await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(connect_error(&e, timeout)),
-            Err(_) => Err(format!(
-                "timed out after {} while connecting",
-                crate::config::format_duration(timeout)
-            )),
-        }
-    });
+    let tasks = urls.iter().map(|url| connect_one(client, url, timeout));
     let results = futures::future::join_all(tasks).await;
     urls.iter()
         .zip(results)
@@ -360,10 +428,31 @@ pub async fn publish_with(
     urls: &[RelayUrl],
     timeout: Duration,
 ) -> Vec<RelayOutcome> {
+    publish_pre(client, event, urls, timeout, None).await
+}
+
+/// [`publish_with`], each relay first waiting for its connection started
+/// by `pre` (when there is one).
+pub async fn publish_pre(
+    client: &Client,
+    event: &Event,
+    urls: &[RelayUrl],
+    timeout: Duration,
+    pre: Option<&Preconnect>,
+) -> Vec<RelayOutcome> {
     let start = Instant::now();
     let deadline = start + timeout;
     let tasks = urls.iter().map(|url| async move {
-        let result = tokio::time::timeout_at(deadline, send_one(client, url, event, timeout)).await;
+        let result = tokio::time::timeout_at(deadline, async {
+            if let Some(Err(e)) = match pre {
+                Some(p) => p.wait(url).await,
+                None => None,
+            } {
+                return (RelayStatus::Failed, e);
+            }
+            send_one(client, url, event, timeout).await
+        })
+        .await;
         let latency_ms = start.elapsed().as_millis() as u64;
         let (status, message) = match result {
             Ok(r) => r,
