@@ -9,9 +9,13 @@
 //! - one mint round trip (GET /v1/keysets) for reference;
 //! - peak RSS of one dispatch and of a 1,000-job `rerun --batch`.
 //!
-//!     cargo build --release --locked
-//!     cargo build --release --locked --example raw_publisher
-//!     cargo run --release --locked --example bench_dispatch -- [RUNS]
+//! Run it as:
+//!
+//! ```sh
+//! cargo build --release --locked
+//! cargo build --release --locked --example raw_publisher
+//! cargo run --release --locked --example bench_dispatch -- [RUNS]
+//! ```
 //!
 //! Set JOBCTL_BIN / RAW_BIN to measure other binaries.
 
@@ -176,6 +180,7 @@ fn main() {
         .stdout(Stdio::null())
         .stderr(Stdio::null());
     let t = Instant::now();
+    #[allow(clippy::zombie_processes)] // reaped by wait_rss (wait4)
     let mut child = c.spawn().expect("batch");
     child
         .stdin
@@ -216,6 +221,7 @@ fn verdict(ok: bool) -> &'static str {
 /// Run to completion; wall time and the child's own peak RSS (KiB).
 fn timed(c: &mut Command) -> (Duration, i64) {
     let t = Instant::now();
+    #[allow(clippy::zombie_processes)] // reaped by wait_rss (wait4)
     let child = c.spawn().expect("spawn");
     let (ok, rss) = wait_rss(child.id() as i32);
     let dt = t.elapsed();
