@@ -1164,4 +1164,33 @@ mod tests {
         assert!(err.to_string().contains("journal"), "{err}");
         assert_eq!(std::fs::read(&path).expect("read"), vec![0x42u8; 8192]);
     }
+
+    #[test]
+    fn relay_list_cache_keeps_the_newest_and_expires() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut j = Journal::open(&dir.path().join("j.sqlite")).expect("open");
+        let w = Keys::generate();
+        let pk = w.public_key();
+        assert!(j.cached_relay_list(&pk, 3600).unwrap().is_none());
+        // "No list" is cached too.
+        j.cache_relay_list(&pk, None).unwrap();
+        assert_eq!(j.cached_relay_list(&pk, 3600).unwrap(), Some(None));
+        let list = |at: u64| {
+            EventBuilder::new(Kind::Custom(10002), "")
+                .tags([Tag::parse(["r", "ws://127.0.0.1:9"]).unwrap()])
+                .custom_created_at(Timestamp::from(at))
+                .sign_with_keys(&w)
+                .unwrap()
+        };
+        let (old, new) = (list(1_000), list(2_000));
+        j.cache_relay_list(&pk, Some(&new)).unwrap();
+        j.cache_relay_list(&pk, Some(&old)).unwrap();
+        let got = j.cached_relay_list(&pk, 3600).unwrap().flatten().unwrap();
+        assert_eq!(got.id, new.id);
+        // Too old for the asked age: as if nothing were cached.
+        j.conn
+            .execute("UPDATE relay_lists SET fetched_at = fetched_at - 7200", [])
+            .unwrap();
+        assert!(j.cached_relay_list(&pk, 3600).unwrap().is_none());
+    }
 }
