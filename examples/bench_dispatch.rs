@@ -125,6 +125,12 @@ fn main() {
             run(k);
         }
     }
+    if std::env::var_os("BENCH_TRACE").is_some() {
+        // One traced dispatch, to see where the time goes.
+        let _ = jobctl(&["-vvv", "rerun", "--no-check", "--token", &token, "--worker", &worker.hex(), "--", "trace"])
+            .stdout(Stdio::null())
+            .status();
+    }
     let mut times: Vec<Vec<Duration>> = vec![Vec::new(); 3];
     let mut rss = [0i64; 3];
     let mut mint_rt = Vec::new();

@@ -59,11 +59,123 @@ pub async fn client(keys: &Keys, urls: &[RelayUrl]) -> Client {
     reader(Some(keys), urls, false).await
 }
 
+/// The websocket transport of every client: the default one, except that
+/// direct connections set `TCP_NODELAY`. A dispatch writes small frames
+/// back to back on one connection (REQ, CLOSE, then EVENT); with Nagle's
+/// algorithm the EVENT would wait for the relay's delayed ACK (~40 ms).
+#[derive(Debug, Clone, Copy)]
+struct NoDelayTransport;
+
+/// The sink half of a websocket, its errors turned into transport errors.
+struct NoDelaySink(futures::stream::SplitSink<async_wsocket::WebSocket, async_wsocket::Message>);
+
+impl futures::Sink<async_wsocket::Message> for NoDelaySink {
+    type Error = nostr_sdk::pool::transport::error::TransportError;
+
+    fn poll_ready(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::result::Result<(), Self::Error>> {
+        std::pin::Pin::new(&mut self.0)
+            .poll_ready(cx)
+            .map_err(Self::Error::backend)
+    }
+
+    fn start_send(
+        mut self: std::pin::Pin<&mut Self>,
+        item: async_wsocket::Message,
+    ) -> std::result::Result<(), Self::Error> {
+        std::pin::Pin::new(&mut self.0)
+            .start_send(item)
+            .map_err(Self::Error::backend)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::result::Result<(), Self::Error>> {
+        std::pin::Pin::new(&mut self.0)
+            .poll_flush(cx)
+            .map_err(Self::Error::backend)
+    }
+
+    fn poll_close(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::result::Result<(), Self::Error>> {
+        std::pin::Pin::new(&mut self.0)
+            .poll_close(cx)
+            .map_err(Self::Error::backend)
+    }
+}
+
+impl nostr_sdk::pool::transport::websocket::WebSocketTransport for NoDelayTransport {
+    fn support_ping(&self) -> bool {
+        true
+    }
+
+    fn connect<'a>(
+        &'a self,
+        url: &'a Url,
+        mode: &'a nostr_sdk::pool::ConnectionMode,
+        timeout: Duration,
+    ) -> BoxedFuture<
+        'a,
+        std::result::Result<
+            (
+                nostr_sdk::pool::transport::websocket::WebSocketSink,
+                nostr_sdk::pool::transport::websocket::WebSocketStream,
+            ),
+            nostr_sdk::pool::transport::error::TransportError,
+        >,
+    > {
+        use futures::{StreamExt, TryStreamExt};
+        use nostr_sdk::pool::transport::error::TransportError;
+        use nostr_sdk::pool::transport::websocket::{
+            DefaultWebsocketTransport, WebSocketSink, WebSocketStream,
+        };
+        Box::pin(async move {
+            if !matches!(mode, nostr_sdk::pool::ConnectionMode::Direct) {
+                return DefaultWebsocketTransport.connect(url, mode, timeout).await;
+            }
+            let open = async {
+                let host = url
+                    .host_str()
+                    .ok_or_else(|| std::io::Error::other("the relay URL has no host"))?;
+                let port = url
+                    .port_or_known_default()
+                    .ok_or_else(|| std::io::Error::other("the relay URL has no port"))?;
+                let tcp = tokio::net::TcpStream::connect((host, port)).await?;
+                tcp.set_nodelay(true)?;
+                let (ws, _) = tokio_tungstenite::client_async_tls(url.as_str(), tcp)
+                    .await
+                    .map_err(std::io::Error::other)?;
+                Ok::<_, std::io::Error>(ws)
+            };
+            let ws = tokio::time::timeout(timeout, open)
+                .await
+                .map_err(|_| {
+                    TransportError::backend(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        "timeout",
+                    ))
+                })?
+                .map_err(TransportError::backend)?;
+            let (tx, rx) = async_wsocket::WebSocket::Tokio(ws).split();
+            let sink: WebSocketSink = Box::new(NoDelaySink(tx));
+            let stream: WebSocketStream = Box::pin(rx.map_err(TransportError::backend));
+            Ok((sink, stream))
+        })
+    }
+}
+
 /// A client for reading; `keys` (when there are any) answer NIP-42 AUTH.
 /// `persistent` clients reconnect to relays that drop.
 pub async fn reader(keys: Option<&Keys>, urls: &[RelayUrl], persistent: bool) -> Client {
     let opts = ClientOptions::new().automatic_authentication(keys.is_some());
-    let mut builder = Client::builder().opts(opts);
+    let mut builder = Client::builder()
+        .opts(opts)
+        .websocket_transport(NoDelayTransport);
     if let Some(k) = keys {
         builder = builder.signer(k.clone());
     }
