@@ -83,7 +83,11 @@ fn main() {
 
     let secret = env.keys.secret_key().to_secret_hex();
     let mut n = 0usize;
-    let mut run = |what: &str| -> (Duration, i64) {
+    assert!(
+        std::path::Path::new("/usr/bin/time").exists(),
+        "needs GNU time (/usr/bin/time) for peak RSS"
+    );
+    let mut make = |what: &str| -> Command {
         n += 1;
         let tag = format!("bench-{n}");
         let mut c = match what {
@@ -117,30 +121,47 @@ fn main() {
                 &tag,
             ]),
         };
-        timed(c.stdout(Stdio::null()).stderr(Stdio::null()))
+        c.stdout(Stdio::null()).stderr(Stdio::null());
+        c
     };
     let kinds = ["raw", "no-check", "check"];
     for _ in 0..5 {
         for k in kinds {
-            run(k);
+            timed(&mut make(k));
         }
     }
     if std::env::var_os("BENCH_TRACE").is_some() {
         // One traced dispatch, to see where the time goes.
-        let _ = jobctl(&["-vvv", "rerun", "--no-check", "--token", &token, "--worker", &worker.hex(), "--", "trace"])
-            .stdout(Stdio::null())
-            .status();
+        let _ = jobctl(&[
+            "-vvv",
+            "rerun",
+            "--no-check",
+            "--token",
+            &token,
+            "--worker",
+            &worker.hex(),
+            "--",
+            "trace",
+        ])
+        .stdout(Stdio::null())
+        .status();
     }
     let mut times: Vec<Vec<Duration>> = vec![Vec::new(); 3];
     let mut rss = [0i64; 3];
     let mut mint_rt = Vec::new();
     for _ in 0..runs {
         for (i, k) in kinds.iter().enumerate() {
-            let (t, r) = run(k);
-            times[i].push(t);
-            rss[i] = rss[i].max(r);
+            times[i].push(timed(&mut make(k)));
         }
         mint_rt.push(mint_round_trip(&mint.url));
+    }
+    // Peak RSS of each, measured apart (a forked child inherits the
+    // harness's high-water mark until exec; GNU time forks from a small
+    // process).
+    for (i, k) in kinds.iter().enumerate() {
+        for _ in 0..3 {
+            rss[i] = rss[i].max(peak_rss(&make(k), None));
+        }
     }
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     let median = |v: &mut Vec<Duration>| {
@@ -182,21 +203,10 @@ fn main() {
         })
         .collect();
     let mut c = jobctl(&["rerun", "-q", "--batch", "-", "--concurrency", "64"]);
-    c.stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
+    c.stdout(Stdio::null()).stderr(Stdio::null());
     let t = Instant::now();
-    #[allow(clippy::zombie_processes)] // reaped by wait_rss (wait4)
-    let mut child = c.spawn().expect("batch");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(lines.as_bytes())
-        .expect("write batch");
-    let (ok, batch_rss) = wait_rss(child.id() as i32);
+    let batch_rss = peak_rss(&c, Some(&lines));
     let batch_t = t.elapsed();
-    assert!(ok, "batch failed");
     println!(
         "| jobctl rerun --batch (1,000 jobs) | {:.0} (total) | | {:.1} |",
         ms(batch_t),
@@ -224,28 +234,51 @@ fn verdict(ok: bool) -> &'static str {
     }
 }
 
-/// Run to completion; wall time and the child's own peak RSS (KiB).
-fn timed(c: &mut Command) -> (Duration, i64) {
+/// Run to completion; wall time.
+fn timed(c: &mut Command) -> Duration {
     let t = Instant::now();
-    #[allow(clippy::zombie_processes)] // reaped by wait_rss (wait4)
-    let child = c.spawn().expect("spawn");
-    let (ok, rss) = wait_rss(child.id() as i32);
+    let st = c.status().expect("spawn");
     let dt = t.elapsed();
-    assert!(ok, "{c:?} failed");
-    (dt, rss)
+    assert!(st.success(), "{c:?} failed");
+    dt
 }
 
-/// wait4 the child: success and its peak RSS (KiB on Linux).
-fn wait_rss(pid: i32) -> (bool, i64) {
-    let mut status = 0i32;
-    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: we own `status` and `ru`; `pid` is our un-waited child.
-    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut ru) };
-    assert_eq!(r, pid, "wait4");
-    (
-        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
-        ru.ru_maxrss,
-    )
+/// Peak RSS (KiB) of one run of `c`, through GNU time.
+fn peak_rss(c: &Command, stdin: Option<&str>) -> i64 {
+    let out = tempfile::NamedTempFile::new().expect("temp");
+    let mut t = Command::new("/usr/bin/time");
+    t.env_clear()
+        .args(["-f", "%M", "-o"])
+        .arg(out.path())
+        .arg(c.get_program())
+        .args(c.get_args())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    for (k, v) in c.get_envs() {
+        if let Some(v) = v {
+            t.env(k, v);
+        }
+    }
+    t.stdin(if stdin.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    });
+    let mut child = t.spawn().expect("/usr/bin/time");
+    if let Some(text) = stdin {
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(text.as_bytes())
+            .expect("write");
+    }
+    let st = child.wait().expect("wait");
+    assert!(st.success(), "{c:?} failed");
+    std::fs::read_to_string(out.path())
+        .ok()
+        .and_then(|s| s.trim().lines().last().and_then(|l| l.trim().parse().ok()))
+        .expect("GNU time output")
 }
 
 /// One HTTP GET of the mint's keysets over a fresh connection.
