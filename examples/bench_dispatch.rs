@@ -132,8 +132,7 @@ fn main() {
     }
     if std::env::var_os("BENCH_TRACE").is_some() {
         // One traced dispatch, to see where the time goes.
-        let _ = jobctl(&[
-            "-vvv",
+        let c = jobctl(&[
             "rerun",
             "--no-check",
             "--token",
@@ -142,9 +141,22 @@ fn main() {
             &worker.hex(),
             "--",
             "trace",
-        ])
-        .stdout(Stdio::null())
-        .status();
+        ]);
+        let mut t = Command::new("strace");
+        t.env_clear()
+            .args(["-f", "-tt", "-o", "/tmp/bench_dispatch.strace"])
+            .args([
+                "-e",
+                "trace=execve,connect,fsync,fdatasync,sendto,write,exit_group",
+            ])
+            .arg(c.get_program())
+            .args(c.get_args());
+        for (k, v) in c.get_envs() {
+            if let Some(v) = v {
+                t.env(k, v);
+            }
+        }
+        let _ = t.stdout(Stdio::null()).stderr(Stdio::null()).status();
     }
     let mut times: Vec<Vec<Duration>> = vec![Vec::new(); 3];
     let mut rss = [0i64; 3];

@@ -351,6 +351,13 @@ impl Journal {
 
     fn init(&mut self) -> Result<()> {
         let sql = |e: rusqlite::Error| Error::Journal(format!("not a usable jobctl journal ({e})"));
+        // No checkpoint when the last connection closes: that costs a
+        // command several fsyncs on its way out. Commits are durable in
+        // the WAL already, and SQLite checkpoints it as it grows.
+        let _ = self.conn.set_db_config(
+            rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
+            true,
+        );
         // Concurrent processes wait for each other instead of failing.
         self.conn
             .busy_timeout(std::time::Duration::from_secs(30))
