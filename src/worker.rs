@@ -606,9 +606,10 @@ impl Worker {
             )
             .await;
         // The relay list (NIP-65), the freelist (NIP-51) and the ad go out
-        // together while the accepted mints' wallets open (and
-        // crash-recover): a silent relay or mint costs one timeout, not one
-        // per step. The catch-up runs in the background task below.
+        // together, while the accepted mints' wallets open (and
+        // crash-recover) and the catch-up looks for open jobs: a silent
+        // relay or mint costs one timeout, not one per step. No job runs
+        // before all three are done.
         let members: Vec<PublicKey> = shared
             .cfg
             .freelist
@@ -637,20 +638,12 @@ impl Worker {
                 }
             }
         };
-        tokio::join!(announce, open_mints);
+        let ((), (), backlog) = tokio::join!(announce, open_mints, catch_up(&shared, since));
         let blob_base = shared.blob_base.clone();
         let task = tokio::spawn(async move {
             let _server = server;
             let mut shutdown = shared.shutdown.clone();
-            // Catching up runs here, not before `start` returns: a silent
-            // relay must not hold up the worker's start. New jobs arriving
-            // meanwhile wait in `rx`; `seen` keeps either path from taking
-            // a job twice.
-            let backlog = tokio::select! {
-                b = catch_up(&shared, since) => b,
-                _ = shutdown.changed() => Vec::new(),
-            };
-            let mut stopping = *shutdown.borrow();
+            let mut stopping = false;
             let mut ad_tick =
                 tokio::time::interval(Duration::from_secs(shared.cfg.advertise_every.max(1)));
             let mut jobs = tokio::task::JoinSet::new();
