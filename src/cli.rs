@@ -204,11 +204,6 @@ pub struct RerunArgs {
     #[arg(long)]
     pub require_check: bool,
 
-    /// Publish only to the configured relays, not also to the worker's own
-    /// inbox relays from its NIP-65 relay list (config `outbox = false`).
-    #[arg(long)]
-    pub no_outbox: bool,
-
     /// Fail (instead of warning) when the worker's advertisement does not list the token's mint.
     #[arg(long)]
     pub strict: bool,

@@ -95,8 +95,6 @@ pub struct FileConfig {
     pub key_file: Option<PathBuf>,
     /// How many relays must accept for success.
     pub min_accept: Option<usize>,
-    /// Route jobs to the worker's own relays (NIP-65 outbox model).
-    pub outbox: Option<bool>,
     /// Timeouts, as `10s`, `500ms`, `2m`.
     pub timeouts: Option<FileTimeouts>,
     /// How tokens the wallet makes for jobs are written: `cashuA` or `cashuB`.
@@ -136,8 +134,6 @@ pub struct Config {
     pub key_file: PathBuf,
     /// Relays that must accept.
     pub min_accept: usize,
-    /// Route jobs to the worker's NIP-65 inbox relays too (`outbox`).
-    pub outbox: bool,
     /// Bound on a publish.
     pub publish_timeout: Duration,
     /// Bound on a query.
@@ -161,7 +157,6 @@ impl Config {
             p_tag: PTag::Worker,
             key_file: default_key_path(),
             min_accept: 1,
-            outbox: true,
             publish_timeout: DEFAULT_PUBLISH_TIMEOUT,
             query_timeout: DEFAULT_QUERY_TIMEOUT,
             mint_timeout: DEFAULT_MINT_TIMEOUT,
@@ -246,9 +241,6 @@ impl Config {
             }
             cfg.min_accept = n;
         }
-        if let Some(o) = file.outbox {
-            cfg.outbox = o;
-        }
         if let Some(t) = file.timeouts {
             if let Some(s) = t.publish {
                 cfg.publish_timeout =
@@ -295,7 +287,6 @@ impl Config {
             }),
             key_file: Some(self.key_file.clone()),
             min_accept: Some(self.min_accept),
-            outbox: Some(self.outbox),
             timeouts: Some(FileTimeouts {
                 publish: Some(format_duration(self.publish_timeout)),
                 query: Some(format_duration(self.query_timeout)),

@@ -109,9 +109,6 @@ pub struct DispatchReport {
     pub accepted: usize,
     /// How many had to.
     pub min_accept: usize,
-    /// Relays taken from the worker's NIP-65 relay list (its inbox) that
-    /// were not configured: the job went there too.
-    pub worker_inbox: Vec<String>,
 }
 
 impl DispatchReport {
@@ -169,7 +166,6 @@ pub fn report(
         relays: outcomes,
         accepted,
         min_accept,
-        worker_inbox: Vec::new(),
     }
 }
 
@@ -186,24 +182,6 @@ pub async fn publish_journaled(
     timeout: Duration,
     min_accept: usize,
 ) -> Result<DispatchReport> {
-    publish_journaled_pre(
-        journal, client, event, payment, urls, timeout, min_accept, None,
-    )
-    .await
-}
-
-/// [`publish_journaled`] over connections already started by `pre`.
-#[allow(clippy::too_many_arguments)]
-pub async fn publish_journaled_pre(
-    journal: &mut Journal,
-    client: &Client,
-    event: Event,
-    payment: Option<TokenInfo>,
-    urls: &[RelayUrl],
-    timeout: Duration,
-    min_accept: usize,
-    pre: Option<&relays::Preconnect>,
-) -> Result<DispatchReport> {
     let earlier = journal.accepted_relays(&event.id)?;
     let todo: Vec<RelayUrl> = urls
         .iter()
@@ -213,7 +191,7 @@ pub async fn publish_journaled_pre(
     let fresh = if todo.is_empty() {
         Vec::new()
     } else {
-        relays::publish_pre(client, &event, &todo, timeout, pre).await
+        relays::publish_with(client, &event, &todo, timeout).await
     };
     if !fresh.is_empty() {
         journal.record_outcomes(&event.id, &fresh)?;
@@ -333,87 +311,4 @@ pub fn cancel_event(job: &EventId, keys: &Keys, reason: &str) -> Result<Event> {
         ])
         .sign_with_keys(keys)
         .map_err(|e| Error::Runtime(format!("cannot sign the cancel request: {e}")))
-}
-
-/// How long a worker's relay list looked up on the relays is trusted
-/// (seconds) before a dispatch asks again.
-pub const RELAY_LIST_TTL: u64 = 3600;
-
-/// The newest kind 10002 relay list of `pubkey` on `urls`, bounded by
-/// `timeout`; the flag says whether every relay answered (so "none" means
-/// none, and the answer may be cached).
-pub async fn fetch_relay_list(
-    client: &Client,
-    urls: &[RelayUrl],
-    pubkey: PublicKey,
-    timeout: Duration,
-) -> (Option<Event>, bool) {
-    let filter = Filter::new()
-        .kind(Kind::Custom(crate::protocol::KIND_RELAY_LIST))
-        .author(pubkey)
-        .limit(1);
-    let fetched = relays::fetch_reach(client, urls, vec![filter], timeout).await;
-    let newest = fetched
-        .events
-        .into_iter()
-        .filter(|e| e.pubkey == pubkey && e.kind == Kind::Custom(crate::protocol::KIND_RELAY_LIST))
-        .max_by_key(|e| e.created_at);
-    (newest, fetched.reach.complete())
-}
-
-/// The worker's inbox relays (NIP-65 `read`) that are not in `configured`.
-pub fn inbox_extras(list: Option<&Event>, configured: &[RelayUrl]) -> Vec<RelayUrl> {
-    list.and_then(crate::protocol::parse_relay_list)
-        .map(|l| {
-            l.read
-                .into_iter()
-                .filter(|u| !configured.contains(u))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-/// The worker's outbox relays (NIP-65 `write`) that are not in `configured`.
-pub fn outbox_extras(list: Option<&Event>, configured: &[RelayUrl]) -> Vec<RelayUrl> {
-    list.and_then(crate::protocol::parse_relay_list)
-        .map(|l| {
-            l.write
-                .into_iter()
-                .filter(|u| !configured.contains(u))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-/// The `write` (outbox) relays of the workers of the journaled jobs in
-/// `ids`, from their cached relay lists, that are not in `configured`:
-/// where those workers publish their statuses and results.
-pub fn worker_write_relays(
-    journal: &Journal,
-    ids: &[EventId],
-    configured: &[RelayUrl],
-) -> Vec<RelayUrl> {
-    let mut out: Vec<RelayUrl> = Vec::new();
-    let mut seen = std::collections::HashSet::new();
-    for id in ids {
-        let Ok(Some(rec)) = journal.get(id) else {
-            continue;
-        };
-        let Ok(worker) = PublicKey::parse(&rec.worker) else {
-            continue;
-        };
-        if !seen.insert(worker) {
-            continue;
-        }
-        // A list cached at dispatch time is the best guess, even if old.
-        let Ok(Some(list)) = journal.cached_relay_list(&worker, u64::MAX) else {
-            continue;
-        };
-        for u in outbox_extras(list.as_ref(), configured) {
-            if !out.contains(&u) {
-                out.push(u);
-            }
-        }
-    }
-    out
 }

@@ -119,15 +119,6 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX IF NOT EXISTS sends_token ON sends(token);
     "#,
-    // 4: NIP-65 relay lists (kind 10002) looked up for workers, so a
-    // dispatch does not ask the relays again within the cache's lifetime.
-    r#"
-    CREATE TABLE IF NOT EXISTS relay_lists (
-        pubkey     TEXT PRIMARY KEY,
-        event      TEXT,
-        fetched_at INTEGER NOT NULL
-    );
-    "#,
 ];
 
 /// A token the wallet made, as the journal knows it.
@@ -351,13 +342,6 @@ impl Journal {
 
     fn init(&mut self) -> Result<()> {
         let sql = |e: rusqlite::Error| Error::Journal(format!("not a usable jobctl journal ({e})"));
-        // No checkpoint when the last connection closes: that costs a
-        // command several fsyncs on its way out. Commits are durable in
-        // the WAL already, and SQLite checkpoints it as it grows.
-        let _ = self.conn.set_db_config(
-            rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
-            true,
-        );
         // Concurrent processes wait for each other instead of failing.
         self.conn
             .busy_timeout(std::time::Duration::from_secs(30))
@@ -599,58 +583,6 @@ impl Journal {
             params![j.event.id.to_hex(), t as i64, msg],
         )
         .map_err(Self::q)?;
-        Ok(())
-    }
-
-    /// A cached relay list of `pubkey` fetched at most `max_age_secs` ago:
-    /// `Some(None)` when the lookup found none, `None` when nothing fresh
-    /// is cached.
-    pub fn cached_relay_list(
-        &self,
-        pubkey: &PublicKey,
-        max_age_secs: u64,
-    ) -> Result<Option<Option<Event>>> {
-        let row: Option<(Option<String>, i64)> = self
-            .conn
-            .query_row(
-                "SELECT event, fetched_at FROM relay_lists WHERE pubkey = ?1",
-                params![pubkey.to_hex()],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()
-            .map_err(Self::q)?;
-        let Some((event, at)) = row else {
-            return Ok(None);
-        };
-        if now().saturating_sub(at.max(0) as u64) > max_age_secs {
-            return Ok(None);
-        }
-        Ok(Some(event.and_then(|e| Event::from_json(e).ok())))
-    }
-
-    /// Cache the relay list of `pubkey` (`None`: it has none), keeping a
-    /// newer cached event over an older one.
-    pub fn cache_relay_list(&mut self, pubkey: &PublicKey, event: Option<&Event>) -> Result<()> {
-        let keep_newer = match (event, self.cached_relay_list(pubkey, u64::MAX)?) {
-            (Some(new), Some(Some(old))) => old.created_at > new.created_at,
-            _ => false,
-        };
-        if keep_newer {
-            self.conn
-                .execute(
-                    "UPDATE relay_lists SET fetched_at = ?2 WHERE pubkey = ?1",
-                    params![pubkey.to_hex(), now() as i64],
-                )
-                .map_err(Self::q)?;
-            return Ok(());
-        }
-        self.conn
-            .execute(
-                "INSERT INTO relay_lists (pubkey, event, fetched_at) VALUES (?1, ?2, ?3)
-                 ON CONFLICT(pubkey) DO UPDATE SET event = excluded.event, fetched_at = excluded.fetched_at",
-                params![pubkey.to_hex(), event.map(|e| e.as_json()), now() as i64],
-            )
-            .map_err(Self::q)?;
         Ok(())
     }
 
@@ -1170,34 +1102,5 @@ mod tests {
         let err = Journal::open(&path).err().expect("must fail");
         assert!(err.to_string().contains("journal"), "{err}");
         assert_eq!(std::fs::read(&path).expect("read"), vec![0x42u8; 8192]);
-    }
-
-    #[test]
-    fn relay_list_cache_keeps_the_newest_and_expires() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mut j = Journal::open(&dir.path().join("j.sqlite")).expect("open");
-        let w = Keys::generate();
-        let pk = w.public_key();
-        assert!(j.cached_relay_list(&pk, 3600).unwrap().is_none());
-        // "No list" is cached too.
-        j.cache_relay_list(&pk, None).unwrap();
-        assert_eq!(j.cached_relay_list(&pk, 3600).unwrap(), Some(None));
-        let list = |at: u64| {
-            EventBuilder::new(Kind::Custom(10002), "")
-                .tags([Tag::parse(["r", "ws://127.0.0.1:9"]).unwrap()])
-                .custom_created_at(Timestamp::from(at))
-                .sign_with_keys(&w)
-                .unwrap()
-        };
-        let (old, new) = (list(1_000), list(2_000));
-        j.cache_relay_list(&pk, Some(&new)).unwrap();
-        j.cache_relay_list(&pk, Some(&old)).unwrap();
-        let got = j.cached_relay_list(&pk, 3600).unwrap().flatten().unwrap();
-        assert_eq!(got.id, new.id);
-        // Too old for the asked age: as if nothing were cached.
-        j.conn
-            .execute("UPDATE relay_lists SET fetched_at = fetched_at - 7200", [])
-            .unwrap();
-        assert!(j.cached_relay_list(&pk, 3600).unwrap().is_none());
     }
 }

@@ -736,6 +736,9 @@ pub fn validate_job_fields(
 /// Loom job cancel (swarmstr's workers listen for it): `e` = job, `p` = worker.
 pub const KIND_JOB_CANCEL: u16 = 5102;
 
+/// NIP-65 relay list.
+pub const KIND_RELAY_LIST: u16 = 10002;
+
 /// NIP-51 follow set (used as a worker's freelist).
 pub const KIND_FOLLOW_SET: u16 = 30000;
 
@@ -748,7 +751,11 @@ pub fn cancel_request(job: &EventId, worker: &PublicKey, reason: &str) -> EventB
 /// A NIP-65 relay list (kind 10002) naming `relays` for reading and
 /// writing (an `r` tag without a marker means both).
 pub fn relay_list(relays: &[RelayUrl]) -> EventBuilder {
-    relay_list_builder(relays, relays)
+    EventBuilder::new(Kind::Custom(KIND_RELAY_LIST), "").tags(
+        relays
+            .iter()
+            .map(|r| Tag::custom(TagKind::Custom("r".into()), [r.to_string()])),
+    )
 }
 
 /// A NIP-51 follow set (kind 30000, `d` = `d`) with one `p` tag per member.
@@ -761,72 +768,6 @@ pub fn freelist(d: &str, members: &[PublicKey]) -> EventBuilder {
 /// The `kind:pubkey:d` address of `author`'s follow set `d`.
 pub fn freelist_address(author: &PublicKey, d: &str) -> String {
     format!("{KIND_FOLLOW_SET}:{}:{d}", author.to_hex())
-}
-
-/// NIP-65 relay list metadata (kind 10002).
-pub const KIND_RELAY_LIST: u16 = 10002;
-
-/// At most this many relays are taken from one side of a relay list: a
-/// hostile list cannot make a dispatch dial hundreds of hosts.
-pub const RELAY_LIST_MAX: usize = 8;
-
-/// A pubkey's NIP-65 relay list: where it reads (its inbox) and where it
-/// writes (its outbox).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct RelayList {
-    /// `read` relays (or unmarked): where to send events meant for it.
-    pub read: Vec<RelayUrl>,
-    /// `write` relays (or unmarked): where it publishes.
-    pub write: Vec<RelayUrl>,
-}
-
-/// Parse a kind 10002 event's `r` tags; bad URLs and unknown markers are
-/// skipped, each side capped at [`RELAY_LIST_MAX`]. `None` for another kind.
-pub fn parse_relay_list(event: &Event) -> Option<RelayList> {
-    if event.kind != Kind::Custom(KIND_RELAY_LIST) {
-        return None;
-    }
-    let mut list = RelayList::default();
-    for tag in event.tags.iter() {
-        let t = tag.as_slice();
-        if t.first().map(String::as_str) != Some("r") {
-            continue;
-        }
-        let Some(url) = t.get(1).and_then(|u| RelayUrl::parse(u.trim()).ok()) else {
-            continue;
-        };
-        let (read, write) = match t.get(2).map(String::as_str) {
-            None | Some("") => (true, true),
-            Some("read") => (true, false),
-            Some("write") => (false, true),
-            Some(_) => continue,
-        };
-        if read && list.read.len() < RELAY_LIST_MAX && !list.read.contains(&url) {
-            list.read.push(url.clone());
-        }
-        if write && list.write.len() < RELAY_LIST_MAX && !list.write.contains(&url) {
-            list.write.push(url);
-        }
-    }
-    Some(list)
-}
-
-/// An unsigned kind 10002 relay list: `read`, `write`, and relays in both
-/// (unmarked).
-pub fn relay_list_builder(read: &[RelayUrl], write: &[RelayUrl]) -> EventBuilder {
-    let r = |values: Vec<String>| Tag::custom(TagKind::Custom("r".into()), values);
-    let mut tags = Vec::new();
-    for u in read {
-        let mut v = vec![u.to_string()];
-        if !write.contains(u) {
-            v.push("read".into());
-        }
-        tags.push(r(v));
-    }
-    for u in write.iter().filter(|u| !read.contains(u)) {
-        tags.push(r(vec![u.to_string(), "write".into()]));
-    }
-    EventBuilder::new(Kind::Custom(KIND_RELAY_LIST), "").tags(tags)
 }
 
 #[cfg(test)]
@@ -1190,35 +1131,5 @@ mod tests {
         assert!(!ok("act", &["x\0"], &[]));
         assert!(!ok("act", &[], &[("A=B", "x")]));
         assert!(!ok("act", &[], &[("A", "x\0")]));
-    }
-
-    #[test]
-    fn relay_list_round_trip_and_caps() {
-        let keys = Keys::generate();
-        let a = RelayUrl::parse("ws://127.0.0.1:1").unwrap();
-        let b = RelayUrl::parse("ws://127.0.0.1:2").unwrap();
-        let c = RelayUrl::parse("ws://127.0.0.1:3").unwrap();
-        let ev = relay_list_builder(&[a.clone(), b.clone()], &[b.clone(), c.clone()])
-            .sign_with_keys(&keys)
-            .unwrap();
-        let l = parse_relay_list(&ev).unwrap();
-        assert_eq!(l.read, vec![a.clone(), b.clone()]);
-        assert_eq!(l.write, vec![b, c]);
-        let many: Vec<Tag> = (0..50)
-            .map(|i| Tag::parse(["r".to_string(), format!("ws://127.0.0.1:{}", 100 + i)]).unwrap())
-            .chain([
-                Tag::parse(["r", "not a url"]).unwrap(),
-                Tag::parse(["r", "ws://x.y", "odd"]).unwrap(),
-            ])
-            .collect();
-        let ev = EventBuilder::new(Kind::Custom(KIND_RELAY_LIST), "")
-            .tags(many)
-            .sign_with_keys(&keys)
-            .unwrap();
-        let l = parse_relay_list(&ev).unwrap();
-        assert_eq!(l.read.len(), RELAY_LIST_MAX);
-        assert_eq!(l.write.len(), RELAY_LIST_MAX);
-        let other = EventBuilder::text_note("x").sign_with_keys(&keys).unwrap();
-        assert!(parse_relay_list(&other).is_none());
     }
 }

@@ -59,123 +59,11 @@ pub async fn client(keys: &Keys, urls: &[RelayUrl]) -> Client {
     reader(Some(keys), urls, false).await
 }
 
-/// The websocket transport of every client: the default one, except that
-/// direct connections set `TCP_NODELAY`. A dispatch writes small frames
-/// back to back on one connection (REQ, CLOSE, then EVENT); with Nagle's
-/// algorithm the EVENT would wait for the relay's delayed ACK (~40 ms).
-#[derive(Debug, Clone, Copy)]
-struct NoDelayTransport;
-
-/// The sink half of a websocket, its errors turned into transport errors.
-struct NoDelaySink(futures::stream::SplitSink<async_wsocket::WebSocket, async_wsocket::Message>);
-
-impl futures::Sink<async_wsocket::Message> for NoDelaySink {
-    type Error = nostr_sdk::pool::transport::error::TransportError;
-
-    fn poll_ready(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::result::Result<(), Self::Error>> {
-        std::pin::Pin::new(&mut self.0)
-            .poll_ready(cx)
-            .map_err(Self::Error::backend)
-    }
-
-    fn start_send(
-        mut self: std::pin::Pin<&mut Self>,
-        item: async_wsocket::Message,
-    ) -> std::result::Result<(), Self::Error> {
-        std::pin::Pin::new(&mut self.0)
-            .start_send(item)
-            .map_err(Self::Error::backend)
-    }
-
-    fn poll_flush(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::result::Result<(), Self::Error>> {
-        std::pin::Pin::new(&mut self.0)
-            .poll_flush(cx)
-            .map_err(Self::Error::backend)
-    }
-
-    fn poll_close(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::result::Result<(), Self::Error>> {
-        std::pin::Pin::new(&mut self.0)
-            .poll_close(cx)
-            .map_err(Self::Error::backend)
-    }
-}
-
-impl nostr_sdk::pool::transport::websocket::WebSocketTransport for NoDelayTransport {
-    fn support_ping(&self) -> bool {
-        true
-    }
-
-    fn connect<'a>(
-        &'a self,
-        url: &'a Url,
-        mode: &'a nostr_sdk::pool::ConnectionMode,
-        timeout: Duration,
-    ) -> BoxedFuture<
-        'a,
-        std::result::Result<
-            (
-                nostr_sdk::pool::transport::websocket::WebSocketSink,
-                nostr_sdk::pool::transport::websocket::WebSocketStream,
-            ),
-            nostr_sdk::pool::transport::error::TransportError,
-        >,
-    > {
-        use futures::{StreamExt, TryStreamExt};
-        use nostr_sdk::pool::transport::error::TransportError;
-        use nostr_sdk::pool::transport::websocket::{
-            DefaultWebsocketTransport, WebSocketSink, WebSocketStream,
-        };
-        Box::pin(async move {
-            if !matches!(mode, nostr_sdk::pool::ConnectionMode::Direct) {
-                return DefaultWebsocketTransport.connect(url, mode, timeout).await;
-            }
-            let open = async {
-                let host = url
-                    .host_str()
-                    .ok_or_else(|| std::io::Error::other("the relay URL has no host"))?;
-                let port = url
-                    .port_or_known_default()
-                    .ok_or_else(|| std::io::Error::other("the relay URL has no port"))?;
-                let tcp = tokio::net::TcpStream::connect((host, port)).await?;
-                tcp.set_nodelay(true)?;
-                let (ws, _) = tokio_tungstenite::client_async_tls(url.as_str(), tcp)
-                    .await
-                    .map_err(std::io::Error::other)?;
-                Ok::<_, std::io::Error>(ws)
-            };
-            let ws = tokio::time::timeout(timeout, open)
-                .await
-                .map_err(|_| {
-                    TransportError::backend(std::io::Error::new(
-                        std::io::ErrorKind::TimedOut,
-                        "timeout",
-                    ))
-                })?
-                .map_err(TransportError::backend)?;
-            let (tx, rx) = async_wsocket::WebSocket::Tokio(ws).split();
-            let sink: WebSocketSink = Box::new(NoDelaySink(tx));
-            let stream: WebSocketStream = Box::pin(rx.map_err(TransportError::backend));
-            Ok((sink, stream))
-        })
-    }
-}
-
 /// A client for reading; `keys` (when there are any) answer NIP-42 AUTH.
 /// `persistent` clients reconnect to relays that drop.
 pub async fn reader(keys: Option<&Keys>, urls: &[RelayUrl], persistent: bool) -> Client {
     let opts = ClientOptions::new().automatic_authentication(keys.is_some());
-    let mut builder = Client::builder()
-        .opts(opts)
-        .websocket_transport(NoDelayTransport);
+    let mut builder = Client::builder().opts(opts);
     if let Some(k) = keys {
         builder = builder.signer(k.clone());
     }
@@ -190,87 +78,6 @@ pub async fn reader(keys: Option<&Keys>, urls: &[RelayUrl], persistent: bool) ->
     client
 }
 
-/// Add relays to a client's pool (already there: a no-op).
-pub async fn add_relays(client: &Client, urls: &[RelayUrl]) {
-    for url in urls {
-        let _ = client
-            .pool()
-            .add_relay(url.clone(), relay_options(false))
-            .await;
-    }
-}
-
-/// Connect to one relay of the pool, bounded by `timeout`.
-async fn connect_one(
-    client: &Client,
-    url: &RelayUrl,
-    timeout: Duration,
-) -> std::result::Result<(), String> {
-    let relay = client.relay(url).await.map_err(|e| e.to_string())?;
-    if relay.is_connected() {
-        return Ok(());
-    }
-    match tokio::time::timeout(timeout, relay.try_connect(timeout)).await {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(e)) => Err(connect_error(&e, timeout)),
-        Err(_) => Err(format!(
-            "timed out after {} while connecting",
-            crate::config::format_duration(timeout)
-        )),
-    }
-}
-
-type ConnectFuture =
-    futures::future::Shared<futures::future::BoxFuture<'static, std::result::Result<(), String>>>;
-
-/// Connections started in the background (one task per relay) while the
-/// command does other work (journal commit, mint check, lookups); a
-/// publish waits for its relay's own connection only.
-#[derive(Default, Clone)]
-pub struct Preconnect {
-    started: std::collections::HashMap<RelayUrl, ConnectFuture>,
-}
-
-impl Preconnect {
-    /// Start connecting to `urls` (added to the pool first), each bounded
-    /// by `timeout`. Must run inside a tokio runtime; the connections
-    /// progress whenever the runtime is polled.
-    pub async fn start(client: &Client, urls: &[RelayUrl], timeout: Duration) -> Preconnect {
-        let mut p = Preconnect::default();
-        p.add(client, urls, timeout).await;
-        p
-    }
-
-    /// Start connecting to more relays.
-    pub async fn add(&mut self, client: &Client, urls: &[RelayUrl], timeout: Duration) {
-        use futures::FutureExt;
-        add_relays(client, urls).await;
-        for url in urls {
-            if self.started.contains_key(url) {
-                continue;
-            }
-            let c = client.clone();
-            let u = url.clone();
-            let task = tokio::spawn(async move { connect_one(&c, &u, timeout).await });
-            let fut = async move {
-                task.await
-                    .unwrap_or_else(|e| Err(format!("connection task failed: {e}")))
-            }
-            .boxed()
-            .shared();
-            self.started.insert(url.clone(), fut);
-        }
-    }
-
-    /// Wait for the connection to `url`, if one was started.
-    pub async fn wait(&self, url: &RelayUrl) -> Option<std::result::Result<(), String>> {
-        match self.started.get(url) {
-            Some(f) => Some(f.clone().await),
-            None => None,
-        }
-    }
-}
-
 /// Connect to every relay concurrently, each bounded by `timeout`.
 /// Returns the relays that could not be reached, with why.
 pub async fn connect_all(
@@ -278,7 +85,20 @@ pub async fn connect_all(
     urls: &[RelayUrl],
     timeout: Duration,
 ) -> Vec<(RelayUrl, String)> {
-    let tasks = urls.iter().map(|url| connect_one(client, url, timeout));
+    let tasks = urls.iter().map(|url| async move {
+        let relay = client.relay(url).await.map_err(|e| e.to_string())?;
+        if relay.is_connected() {
+            return Ok(());
+        }
+        match tokio::time::timeout(timeout, relay.try_connect(timeout)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(connect_error(&e, timeout)),
+            Err(_) => Err(format!(
+                "timed out after {} while connecting",
+                crate::config::format_duration(timeout)
+            )),
+        }
+    });
     let results = futures::future::join_all(tasks).await;
     urls.iter()
         .zip(results)
@@ -540,31 +360,10 @@ pub async fn publish_with(
     urls: &[RelayUrl],
     timeout: Duration,
 ) -> Vec<RelayOutcome> {
-    publish_pre(client, event, urls, timeout, None).await
-}
-
-/// [`publish_with`], each relay first waiting for its connection started
-/// by `pre` (when there is one).
-pub async fn publish_pre(
-    client: &Client,
-    event: &Event,
-    urls: &[RelayUrl],
-    timeout: Duration,
-    pre: Option<&Preconnect>,
-) -> Vec<RelayOutcome> {
     let start = Instant::now();
     let deadline = start + timeout;
     let tasks = urls.iter().map(|url| async move {
-        let result = tokio::time::timeout_at(deadline, async {
-            if let Some(Err(e)) = match pre {
-                Some(p) => p.wait(url).await,
-                None => None,
-            } {
-                return (RelayStatus::Failed, e);
-            }
-            send_one(client, url, event, timeout).await
-        })
-        .await;
+        let result = tokio::time::timeout_at(deadline, send_one(client, url, event, timeout)).await;
         let latency_ms = start.elapsed().as_millis() as u64;
         let (status, message) = match result {
             Ok(r) => r,

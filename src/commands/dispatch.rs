@@ -24,10 +24,6 @@ use super::{
 };
 use crate::cli::RerunArgs;
 
-/// At most this long for the worker's relay list lookup (it runs beside
-/// the ad lookup and the mint check, on the same connections).
-const LIST_LOOKUP_CAP: std::time::Duration = std::time::Duration::from_secs(2);
-
 /// Env var with the idempotency key (e.g. the CI run id).
 const ENV_IDEMPOTENCY_KEY: &str = "JOBCTL_IDEMPOTENCY_KEY";
 
@@ -444,43 +440,10 @@ pub fn rerun(ctx: &Ctx, a: RerunArgs) -> Result<i32> {
         None if spends => Some(ctx.journal()?),
         j => j,
     };
-    if a.dry_run {
-        spec.token = given;
-        let req = dispatch::build(&spec, &key.keys)?;
-        let event = dispatch::sign(&req, &key.keys)?;
-        ctx.say(format!(
-            "dry run: signed job {} not published ({})",
-            event.id,
-            payment_summary(&spec)
-        ));
-        print_stdout(&event.as_json())?;
-        return Ok(exit::OK);
-    }
-    // The worker's relay list (NIP-65): cached in the journal, else looked
-    // up on the configured relays alongside the ad.
-    let outbox = !a.no_outbox && cfg.outbox;
-    let cached_list = match (&journal, outbox) {
-        (Some(j), true) => j.cached_relay_list(&spec.worker, dispatch::RELAY_LIST_TTL)?,
-        _ => None,
-    };
-    let rt = runtime()?;
-    // One pool for everything: connections start now, in the background,
-    // while the ad and relay list are looked up, the mint checks the
-    // token and the journal commits; the event goes out only after that.
-    let outcome = rt.block_on(async {
-        let client = relays::client(&key.keys, &relays).await;
-        let mut pre = relays::Preconnect::start(&client, &relays, deadline.remaining()).await;
-        let lookup = async {
-            if outbox && cached_list.is_none() {
-                // A share of the deadline: a silent relay cannot eat the
-                // publish's time.
-                let t = deadline.share(3).min(LIST_LOOKUP_CAP);
-                Some(dispatch::fetch_relay_list(&client, &relays, spec.worker, t).await)
-            } else {
-                None
-            }
-        };
-        let pay = super::pay::payment(
+    spec.token = if a.dry_run {
+        given
+    } else {
+        runtime()?.block_on(super::pay::payment(
             ctx,
             &cfg,
             &a,
@@ -490,115 +453,63 @@ pub fn rerun(ctx: &Ctx, a: RerunArgs) -> Result<i32> {
             given,
             journal.as_mut(),
             &mut wallet_lock,
-            Some(&client),
-        );
-        let (token, fetched) = tokio::join!(pay, lookup);
-        let token = match token {
-            Ok(t) => t,
-            Err(e) => {
-                relays::shutdown(&client).await;
-                return Err(e);
-            }
-        };
-        let list = match (&cached_list, &fetched) {
-            (Some(cached), _) => cached.clone(),
-            (None, Some((ev, _))) => ev.clone(),
-            _ => None,
-        };
-        let inbox = dispatch::inbox_extras(list.as_ref(), &relays);
-        if !inbox.is_empty() {
-            pre.add(&client, &inbox, deadline.remaining()).await;
-        }
-        Ok((client, pre, token, fetched, inbox))
-    });
-    let (client, pre, token, fetched, inbox) = outcome?;
-    spec.token = token;
+        ))?
+    };
     let req = dispatch::build(&spec, &key.keys)?;
     let event = dispatch::sign(&req, &key.keys)?;
-    let mut targets = relays.clone();
-    targets.extend(inbox.iter().cloned());
+    if a.dry_run {
+        ctx.say(format!(
+            "dry run: signed job {} not published ({})",
+            event.id,
+            payment_summary(&spec)
+        ));
+        print_stdout(&event.as_json())?;
+        return Ok(exit::OK);
+    }
     let mut journal = match journal {
         Some(j) => j,
         None => ctx.journal()?,
     };
     if !a.json {
         ctx.say(format!(
-            "dispatching `{}` to worker {} with {} via {} relay(s){}{}",
+            "dispatching `{}` to worker {} with {} via {} relay(s){}",
             command_line(&spec),
             npub(&spec.worker),
             payment_summary(&spec),
             relays.len(),
-            if inbox.is_empty() {
-                String::new()
-            } else {
-                format!(" + {} from the worker's relay list", inbox.len())
-            },
             base.as_ref()
                 .map(|b| format!(" (rerun of {})", output::short_id(&b.id.to_hex())))
                 .unwrap_or_default()
         ));
     }
-    // Journaled (and the wallet's token with it), durably, before anything
-    // is published; the commit runs on a blocking thread so the relay
-    // connections keep progressing meanwhile.
+    // Journaled (and the wallet's token with it) before anything is
+    // published; then the wallet is free for others.
+    dispatch::journal_new(
+        &mut journal,
+        &key.keys,
+        &spec,
+        &event,
+        &relays,
+        idem.as_deref(),
+        base.as_ref().map(|b| b.id),
+    )?;
+    drop(wallet_lock);
+    let payment = spec.token.as_ref().map(|t| t.info().clone());
+    let rt = runtime()?;
     let report = rt.block_on(async {
-        let keys = key.keys.clone();
-        let spec_c = spec.clone();
-        let event_c = event.clone();
-        let targets_c = targets.clone();
-        let idem_c = idem.clone();
-        let rerun_of = base.as_ref().map(|b| b.id);
-        let committed = tokio::task::spawn_blocking(move || {
-            let r = dispatch::journal_new(
-                &mut journal,
-                &keys,
-                &spec_c,
-                &event_c,
-                &targets_c,
-                idem_c.as_deref(),
-                rerun_of,
-            );
-            (journal, r)
-        })
-        .await;
-        let (mut journal, r) = match committed {
-            Ok(x) => x,
-            Err(e) => {
-                relays::shutdown(&client).await;
-                return Err(Error::Journal(format!("journal commit failed: {e}")));
-            }
-        };
-        if let Err(e) = r {
-            relays::shutdown(&client).await;
-            return Err(e);
-        }
-        // Then the wallet is free for others.
-        drop(wallet_lock.take());
-        let payment = spec.token.as_ref().map(|t| t.info().clone());
-        let r = dispatch::publish_journaled_pre(
+        let client = relays::client(&key.keys, &relays).await;
+        let r = dispatch::publish_journaled(
             &mut journal,
             &client,
             event,
             payment,
-            &targets,
+            &relays,
             deadline.remaining(),
             min_accept,
-            Some(&pre),
         )
         .await;
         relays::shutdown(&client).await;
-        // Off the critical path: remember the worker's relay list.
-        if let Some((ev, complete)) = &fetched {
-            if ev.is_some() || *complete {
-                if let Err(e) = journal.cache_relay_list(&spec.worker, ev.as_ref()) {
-                    tracing::debug!("cannot cache the relay list: {e}");
-                }
-            }
-        }
-        r.map(|mut rep| {
-            rep.worker_inbox = inbox.iter().map(|u| u.to_string()).collect();
-            rep
-        })
+        r
     })?;
     drop(key_lock);
     print_report(ctx, &report, a.json)
@@ -621,12 +532,6 @@ fn print_report(ctx: &Ctx, report: &DispatchReport, json: bool) -> Result<i32> {
             ));
         }
         ctx.say(output::relay_table(&report.relays, color));
-        for u in &report.worker_inbox {
-            ctx.say(format!(
-                "  {} (worker inbox): from the worker's NIP-65 relay list",
-                output::sanitize(u)
-            ));
-        }
         let verdict = if report.ok() {
             output::paint("published", color, "32")
         } else {
@@ -779,7 +684,6 @@ fn plan_line(
         refund_after: a.refund_after.clone(),
         no_check: true,
         require_check: false,
-        no_outbox: true,
         strict: false,
         token_format: None,
         stdin: None,

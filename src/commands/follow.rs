@@ -326,12 +326,6 @@ pub fn watch(ctx: &Ctx, a: WatchArgs) -> Result<i32> {
     let color = output::stderr_color();
     let multi = ids.len() > 1;
     let mut journal = ctx.existing_journal()?;
-    // The workers' own outbox relays (NIP-65, cached at dispatch) too.
-    let mut urls = urls;
-    if let (Some(j), true) = (&journal, cfg.outbox) {
-        let extra = jobctl::dispatch::worker_write_relays(j, &ids, &urls);
-        urls.extend(extra);
-    }
     let rt = runtime()?;
     rt.block_on(async {
         let deadline = overall.map(|d| d.instant());
@@ -493,13 +487,8 @@ fn load(
     let cfg = ctx.config()?;
     let deadline = ctx.start_deadline(read.timeout.as_deref(), cfg.query_timeout)?;
     let refs = job_refs(jobs)?;
-    let mut urls = read_relays(&cfg, &read.relays, &refs)?;
+    let urls = read_relays(&cfg, &read.relays, &refs)?;
     let ids: Vec<EventId> = refs.iter().map(|r| r.id).collect();
-    // The workers' own outbox relays (NIP-65, cached at dispatch) too.
-    if let (Some(j), true) = (ctx.existing_journal()?, cfg.outbox) {
-        let extra = jobctl::dispatch::worker_write_relays(&j, &ids, &urls);
-        urls.extend(extra);
-    }
     let rt = runtime()?;
     let (mut trackers, reach) = rt.block_on(async {
         let client = reader(ctx, &cfg, &urls, false).await?;

@@ -152,9 +152,6 @@ pub fn cancel(ctx: &Ctx, a: CancelArgs) -> Result<i32> {
     Ok(exit::OK)
 }
 
-/// How many jobs `republish` sends at once.
-const REPUBLISH_CONCURRENCY: usize = 32;
-
 pub fn republish(ctx: &Ctx, a: RepublishArgs) -> Result<i32> {
     let cfg = ctx.config()?;
     let flags = relays_for(&cfg, &a.relays)?;
@@ -208,15 +205,6 @@ pub fn republish(ctx: &Ctx, a: RepublishArgs) -> Result<i32> {
     let rt = runtime()?;
     let color = output::stderr_color();
     let mut failures = 0;
-    // Plan every job first (bad input fails before anything is sent).
-    struct Plan {
-        event: Event,
-        payment: Option<jobctl::payment::TokenInfo>,
-        todo: Vec<RelayUrl>,
-        earlier: Vec<String>,
-    }
-    let mut plans = Vec::with_capacity(records.len());
-    let mut every_url: Vec<RelayUrl> = Vec::new();
     for rec in &records {
         let urls = if !a.relays.is_empty() {
             flags.clone()
@@ -241,74 +229,21 @@ pub fn republish(ctx: &Ctx, a: RepublishArgs) -> Result<i32> {
             .as_deref()
             .and_then(|t| PaymentToken::parse(t).ok())
             .map(|t| t.info().clone());
-        let earlier = journal.accepted_relays(&event.id)?;
-        let todo: Vec<RelayUrl> = urls
-            .iter()
-            .filter(|u| !earlier.contains(&u.to_string()))
-            .cloned()
-            .collect();
-        for u in &todo {
-            if !every_url.contains(u) {
-                every_url.push(u.clone());
-            }
-        }
-        plans.push(Plan {
-            event,
-            payment,
-            todo,
-            earlier,
-        });
-    }
-    // Every job at once over one pool (connections shared), each relay
-    // bounded by the command's one deadline.
-    let fresh: Vec<Vec<relays::RelayOutcome>> = rt.block_on(async {
-        use futures::StreamExt;
-        let client = relays::client(&key.keys, &every_url).await;
-        let pre = relays::Preconnect::start(&client, &every_url, deadline.remaining()).await;
-        let (client_ref, pre_ref) = (&client, &pre);
-        let mut out: Vec<(usize, Vec<relays::RelayOutcome>)> =
-            futures::stream::iter(plans.iter().enumerate().map(|(i, p)| async move {
-                let o = if p.todo.is_empty() {
-                    Vec::new()
-                } else {
-                    relays::publish_pre(
-                        client_ref,
-                        &p.event,
-                        &p.todo,
-                        deadline.remaining(),
-                        Some(pre_ref),
-                    )
-                    .await
-                };
-                (i, o)
-            }))
-            .buffer_unordered(REPUBLISH_CONCURRENCY)
-            .collect()
+        let report = rt.block_on(async {
+            let client = relays::client(&key.keys, &urls).await;
+            let r = dispatch::publish_journaled(
+                &mut journal,
+                &client,
+                event,
+                payment,
+                &urls,
+                deadline.remaining(),
+                min_accept,
+            )
             .await;
-        relays::shutdown(&client).await;
-        out.sort_by_key(|(i, _)| *i);
-        out.into_iter().map(|(_, o)| o).collect()
-    });
-    let to_record: Vec<(EventId, Vec<relays::RelayOutcome>)> = plans
-        .iter()
-        .zip(&fresh)
-        .filter(|(_, o)| !o.is_empty())
-        .map(|(p, o)| (p.event.id, o.clone()))
-        .collect();
-    journal.record_outcomes_many(&to_record)?;
-    for ((rec, plan), fresh) in records.iter().zip(plans).zip(fresh) {
-        let mut outcomes: Vec<relays::RelayOutcome> = plan
-            .earlier
-            .into_iter()
-            .map(|url| relays::RelayOutcome {
-                url,
-                status: relays::RelayStatus::Accepted,
-                message: "accepted earlier".into(),
-                latency_ms: 0,
-            })
-            .collect();
-        outcomes.extend(fresh);
-        let report = dispatch::report(plan.event, plan.payment, outcomes, min_accept);
+            relays::shutdown(&client).await;
+            r
+        })?;
         if !report.ok() {
             failures += 1;
         }

@@ -303,13 +303,7 @@ async fn worker_ad(
     worker: PublicKey,
     relays: &[RelayUrl],
     timeout: Duration,
-    pool: Option<&Client>,
 ) -> Result<AdLookup> {
-    // The dispatch's own pool: the lookup and the publish share one
-    // connection round.
-    if let Some(client) = pool {
-        return Ok(follow::worker_ad(client, relays, worker, timeout).await);
-    }
     let key = ctx.optional_key(cfg)?;
     let client = relays::reader(key.as_ref().map(|k| &k.keys), relays, false).await;
     let ad = follow::worker_ad(&client, relays, worker, timeout).await;
@@ -340,7 +334,6 @@ pub async fn payment(
     given: Option<PaymentToken>,
     mut journal: Option<&mut Journal>,
     wallet_lock: &mut Option<jobctl::keys::FileLock>,
-    pool: Option<&Client>,
 ) -> Result<Option<PaymentToken>> {
     // The ad is required to pick a mint or check a price; for a given token
     // it only feeds a warning, so a slow relay may not hold the job up long.
@@ -353,25 +346,11 @@ pub async fn payment(
     } else {
         deadline.share(3).min(ADVISORY_AD_TIMEOUT)
     };
-    let ad_lookup = async {
-        if wanted && !relays.is_empty() {
-            worker_ad(ctx, cfg, worker, relays, ad_timeout, pool).await
-        } else {
-            Ok(AdLookup::Missing)
-        }
+    let ad = if wanted && !relays.is_empty() {
+        worker_ad(ctx, cfg, worker, relays, ad_timeout).await?
+    } else {
+        AdLookup::Missing
     };
-    // A token handed in is checked with its mint while the ad is looked
-    // up: the two do not depend on each other.
-    let check_given = async {
-        match &given {
-            Some(token) if !a.no_check && a.amount.is_none() => {
-                Some(wallet::check_token(token, deadline.share(2).min(MINT_CHECK_TIMEOUT)).await)
-            }
-            _ => None,
-        }
-    };
-    let (ad, checked) = tokio::join!(ad_lookup, check_given);
-    let ad = ad?;
     // A lookup cut short is "timed out", never "the worker has no ad".
     let needed_for = if a.max_price.is_some() {
         "for --max-price"
@@ -477,8 +456,8 @@ pub async fn payment(
         return Ok(None);
     };
     // A token handed in: is it still good, and can the worker use it?
-    if let Some(checked) = checked {
-        match checked {
+    if !a.no_check {
+        match wallet::check_token(&token, deadline.share(2).min(MINT_CHECK_TIMEOUT)).await {
             Ok(TokenState::Unspent) => {}
             Ok(TokenState::Spent) => {
                 return Err(Error::input(format!(
