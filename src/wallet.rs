@@ -242,6 +242,20 @@ impl std::str::FromStr for TokenFormat {
     }
 }
 
+/// A mint's keysets as the infos token decoding and fee sums take.
+fn keyset_infos(keysets: Vec<cdk::nuts::KeySet>) -> Vec<KeySetInfo> {
+    keysets
+        .into_iter()
+        .map(|ks| KeySetInfo {
+            id: ks.id,
+            unit: ks.unit,
+            active: ks.active.unwrap_or(false),
+            input_fee_ppk: ks.input_fee_ppk,
+            final_expiry: ks.final_expiry,
+        })
+        .collect()
+}
+
 /// Write `token` in `format`. For V3 every proof carries its keyset's
 /// full id, looked up in the keysets the wallet holds for `w`'s mint (it
 /// just used them, so this is local; bounded by [`KEYSET_LOOKUP`] all the
@@ -254,16 +268,7 @@ pub async fn encode_token(w: &Wallet, token: &Token, format: TokenFormat) -> Str
     let looked_up =
         tokio::time::timeout(KEYSET_LOOKUP, w.keysets(KeysetLoadPolicy::CacheThenNetwork)).await;
     let infos: Vec<KeySetInfo> = match looked_up {
-        Ok(Ok(k)) => k
-            .into_iter()
-            .map(|ks| KeySetInfo {
-                id: ks.id,
-                unit: ks.unit,
-                active: ks.active.unwrap_or(false),
-                input_fee_ppk: ks.input_fee_ppk,
-                final_expiry: ks.final_expiry,
-            })
-            .collect(),
+        Ok(Ok(k)) => keyset_infos(k),
         _ => Vec::new(),
     };
     full_id_v3(token, &infos).unwrap_or_else(|| {
@@ -1025,19 +1030,11 @@ impl LocalWallet {
         let w = self.wallet(&mint).await?;
         // Input fees of the token's own proofs (NUT-02), before swapping.
         let t = Token::from_str(token.expose()).map_err(werr)?;
-        let infos: Vec<KeySetInfo> = w
-            .keysets(KeysetLoadPolicy::CacheThenNetwork)
-            .await
-            .map_err(|e| cdk_err(&format!("mint {mint}"), e))?
-            .into_iter()
-            .map(|ks| KeySetInfo {
-                id: ks.id,
-                unit: ks.unit,
-                active: ks.active.unwrap_or(false),
-                input_fee_ppk: ks.input_fee_ppk,
-                final_expiry: ks.final_expiry,
-            })
-            .collect();
+        let infos = keyset_infos(
+            w.keysets(KeysetLoadPolicy::CacheThenNetwork)
+                .await
+                .map_err(|e| cdk_err(&format!("mint {mint}"), e))?,
+        );
         let max_ppk = infos
             .iter()
             .filter(|k| k.active)
