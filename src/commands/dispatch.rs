@@ -186,16 +186,20 @@ fn secret_value(s: &str) -> Result<(String, String)> {
     Ok((k, v))
 }
 
+/// `$JOBCTL_TOKEN`, when set to something other than blanks.
+fn env_token() -> Option<String> {
+    std::env::var("JOBCTL_TOKEN")
+        .ok()
+        .filter(|t| !t.trim().is_empty())
+}
+
 /// The token from `--token`, `--token -` or `$JOBCTL_TOKEN`; `None` only
 /// with `--unpaid`.
 fn token(a: &RerunArgs) -> Result<Option<PaymentToken>> {
     if a.unpaid {
         return Ok(None);
     }
-    let from_env = std::env::var("JOBCTL_TOKEN")
-        .ok()
-        .filter(|t| !t.trim().is_empty());
-    let raw = match a.token.clone().or(from_env).as_deref() {
+    let raw = match a.token.clone().or_else(env_token).as_deref() {
         Some("-") => read_stdin("the token")?,
         Some(t) => t.to_string(),
         None => {
@@ -217,9 +221,7 @@ fn token_or_free(
     keys: &Keys,
     relays: &[RelayUrl],
 ) -> Result<Option<PaymentToken>> {
-    let none_given = !a.unpaid
-        && a.token.is_none()
-        && std::env::var("JOBCTL_TOKEN").map_or(true, |t| t.trim().is_empty());
+    let none_given = !a.unpaid && a.token.is_none() && env_token().is_none();
     if none_given && !relays.is_empty() {
         // A third of the command's deadline: the publish needs the rest.
         let budget = jobctl::deadline::Deadline::after(ctx.deadline().share(3));
@@ -378,9 +380,7 @@ pub fn rerun(ctx: &Ctx, a: RerunArgs) -> Result<i32> {
                     rec.id
                 )));
             }
-            if a.token.is_some()
-                || std::env::var("JOBCTL_TOKEN").is_ok_and(|t| !t.trim().is_empty())
-            {
+            if a.token.is_some() || env_token().is_some() {
                 output::print_warning(&format!(
                     "job {} already exists for this idempotency key; the token given was not used",
                     output::short_id(&rec.id)
