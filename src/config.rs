@@ -13,12 +13,8 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::protocol::PTag;
 
-/// Env var overriding the config file path.
-pub const ENV_CONFIG: &str = "JOBCTL_CONFIG";
-/// Env var with a comma-separated relay list.
-pub const ENV_RELAYS: &str = "JOBCTL_RELAYS";
-/// Env var with the default worker (npub or hex).
-pub const ENV_WORKER: &str = "JOBCTL_WORKER";
+use crate::settings::env::{CONFIG as ENV_CONFIG, RELAYS as ENV_RELAYS, WORKER as ENV_WORKER};
+use crate::settings::env_nonempty;
 
 /// Default command run by a job.
 pub const DEFAULT_CMD: &str = "act";
@@ -341,10 +337,6 @@ query = "10s"
 # wallet receive, send and pay.
 mint = "30s"
 "#;
-
-fn env_nonempty(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
-}
 
 /// One line for a TOML error: `line N (`key`): message`.
 fn toml_error_line(text: &str, e: &toml::de::Error) -> String {

@@ -388,7 +388,7 @@ pub fn free_reason(
         .unwrap_or_default();
     Some(format!(
         "your key is on the worker's freelist ({}){limit}",
-        crate::output::clip(&crate::output::sanitize(pointer), 80)
+        crate::text::clip(&crate::text::sanitize(pointer), 80)
     ))
 }
 

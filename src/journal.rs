@@ -15,8 +15,7 @@ use serde::Serialize;
 use crate::error::{Error, Result};
 use crate::relays::{RelayOutcome, RelayStatus};
 
-/// Env var overriding the journal path.
-pub const ENV_JOURNAL: &str = "JOBCTL_JOURNAL";
+use crate::settings::env::JOURNAL as ENV_JOURNAL;
 
 /// The default journal path: `$XDG_DATA_HOME/jobctl/journal.sqlite`.
 pub fn default_path() -> PathBuf {

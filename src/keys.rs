@@ -12,10 +12,8 @@ use nostr_sdk::prelude::*;
 
 use crate::error::{Error, Result};
 
-/// Env var holding a secret key (nsec or hex).
-pub const ENV_SECRET_KEY: &str = "JOBCTL_SECRET_KEY";
-/// Env var holding the passphrase of an ncryptsec key.
-pub const ENV_PASSPHRASE: &str = "JOBCTL_KEY_PASSPHRASE";
+pub use crate::settings::env::KEY_PASSPHRASE as ENV_PASSPHRASE;
+pub use crate::settings::env::SECRET_KEY as ENV_SECRET_KEY;
 
 /// Where the signing key was found.
 #[derive(Debug, Clone, PartialEq, Eq)]

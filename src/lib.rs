@@ -15,11 +15,12 @@ pub mod follow;
 pub mod journal;
 pub mod keys;
 pub mod logs;
-pub mod output;
 pub mod payment;
 pub mod protocol;
 pub mod relays;
+pub mod settings;
 pub mod state;
+pub mod text;
 pub mod wallet;
 pub mod worker;
 

@@ -79,7 +79,7 @@ fn spool_file() -> Result<File> {
 /// Download `url` into a spool file, hashing as it goes; returns the file
 /// (rewound) and the body's length once the body is verified.
 pub fn download(url: &str, timeout: Duration) -> Result<(File, u64)> {
-    let shown = crate::output::clip(url, 200);
+    let shown = crate::text::clip(url, 200);
     if !(url.starts_with("http://") || url.starts_with("https://")) {
         return Err(Error::Runtime(format!("log URL `{shown}` is not http(s)")));
     }
@@ -90,14 +90,14 @@ pub fn download(url: &str, timeout: Duration) -> Result<(File, u64)> {
         .map_err(|e| {
             Error::Runtime(format!(
                 "GET {shown}: {}",
-                crate::output::clip(&e.to_string(), 200)
+                crate::text::clip(&e.to_string(), 200)
             ))
         })?;
     if !(200..300).contains(&resp.status_code) {
         return Err(Error::Runtime(format!(
             "GET {shown}: HTTP {} {}",
             resp.status_code,
-            crate::output::clip(&resp.reason_phrase, 100)
+            crate::text::clip(&resp.reason_phrase, 100)
         )));
     }
     let mut file = spool_file()?;
@@ -112,7 +112,7 @@ pub fn download(url: &str, timeout: Duration) -> Result<(File, u64)> {
             Err(e) => {
                 return Err(Error::Runtime(format!(
                     "GET {shown}: {} after {total} bytes",
-                    crate::output::clip(&e.to_string(), 200)
+                    crate::text::clip(&e.to_string(), 200)
                 )))
             }
         };
@@ -173,7 +173,7 @@ fn check_hash(url: &str, actual: &str) -> Result<()> {
         if actual != expected {
             return Err(Error::Runtime(format!(
                 "log integrity check failed: {} names sha256 {expected} but the body hashes to {actual}; nothing printed",
-                crate::output::clip(url, 200)
+                crate::text::clip(url, 200)
             )));
         }
     }

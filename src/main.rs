@@ -2,7 +2,6 @@
 //! data only; everything for humans goes to stderr.
 
 mod cli;
-mod commands;
 
 use std::process::ExitCode;
 
@@ -11,10 +10,10 @@ use clap::Parser;
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     init_tracing(cli.verbose, cli.quiet);
-    let code = match commands::run(cli) {
+    let code = match cli::run(cli) {
         Ok(code) => code,
         Err(e) => {
-            jobctl::output::print_error(&e.to_string());
+            cli::render::print_error(&e.to_string());
             e.exit_code()
         }
     };
@@ -25,7 +24,7 @@ fn main() -> ExitCode {
 /// whatever `JOBCTL_LOG` says; `JOBCTL_LOG` (or `RUST_LOG`) otherwise
 /// replaces the `-v` levels. Whatever the filter, lines are sanitized,
 /// bounded, and the relay crates' repeats are dropped
-/// ([`jobctl::output::log`]).
+/// ([`cli::render::log`]).
 fn init_tracing(verbose: u8, quiet: bool) {
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
@@ -41,14 +40,12 @@ fn init_tracing(verbose: u8, quiet: bool) {
     let filter = if quiet {
         EnvFilter::new("off,jobctl=error")
     } else {
-        EnvFilter::try_from_env("JOBCTL_LOG")
+        EnvFilter::try_from_env(jobctl::settings::env::LOG)
             .or_else(|_| EnvFilter::try_from_default_env())
             .unwrap_or_else(|_| EnvFilter::new(default))
     };
     let _ = tracing_subscriber::registry()
         .with(filter)
-        .with(jobctl::output::log::StderrLog::new(
-            jobctl::output::stderr_color(),
-        ))
+        .with(cli::render::log::StderrLog::new(cli::render::stderr_color()))
         .try_init();
 }

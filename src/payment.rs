@@ -24,7 +24,7 @@ pub const MAX_TOKEN_BYTES: usize = 32 * 1024;
 /// it trimmed. Used for `--mint` flags and for the mint a token names.
 pub fn parse_mint_url(s: &str) -> std::result::Result<String, String> {
     let t = s.trim();
-    let shown = crate::output::clip(t, 120);
+    let shown = crate::text::clip(t, 120);
     if t.is_empty() {
         return Err("the mint URL is empty".into());
     }
@@ -122,7 +122,7 @@ impl PaymentToken {
         let token = Token::from_str(raw).map_err(|e| {
             Error::input(format!(
                 "the payment token is malformed: {}",
-                crate::output::clip(&e.to_string(), 200)
+                crate::text::clip(&e.to_string(), 200)
             ))
         })?;
         let amounts: Vec<u64> = match &token {
@@ -147,7 +147,7 @@ impl PaymentToken {
         let amount = token.value().map_err(|e| {
             Error::input(format!(
                 "the payment token's amount is invalid: {}",
-                crate::output::clip(&e.to_string(), 200)
+                crate::text::clip(&e.to_string(), 200)
             ))
         })?;
         let mint = token.mint_url().map_err(|_| {
@@ -217,8 +217,8 @@ impl fmt::Display for PaymentToken {
             "cashu{}…({} {} @ {})",
             self.info.version,
             self.info.amount,
-            crate::output::sanitize(&self.info.unit),
-            crate::output::sanitize(&self.info.mint)
+            crate::text::sanitize(&self.info.unit),
+            crate::text::sanitize(&self.info.mint)
         )
     }
 }
@@ -235,7 +235,7 @@ pub fn redact_str(s: &str) -> String {
         Ok(t) => t.redacted(),
         Err(_) => {
             let prefix: String = s.chars().take(6).collect();
-            format!("{}…(undecodable)", crate::output::sanitize(&prefix))
+            format!("{}…(undecodable)", crate::text::sanitize(&prefix))
         }
     }
 }

@@ -670,9 +670,9 @@ impl JobRef {
 pub fn parse_key_value(s: &str) -> Result<(String, String), String> {
     let (k, v) = s
         .split_once('=')
-        .ok_or_else(|| format!("expected KEY=VALUE, got `{}`", crate::output::clip(s, 80)))?;
+        .ok_or_else(|| format!("expected KEY=VALUE, got `{}`", crate::text::clip(s, 80)))?;
     if k.is_empty() {
-        return Err(format!("empty key in `{}`", crate::output::clip(s, 80)));
+        return Err(format!("empty key in `{}`", crate::text::clip(s, 80)));
     }
     validate_env_key(k)?;
     check_text("the value", v)?;
@@ -692,7 +692,7 @@ pub fn validate_env_key(k: &str) -> Result<(), String> {
     if !valid {
         return Err(format!(
             "`{}` is not a valid variable name (letters, digits and _, not starting with a digit)",
-            crate::output::clip(k, 80)
+            crate::text::clip(k, 80)
         ));
     }
     Ok(())

@@ -39,8 +39,7 @@ use crate::journal::Journal;
 use crate::keys::FileLock;
 use crate::payment::PaymentToken;
 
-/// Env var overriding the wallet directory.
-pub const ENV_WALLET_DIR: &str = "JOBCTL_WALLET_DIR";
+use crate::settings::env::WALLET_DIR as ENV_WALLET_DIR;
 
 /// How long a wallet operation waits for another jobctl process that is
 /// using the same wallet.
@@ -1299,7 +1298,7 @@ pub async fn check_token(token: &PaymentToken, timeout: Duration) -> Result<Toke
             if info.unit != unit {
                 return Err(Error::input(format!(
                     "the token says its unit is `{}` but its keyset {} at {mint} is in `{}`",
-                    crate::output::sanitize(&unit.to_string()),
+                    crate::text::sanitize(&unit.to_string()),
                     p.keyset_id,
                     info.unit
                 )));

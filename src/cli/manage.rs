@@ -1,21 +1,21 @@
 //! `cancel`, `republish`, `stats`: managing jobs through the journal.
 
+use clap::Args;
 use std::collections::BTreeMap;
 
+use crate::cli::render::{self, run_time, short_id, short_npub};
 use jobctl::config;
 use jobctl::dispatch;
 use jobctl::error::{exit, Error, Result};
 use jobctl::follow;
 use jobctl::journal::JobRecord;
-use jobctl::output::{self, run_time, short_id, short_npub};
 use jobctl::payment::PaymentToken;
 use jobctl::protocol::JobRef;
 use jobctl::relays;
 use nostr_sdk::prelude::*;
 use serde::Serialize;
 
-use super::{min_accept_for, print_stdout, relays_for, require_relays, runtime, to_json, Ctx};
-use crate::cli::{CancelArgs, RepublishArgs, StatsArgs};
+use super::{min_accept_for, relays_for, require_relays, runtime, to_json, Ctx};
 
 pub fn cancel(ctx: &Ctx, a: CancelArgs) -> Result<i32> {
     let cfg = ctx.config()?;
@@ -38,7 +38,7 @@ pub fn cancel(ctx: &Ctx, a: CancelArgs) -> Result<i32> {
         .transpose()?
         .flatten();
     let rt = runtime()?;
-    let color = output::stderr_color();
+    let color = render::stderr_color();
     let (tracker, outcomes, (deletion, loom, loom_accepted)) = rt.block_on(async {
         let client = relays::client(&key.keys, &urls).await;
         // Half the deadline to look, so the deletion still has time to go out.
@@ -66,7 +66,7 @@ pub fn cancel(ctx: &Ctx, a: CancelArgs) -> Result<i32> {
             )));
         };
         if !reach.complete() {
-            output::print_warning(&reach.describe());
+            render::print_warning(&reach.describe());
         }
         if req.pubkey != key.keys.public_key() {
             return Err(Error::input(format!(
@@ -132,18 +132,18 @@ pub fn cancel(ctx: &Ctx, a: CancelArgs) -> Result<i32> {
             "relays": outcomes, "accepted": accepted,
             "loom_cancel": loom.id.to_hex(), "loom_event": loom, "loom_accepted": loom_accepted,
         });
-        print_stdout(&v.to_string())?;
+        ctx.print(&v.to_string())?;
     } else {
-        ctx.say(output::relay_table(&outcomes, color));
+        ctx.say(render::relay_table(&outcomes, color));
         ctx.say(format!(
             "cancel of job {} sent: accepted by {accepted}/{} relays (the worker skips it if it has not started)",
             short_id(&tracker.id.to_hex()),
             outcomes.len()
         ));
-        print_stdout(&deletion.id.to_hex())?;
+        ctx.print(&deletion.id.to_hex())?;
     }
     if accepted == 0 {
-        output::print_error(&format!(
+        render::print_error(&format!(
             "no relay accepted the cancel request ({})",
             relays::failure_summary(&outcomes)
         ));
@@ -203,7 +203,7 @@ pub fn republish(ctx: &Ctx, a: RepublishArgs) -> Result<i32> {
     }
     let key = ctx.key(&cfg)?;
     let rt = runtime()?;
-    let color = output::stderr_color();
+    let color = render::stderr_color();
     let mut failures = 0;
     for rec in &records {
         let urls = if !a.relays.is_empty() {
@@ -248,7 +248,7 @@ pub fn republish(ctx: &Ctx, a: RepublishArgs) -> Result<i32> {
             failures += 1;
         }
         if a.json {
-            print_stdout(&to_json(&report)?)?;
+            ctx.print(&to_json(&report)?)?;
         } else {
             ctx.say(format!(
                 "job {}{}: accepted by {}/{} relays",
@@ -259,12 +259,12 @@ pub fn republish(ctx: &Ctx, a: RepublishArgs) -> Result<i32> {
                 report.accepted,
                 report.relays.len()
             ));
-            ctx.say(output::relay_table(&report.relays, color));
-            print_stdout(&report.id)?;
+            ctx.say(render::relay_table(&report.relays, color));
+            ctx.print(&report.id)?;
         }
     }
     if failures > 0 {
-        output::print_error(&format!(
+        render::print_error(&format!(
             "{failures} job(s) still below {min_accept} relay(s){}",
             if deadline.expired() {
                 format!(
@@ -370,8 +370,7 @@ pub fn stats(ctx: &Ctx, a: StatsArgs) -> Result<i32> {
         .since
         .as_deref()
         .map(|s| {
-            config::parse_time(s, Timestamp::now())
-                .map_err(|e| Error::input(format!("--since: {e}")))
+            config::parse_time(s, ctx.now()).map_err(|e| Error::input(format!("--since: {e}")))
         })
         .transpose()?
         .map(|t| t.as_secs())
@@ -392,11 +391,11 @@ pub fn stats(ctx: &Ctx, a: StatsArgs) -> Result<i32> {
         .collect();
     if a.json {
         let v = serde_json::json!({ "overall": overall, "workers": workers });
-        print_stdout(&v.to_string())?;
+        ctx.print(&v.to_string())?;
         return Ok(exit::OK);
     }
-    let color = output::stderr_color();
-    let mut t = output::table(
+    let color = render::stderr_color();
+    let mut t = render::table(
         &[
             "worker",
             "jobs",
@@ -465,4 +464,70 @@ pub fn stats(ctx: &Ctx, a: StatsArgs) -> Result<i32> {
         }
     ));
     Ok(exit::OK)
+}
+
+#[derive(Debug, Args)]
+pub struct CancelArgs {
+    /// The job to cancel (one of yours).
+    #[arg(value_name = "JOB")]
+    pub job: String,
+
+    /// Send the cancel even if the job already finished.
+    #[arg(long)]
+    pub force: bool,
+
+    /// Reason, sent as the deletion request's content.
+    #[arg(
+        long,
+        default_value = "cancelled by the requester",
+        value_name = "TEXT"
+    )]
+    pub reason: String,
+
+    /// Print one JSON object on stdout.
+    #[arg(long)]
+    pub json: bool,
+
+    #[command(flatten)]
+    pub read: super::ReadArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct RepublishArgs {
+    /// Journaled jobs to publish (again).
+    #[arg(value_name = "JOB", required_unless_present = "all")]
+    pub jobs: Vec<String>,
+
+    /// Every journaled job that no relay has accepted yet.
+    #[arg(long, conflicts_with = "jobs")]
+    pub all: bool,
+
+    /// Relays that must accept each job for exit 0 [default: config, else 1].
+    #[arg(long, value_name = "N")]
+    pub min_accept: Option<usize>,
+
+    /// Print one JSON object per job on stdout.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Relay URL; repeat for several [default: each job's own relays, else the config's].
+    #[arg(long = "relay", value_name = "URL")]
+    pub relays: Vec<String>,
+
+    /// Bound on the whole command, every job's publish included
+    /// [default: config timeouts.publish, else 10s].
+    #[arg(long, value_name = "DURATION")]
+    pub timeout: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct StatsArgs {
+    /// Only jobs created at or after: unix seconds (9+ digits), YYYY-MM-DD
+    /// (UTC), or an age (90s, 24h, 7d; a short bare number is seconds ago).
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+
+    /// Print JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
 }

@@ -2,14 +2,15 @@
 //! token from the wallet, locking it to the worker, and the pre-flight
 //! checks (NUT-07 state at the mint, the worker's accepted mints, price).
 
+use clap::{Args, Subcommand};
 use std::time::Duration;
 
+use crate::cli::render::{self, short_id};
 use jobctl::config::Config;
 use jobctl::error::{exit, Error, Result};
 use jobctl::follow::{self, AdLookup};
 use jobctl::journal::{Claim, JobRecord, Journal};
 use jobctl::keys::SigningKey;
-use jobctl::output::{self, short_id};
 use jobctl::payment::PaymentToken;
 use jobctl::protocol::{JobRef, JobState, WorkerAd};
 use jobctl::relays;
@@ -17,8 +18,8 @@ use jobctl::wallet::{self, LocalWallet, Lock, Reconciled, TokenState};
 use nostr_sdk::prelude::*;
 use serde::Serialize;
 
-use super::{print_stdout, read_stdin, relays_for, runtime, to_json, Ctx};
-use crate::cli::{ReclaimArgs, RerunArgs, WalletCommand};
+use super::{read_stdin, relays_for, runtime, to_json, Ctx};
+use crate::cli::RerunArgs;
 
 /// Bound on fetching the worker's advertisement when it only feeds warnings.
 const ADVISORY_AD_TIMEOUT: Duration = Duration::from_secs(2);
@@ -85,7 +86,7 @@ pub fn wallet(ctx: &Ctx, cmd: WalletCommand) -> Result<i32> {
                 }
                 let b = w.balances().await?;
                 if json {
-                    print_stdout(&to_json(&b)?)?;
+                    ctx.print(&to_json(&b)?)?;
                 } else {
                     // "held at the mint" only shows when a mint holds some.
                     let held = b.iter().any(|x| x.held > 0);
@@ -93,7 +94,7 @@ pub fn wallet(ctx: &Ctx, cmd: WalletCommand) -> Result<i32> {
                     if held {
                         head.push("held at the mint");
                     }
-                    let mut t = output::table(&head, output::stderr_color());
+                    let mut t = render::table(&head, render::stderr_color());
                     for x in &b {
                         let mut row = vec![
                             x.mint.clone(),
@@ -108,16 +109,16 @@ pub fn wallet(ctx: &Ctx, cmd: WalletCommand) -> Result<i32> {
                     }
                     ctx.say(t.to_string());
                     let total: u64 = b.iter().filter(|x| x.unit == "sat").map(|x| x.amount).sum();
-                    print_stdout(&total.to_string())?;
+                    ctx.print(&total.to_string())?;
                 }
             }
             WalletCommand::Mints { json } => {
                 let m = w.mints().await;
                 if json {
-                    print_stdout(&to_json(&m)?)?;
+                    ctx.print(&to_json(&m)?)?;
                 } else {
                     for x in &m {
-                        print_stdout(x)?;
+                        ctx.print(x)?;
                     }
                 }
             }
@@ -138,7 +139,7 @@ pub fn wallet(ctx: &Ctx, cmd: WalletCommand) -> Result<i32> {
                     t.info().unit,
                     t.info().mint
                 ));
-                print_stdout(&amount.to_string())?;
+                ctx.print(&amount.to_string())?;
             }
             WalletCommand::Send { amount, mint, .. } => {
                 if amount == 0 {
@@ -163,7 +164,7 @@ pub fn wallet(ctx: &Ctx, cmd: WalletCommand) -> Result<i32> {
                 ctx.say(format!(
                     "sent {amount} sat from {mint}; the token below is money: keep it safe"
                 ));
-                print_stdout(&sent.token)?;
+                ctx.print(&sent.token)?;
                 journal.send_state(&sent.op_id, "delivered", "printed on stdout")?;
             }
             WalletCommand::Mint { amount, mint, .. } => {
@@ -176,12 +177,12 @@ pub fn wallet(ctx: &Ctx, cmd: WalletCommand) -> Result<i32> {
                         &format!("minting at {mint}"),
                         w.mint(&mint, amount, wait, |invoice| {
                             eprintln!("pay this invoice to mint {amount} sat at {mint}:");
-                            eprintln!("{}", output::sanitize(invoice));
+                            eprintln!("{}", render::sanitize(invoice));
                         }),
                     )
                     .await?;
                 ctx.say(format!("minted {got} sat at {mint}"));
-                print_stdout(&got.to_string())?;
+                ctx.print(&got.to_string())?;
             }
             WalletCommand::Pay { bolt11, mint, .. } => {
                 let mint = match mint {
@@ -192,7 +193,7 @@ pub fn wallet(ctx: &Ctx, cmd: WalletCommand) -> Result<i32> {
                     .bound(&format!("waiting for mint {mint}"), w.pay(&mint, &bolt11))
                     .await?;
                 ctx.say(format!("paid {amount} sat (fee {fee} sat) from {mint}"));
-                print_stdout(&format!("{amount}"))?;
+                ctx.print(&format!("{amount}"))?;
             }
             WalletCommand::Check { mint, json, .. } => {
                 let mut journal = ctx.existing_journal()?;
@@ -210,19 +211,19 @@ pub fn wallet(ctx: &Ctx, cmd: WalletCommand) -> Result<i32> {
                 }
                 let problems = reports.iter().any(|r| !r.problems.is_empty());
                 if json {
-                    print_stdout(&to_json(&reports)?)?;
+                    ctx.print(&to_json(&reports)?)?;
                 } else {
                     for r in &reports {
                         ctx.say(check_summary(r));
                         for p in &r.problems {
-                            output::print_warning(&format!("{}: {p}", r.mint));
+                            render::print_warning(&format!("{}: {p}", r.mint));
                         }
                     }
                     if reports.is_empty() {
                         ctx.say("the wallet has no mints yet: nothing to check");
                     }
                     let fixed = reports.iter().filter(|r| r.changed()).count();
-                    print_stdout(&format!(
+                    ctx.print(&format!(
                         "{} mint(s) checked, {fixed} with fixes",
                         reports.len()
                     ))?;
@@ -409,7 +410,7 @@ pub async fn payment(
                 if a.strict {
                     return Err(Error::input(msg));
                 }
-                output::print_warning(&msg);
+                render::print_warning(&msg);
                 m.clone()
             }
             (Some(m), _) => m.clone(),
@@ -476,7 +477,7 @@ pub async fn payment(
                 )))
             }
             Err(e) => {
-                output::print_warning(&format!("could not check the token with its mint: {e}"))
+                render::print_warning(&format!("could not check the token with its mint: {e}"))
             }
         }
     }
@@ -490,7 +491,7 @@ pub async fn payment(
             if a.strict {
                 return Err(Error::input(msg));
             }
-            output::print_warning(&msg);
+            render::print_warning(&msg);
         }
     }
     if let Some(lock) = lock {
@@ -591,7 +592,7 @@ pub fn reclaim(ctx: &Ctx, a: ReclaimArgs) -> Result<i32> {
             let (t, reach) = follow::load_jobs_reach(&client, &urls, &ids, deadline.share(2)).await;
             relays::shutdown(&client).await;
             if !reach.complete() {
-                output::print_warning(&format!(
+                render::print_warning(&format!(
                     "results and change may be missing: {}",
                     reach.describe()
                 ));
@@ -674,7 +675,7 @@ pub fn reclaim(ctx: &Ctx, a: ReclaimArgs) -> Result<i32> {
                     if now.as_secs() < lt {
                         out.message = format!(
                             "locked to the worker until {} (in {}s)",
-                            output::clock(lt),
+                            render::clock(lt),
                             lt - now.as_secs()
                         );
                         outcomes.push(out);
@@ -723,11 +724,11 @@ pub fn reclaim(ctx: &Ctx, a: ReclaimArgs) -> Result<i32> {
         Ok::<_, Error>(())
     })?;
     if a.json {
-        print_stdout(&to_json(&outcomes)?)?;
+        ctx.print(&to_json(&outcomes)?)?;
     } else {
-        let mut t = output::table(
+        let mut t = render::table(
             &["job", "kind", "result", "amount", "detail"],
-            output::stderr_color(),
+            render::stderr_color(),
         );
         for o in &outcomes {
             t.add_row(vec![
@@ -735,9 +736,9 @@ pub fn reclaim(ctx: &Ctx, a: ReclaimArgs) -> Result<i32> {
                 o.kind.clone().unwrap_or_else(|| "-".into()),
                 o.result.clone(),
                 o.amount.to_string(),
-                output::one_line(&o.message),
+                render::one_line(&o.message),
             ]);
-            print_stdout(&format!("{} {} {}", o.job, o.result, o.amount))?;
+            ctx.print(&format!("{} {} {}", o.job, o.result, o.amount))?;
         }
         ctx.say(t.to_string());
         let total: u64 = outcomes
@@ -752,4 +753,99 @@ pub fn reclaim(ctx: &Ctx, a: ReclaimArgs) -> Result<i32> {
     } else {
         exit::OK
     })
+}
+
+#[derive(Debug, Subcommand)]
+pub enum WalletCommand {
+    /// Spendable balance per mint and unit (plus amounts sent but not yet redeemed).
+    Balance {
+        /// Print JSON on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Mints this wallet has used.
+    Mints {
+        /// Print JSON on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Redeem a token into the wallet (`-` or absent reads stdin).
+    Receive {
+        /// The token.
+        token: Option<String>,
+        /// Bound on the whole command, every mint call included
+        /// [default: config timeouts.mint, else 30s].
+        #[arg(long, value_name = "DURATION")]
+        timeout: Option<String>,
+    },
+    /// Take AMOUNT sat out of the wallet as a token, printed on stdout.
+    Send {
+        /// Amount in sat.
+        amount: u64,
+        /// Mint to send from [default: the one with the largest balance].
+        #[arg(long, value_name = "URL", value_parser = jobctl::payment::parse_mint_url)]
+        mint: Option<String>,
+        /// Bound on the whole command, every mint call included
+        /// [default: config timeouts.mint, else 30s].
+        #[arg(long, value_name = "DURATION")]
+        timeout: Option<String>,
+    },
+    /// Buy AMOUNT sat of ecash at a mint over Lightning: prints the invoice,
+    /// waits for payment, claims the proofs.
+    Mint {
+        /// Amount in sat.
+        amount: u64,
+        /// The mint.
+        #[arg(long, value_name = "URL", value_parser = jobctl::payment::parse_mint_url)]
+        mint: String,
+        /// Bound on the whole command: the quote, waiting for the invoice
+        /// to be paid, and claiming the proofs.
+        #[arg(long, default_value = "10m", value_name = "DURATION")]
+        timeout: String,
+    },
+    /// Pay a Lightning invoice with ecash (melt).
+    Pay {
+        /// The BOLT11 invoice.
+        bolt11: String,
+        /// Mint to pay from [default: the one with the largest balance].
+        #[arg(long, value_name = "URL", value_parser = jobctl::payment::parse_mint_url)]
+        mint: Option<String>,
+        /// Bound on the whole command, every mint call included
+        /// [default: config timeouts.mint, else 30s].
+        #[arg(long, value_name = "DURATION")]
+        timeout: Option<String>,
+    },
+    /// Reconcile the wallet with its mints and report what was fixed:
+    /// finish or roll back operations a crash or kill cut off, mark proofs
+    /// the mint says are spent, release reserved proofs of dead operations,
+    /// and take back tokens made but never journaled or handed out.
+    Check {
+        /// Only this mint [default: every mint in the wallet].
+        #[arg(long, value_name = "URL", value_parser = jobctl::payment::parse_mint_url)]
+        mint: Option<String>,
+        /// Bound on the whole check, every mint included.
+        #[arg(long, default_value = "30s", value_name = "DURATION")]
+        timeout: String,
+        /// Print JSON on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct ReclaimArgs {
+    /// Jobs to reclaim (journaled ones: the journal holds their tokens).
+    #[arg(value_name = "JOB", required_unless_present = "all")]
+    pub jobs: Vec<String>,
+
+    /// Every eligible published job in the journal.
+    #[arg(long, conflicts_with = "jobs")]
+    pub all: bool,
+
+    /// Print a JSON array on stdout.
+    #[arg(long)]
+    pub json: bool,
+
+    #[command(flatten)]
+    pub read: super::ReadArgs,
 }

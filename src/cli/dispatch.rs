@@ -1,8 +1,10 @@
 //! `rerun`: one job, a past job again, or a batch; journaled before it is
 //! published, idempotent with a key.
 
+use clap::Args;
 use std::collections::BTreeMap;
 
+use crate::cli::render;
 use futures::StreamExt;
 use jobctl::config::{self, Config};
 use jobctl::dispatch::{self, DispatchReport, JobSpec};
@@ -10,7 +12,6 @@ use jobctl::error::{exit, Error, Result};
 use jobctl::follow;
 use jobctl::journal::Journal;
 use jobctl::keys::npub;
-use jobctl::output;
 use jobctl::payment::PaymentToken;
 use jobctl::protocol::{
     check_text, parse_key_value, validate_env_key, validate_job_fields, JobRef, JobRequest, PTag,
@@ -19,10 +20,7 @@ use jobctl::relays;
 use nostr_sdk::prelude::*;
 use serde::Deserialize;
 
-use super::{
-    min_accept_for, print_stdout, read_stdin, relays_for, require_relays, runtime, to_json, Ctx,
-};
-use crate::cli::RerunArgs;
+use super::{min_accept_for, read_stdin, relays_for, require_relays, runtime, to_json, Ctx};
 
 /// Env var with the idempotency key (e.g. the CI run id).
 const ENV_IDEMPOTENCY_KEY: &str = "JOBCTL_IDEMPOTENCY_KEY";
@@ -55,7 +53,7 @@ fn job_spec(cfg: &Config, a: &RerunArgs, base: Option<&Base>) -> Result<JobSpec>
         (None, None) => cfg.p_tag,
     };
     if p_tag == PTag::SelfKey {
-        output::print_warning(
+        render::print_warning(
             "--p self: today's Loom clients and workers identify the worker by the `p` tag alone; \
              with your own key there, workers will not see this job as theirs",
         );
@@ -99,7 +97,7 @@ fn job_spec(cfg: &Config, a: &RerunArgs, base: Option<&Base>) -> Result<JobSpec>
         if !missing.is_empty() {
             return Err(Error::input(format!(
                 "job {} had secrets {}: pass --secret for each (secret values are never stored)",
-                output::short_id(&b.id.to_hex()),
+                render::short_id(&b.id.to_hex()),
                 missing.join(", ")
             )));
         }
@@ -349,7 +347,7 @@ pub fn rerun(ctx: &Ctx, a: RerunArgs) -> Result<i32> {
     // Concurrent runs with one idempotency key queue here (a lock file
     // next to the journal, released by the kernel if this process dies):
     // the first journals the job, the later ones find it below.
-    let journal_path = jobctl::journal::resolve_path(ctx.journal_flag.as_deref());
+    let journal_path = ctx.settings.journal_path.clone();
     let key_lock = match (&idem, a.dry_run) {
         (Some(_), false) => Some(jobctl::journal::lock(
             &journal_path,
@@ -381,9 +379,9 @@ pub fn rerun(ctx: &Ctx, a: RerunArgs) -> Result<i32> {
                 )));
             }
             if a.token.is_some() || env_token().is_some() {
-                output::print_warning(&format!(
+                render::print_warning(&format!(
                     "job {} already exists for this idempotency key; the token given was not used",
-                    output::short_id(&rec.id)
+                    render::short_id(&rec.id)
                 ));
             }
             let event = rec.signed_event()?;
@@ -396,7 +394,7 @@ pub fn rerun(ctx: &Ctx, a: RerunArgs) -> Result<i32> {
             if !a.json {
                 ctx.say(format!(
                     "idempotency key `{k}`: job {} exists; republishing to relays that have not accepted it",
-                    output::short_id(&rec.id)
+                    render::short_id(&rec.id)
                 ));
             }
             let rt = runtime()?;
@@ -463,7 +461,7 @@ pub fn rerun(ctx: &Ctx, a: RerunArgs) -> Result<i32> {
             event.id,
             payment_summary(&spec)
         ));
-        print_stdout(&event.as_json())?;
+        ctx.print(&event.as_json())?;
         return Ok(exit::OK);
     }
     let mut journal = match journal {
@@ -478,7 +476,7 @@ pub fn rerun(ctx: &Ctx, a: RerunArgs) -> Result<i32> {
             payment_summary(&spec),
             relays.len(),
             base.as_ref()
-                .map(|b| format!(" (rerun of {})", output::short_id(&b.id.to_hex())))
+                .map(|b| format!(" (rerun of {})", render::short_id(&b.id.to_hex())))
                 .unwrap_or_default()
         ));
     }
@@ -517,29 +515,29 @@ pub fn rerun(ctx: &Ctx, a: RerunArgs) -> Result<i32> {
 
 /// Print a dispatch report: JSON, or the table, summary and id.
 fn print_report(ctx: &Ctx, report: &DispatchReport, json: bool) -> Result<i32> {
-    let color = output::stderr_color();
+    let color = render::stderr_color();
     if json {
-        print_stdout(&to_json(report)?)?;
+        ctx.print(&to_json(report)?)?;
     } else {
         if ctx.quiet && !report.ok() {
-            output::print_error(&format!(
+            render::print_error(&format!(
                 "job {} accepted by {}/{} relays (need {}): {}",
-                output::short_id(&report.id),
+                render::short_id(&report.id),
                 report.accepted,
                 report.relays.len(),
                 report.min_accept,
                 relays::failure_summary(&report.relays)
             ));
         }
-        ctx.say(output::relay_table(&report.relays, color));
+        ctx.say(render::relay_table(&report.relays, color));
         let verdict = if report.ok() {
-            output::paint("published", color, "32")
+            render::paint("published", color, "32")
         } else {
-            output::paint("NOT published", color, "1;31")
+            render::paint("NOT published", color, "1;31")
         };
         ctx.say(format!(
             "{verdict}: job {} accepted by {}/{} relays (need {})",
-            output::short_id(&report.id),
+            render::short_id(&report.id),
             report.accepted,
             report.relays.len(),
             report.min_accept
@@ -547,20 +545,20 @@ fn print_report(ctx: &Ctx, report: &DispatchReport, json: bool) -> Result<i32> {
         if !report.ok() {
             ctx.say(format!(
                 "why: {}",
-                output::one_line(&relays::failure_summary(&report.relays))
+                render::one_line(&relays::failure_summary(&report.relays))
             ));
             ctx.say(
                 "the job and its token are kept in the journal: `jobctl republish --all` retries",
             );
         }
-        print_stdout(&report.id)?;
+        ctx.print(&report.id)?;
     }
     Ok(if report.ok() { exit::OK } else { exit::FAILURE })
 }
 
 /// The command for display (a rerun's may come from a relay: sanitized).
 fn command_line(spec: &JobSpec) -> String {
-    output::sanitize(
+    render::sanitize(
         &std::iter::once(spec.cmd.as_str())
             .chain(spec.args.iter().map(String::as_str))
             .collect::<Vec<_>>()
@@ -614,7 +612,7 @@ fn plan_line(
     let l: BatchLine = serde_json::from_str(text).map_err(|e| {
         Error::input(format!(
             "not a job spec: {}",
-            output::one_line(&e.to_string())
+            render::one_line(&e.to_string())
         ))
     })?;
     // The same rules as the flags: a key holding `=` would otherwise be
@@ -765,9 +763,9 @@ fn batch(
                             continue;
                         }
                         if l_has_token(raw) {
-                            output::print_warning(&format!(
+                            render::print_warning(&format!(
                                 "line {n}: job {} already exists for idempotency key `{k}`; its token was not used",
-                                output::short_id(&rec.id)
+                                render::short_id(&rec.id)
                             ));
                         }
                         existing = Some(rec.signed_event()?);
@@ -785,7 +783,7 @@ fn batch(
     }
     if !errors.is_empty() {
         for e in &errors {
-            output::print_error(e);
+            render::print_error(e);
         }
         return Err(Error::input(format!(
             "{} bad line(s) in the batch; nothing was signed or published",
@@ -881,7 +879,7 @@ fn batch(
             pending.push((ev.id, out.clone()));
             if pending.len() >= 100 {
                 if let Err(e) = journal.record_outcomes_many(&pending) {
-                    output::print_warning(&e.to_string());
+                    render::print_warning(&e.to_string());
                 }
                 pending.clear();
             }
@@ -898,14 +896,14 @@ fn batch(
             reports[i] = Some(dispatch::report(ev, infos[i].clone(), all, min_accept));
         }
         if let Err(e) = journal.record_outcomes_many(&pending) {
-            output::print_warning(&e.to_string());
+            render::print_warning(&e.to_string());
         }
         client.shutdown().await;
         reports.into_iter().flatten().collect()
     });
 
-    let color = output::stderr_color();
-    let mut table = output::table(&["line", "job", "accepted", "result"], color);
+    let color = render::stderr_color();
+    let mut table = render::table(&["line", "job", "accepted", "result"], color);
     let mut ok_count = 0;
     for (p, r) in plans.iter().zip(&reports) {
         if a.json {
@@ -913,16 +911,16 @@ fn batch(
                 "line": p.line, "id": r.id, "accepted": r.accepted, "ok": r.ok(),
                 "idempotent": p.existing.is_some(), "relays": r.relays,
             });
-            print_stdout(&v.to_string())?;
+            ctx.print(&v.to_string())?;
         } else {
-            print_stdout(&r.id)?;
+            ctx.print(&r.id)?;
         }
         if r.ok() {
             ok_count += 1;
         }
         table.add_row(vec![
             p.line.to_string(),
-            output::short_id(&r.id),
+            render::short_id(&r.id),
             format!("{}/{}", r.accepted, r.relays.len()),
             if r.ok() {
                 "published".into()
@@ -942,7 +940,7 @@ fn batch(
     }
     if ok_count < reports.len() {
         if ctx.quiet {
-            output::print_error(&format!(
+            render::print_error(&format!(
                 "{} job(s) did not reach {min_accept} relay(s)",
                 reports.len() - ok_count
             ));
@@ -950,4 +948,145 @@ fn batch(
         return Ok(exit::FAILURE);
     }
     Ok(exit::OK)
+}
+
+#[derive(Debug, Args)]
+pub struct RerunArgs {
+    /// A past job to run again (hex, note1, nevent1; from the journal or the
+    /// relays): same worker, cmd, args, env and parent, with a fresh token.
+    /// Flags given as well override the original's values.
+    #[arg(value_name = "JOB", conflicts_with = "batch")]
+    pub job: Option<String>,
+
+    /// Dispatch many jobs from an NDJSON file (`-` for stdin), one job spec
+    /// per line: {"worker", "cmd", "args", "env", "secrets", "token",
+    /// "unpaid", "idempotency_key", "p", "run"}. --worker, --cmd, --env,
+    /// --run, --p and ARGS give defaults that a line's own values override.
+    #[arg(long, value_name = "FILE")]
+    pub batch: Option<String>,
+
+    /// Jobs published at once with --batch.
+    #[arg(long, default_value_t = 32, value_name = "N")]
+    pub concurrency: usize,
+
+    /// Make retries safe: the first call with this key dispatches; later
+    /// calls sign nothing new, spend no token, print the same id and
+    /// republish to relays that have not accepted it yet. [env: JOBCTL_IDEMPOTENCY_KEY]
+    #[arg(long, value_name = "KEY")]
+    pub idempotency_key: Option<String>,
+
+    /// Cashu token paying for the job (cashuA... or cashuB...); `-` reads it
+    /// from stdin. Prefer $JOBCTL_TOKEN or stdin: argv is visible to other users.
+    /// [env: JOBCTL_TOKEN]
+    #[arg(long, value_name = "TOKEN")]
+    pub token: Option<String>,
+
+    /// Send the job without a payment tag (for free workers that allow you);
+    /// $JOBCTL_TOKEN is then ignored.
+    #[arg(long, conflicts_with_all = ["token", "amount"])]
+    pub unpaid: bool,
+
+    /// Pay this many sat from the local wallet (a fresh token is made).
+    #[arg(long, value_name = "SAT", conflicts_with = "token")]
+    pub amount: Option<u64>,
+
+    /// How a token the wallet makes (--amount, --lock) is written: `cashuA`
+    /// (V3 with full keyset ids, which every client decodes offline) or
+    /// `cashuB` (V4) [default: config `token_format`, else cashuA]. A token
+    /// you pass is published as given.
+    #[arg(long, value_name = "cashuA|cashuB", value_parser = |s: &str| s.parse::<jobctl::wallet::TokenFormat>())]
+    pub token_format: Option<jobctl::wallet::TokenFormat>,
+
+    /// The job's input, put in the request's content (read by the worker
+    /// as the command's stdin); `-` reads stdin. At most 64 KiB; cannot be
+    /// combined with `--token -`.
+    #[arg(long = "stdin", value_name = "FILE|-")]
+    pub stdin: Option<String>,
+
+    /// Mint to pay from with --amount [default: one the worker accepts
+    /// (its advertisement) that holds enough balance].
+    #[arg(long, value_name = "URL", requires = "amount", value_parser = jobctl::payment::parse_mint_url)]
+    pub mint: Option<String>,
+
+    /// Refuse when the worker's advertised rate times --duration exceeds this (sat).
+    #[arg(long, value_name = "SAT")]
+    pub max_price: Option<u64>,
+
+    /// Expected run time in seconds, for --max-price [default: the worker's
+    /// min_duration, else 60].
+    #[arg(long, value_name = "SECS")]
+    pub duration: Option<u64>,
+
+    /// Lock the payment to the worker's key (NUT-11 P2PK); after
+    /// --refund-after your own key can take it back.
+    #[arg(long, conflicts_with = "unpaid")]
+    pub lock: bool,
+
+    /// Locktime of a --lock payment, e.g. 72h.
+    #[arg(long, value_name = "DURATION", default_value = "72h")]
+    pub refund_after: String,
+
+    /// Skip the pre-flight NUT-07 check of --token with its mint (offline use).
+    #[arg(long, conflicts_with = "require_check")]
+    pub no_check: bool,
+
+    /// Fail (instead of warning) when the token's mint cannot be reached for the check.
+    #[arg(long)]
+    pub require_check: bool,
+
+    /// Fail (instead of warning) when the worker's advertisement does not list the token's mint.
+    #[arg(long)]
+    pub strict: bool,
+
+    /// Worker pubkey (npub or hex) [default: config `worker` or $JOBCTL_WORKER].
+    #[arg(long, value_name = "PUBKEY")]
+    pub worker: Option<String>,
+
+    /// Relay URL; repeat for several. Replaces the configured list and $JOBCTL_RELAYS.
+    #[arg(long = "relay", value_name = "URL")]
+    pub relays: Vec<String>,
+
+    /// Command the worker runs [default: config `cmd`, else `act`].
+    #[arg(long, value_name = "CMD")]
+    pub cmd: Option<String>,
+
+    /// Plain environment variable for the job; repeatable.
+    #[arg(long = "env", value_name = "KEY=VALUE")]
+    pub env: Vec<String>,
+
+    /// Secret environment variable, NIP-44 encrypted to the worker; repeatable.
+    /// `--secret KEY` alone takes the value from your own environment.
+    #[arg(long = "secret", value_name = "KEY[=VALUE]")]
+    pub secrets: Vec<String>,
+
+    /// Parent event id (e.g. a 5401 workflow run), sent as the `e` tag.
+    #[arg(long, value_name = "EVENT_ID")]
+    pub run: Option<String>,
+
+    /// Who the `p` tag addresses: `worker` (default), `self`, or a pubkey.
+    #[arg(long = "p", value_name = "worker|self|PUBKEY")]
+    pub p_tag: Option<String>,
+
+    /// Bound on the whole command: looking up a past job or the worker's
+    /// advertisement, mint calls and the publish, e.g. 10s, 500ms
+    /// [default: config timeouts.publish, else 10s].
+    #[arg(long, value_name = "DURATION")]
+    pub timeout: Option<String>,
+
+    /// Relays that must accept for exit 0 [default: config, else 1].
+    #[arg(long, value_name = "N")]
+    pub min_accept: Option<usize>,
+
+    /// Print the signed event JSON on stdout and publish nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Print one JSON object on stdout instead of the event id.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Arguments for the command, after `--`; all go in one `args` tag
+    /// [default: config `args`].
+    #[arg(last = true, value_name = "ARGS")]
+    pub args: Vec<String>,
 }

@@ -6,7 +6,8 @@ use std::io::IsTerminal;
 
 use comfy_table::{presets, Cell, Color, ContentArrangement, Table};
 
-use crate::relays::{RelayOutcome, RelayStatus};
+use jobctl::relays::{RelayOutcome, RelayStatus};
+pub use jobctl::text::{clip, one_line, sanitize};
 
 /// Whether stderr should be coloured.
 pub fn stderr_color() -> bool {
@@ -62,57 +63,6 @@ pub fn relay_table(outcomes: &[RelayOutcome], color: bool) -> String {
     t.to_string()
 }
 
-/// Collapse newlines so a relay's message cannot break the table, and
-/// [`sanitize`] what is left.
-pub fn one_line(s: &str) -> String {
-    sanitize(&s.split_whitespace().collect::<Vec<_>>().join(" "))
-}
-
-/// Whether a character may not reach a terminal as it is: C0 and C1
-/// controls, DEL, and the Unicode bidirectional overrides and isolates
-/// that reorder what is shown ("Trojan Source").
-fn is_unsafe(c: char) -> bool {
-    c.is_control()
-        || matches!(
-            c,
-            '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}'
-        )
-}
-
-/// Make a string that came from the network (a worker's name or status
-/// message, a relay's reason, a URL, a mint name...) safe to print on a
-/// terminal: every control character (ESC, BEL, CSI, a newline...) and
-/// every bidi override is shown escaped (`\x1b`, `\u{202e}`) instead of
-/// being interpreted, so nobody can clear the screen, retitle the window
-/// or fake a line. Printable text, including non-ASCII, is unchanged.
-pub fn sanitize(s: &str) -> String {
-    if !s.chars().any(is_unsafe) {
-        return s.to_string();
-    }
-    let mut out = String::with_capacity(s.len() + 8);
-    for c in s.chars() {
-        if !is_unsafe(c) {
-            out.push(c);
-        } else if (c as u32) < 0x80 {
-            out.push_str(&format!("\\x{:02x}", c as u32));
-        } else {
-            out.push_str(&format!("\\u{{{:x}}}", c as u32));
-        }
-    }
-    out
-}
-
-/// [`sanitize`], then cut to at most `max` characters (with `…`).
-pub fn clip(s: &str, max: usize) -> String {
-    let s = sanitize(s);
-    if s.chars().count() <= max {
-        return s;
-    }
-    let mut out: String = s.chars().take(max.saturating_sub(1)).collect();
-    out.push('…');
-    out
-}
-
 /// The first 12 hex characters of an id, for tables.
 pub fn short_id(hex: &str) -> String {
     hex.chars().take(12).collect()
@@ -155,8 +105,8 @@ pub fn run_time(secs: f64) -> String {
 }
 
 /// A state name, coloured by what it means.
-pub fn state_cell(state: crate::protocol::JobState, stale: bool, color: bool) -> Cell {
-    use crate::protocol::JobState as S;
+pub fn state_cell(state: jobctl::protocol::JobState, stale: bool, color: bool) -> Cell {
+    use jobctl::protocol::JobState as S;
     let text = if stale {
         format!("{state} (stale)")
     } else {
@@ -178,7 +128,7 @@ pub fn state_cell(state: crate::protocol::JobState, stale: bool, color: bool) ->
 
 /// Short npub for tables: `npub1abcd…wxyz`.
 pub fn short_npub(hex: &str) -> String {
-    match nostr_sdk::PublicKey::from_hex(hex).map(|pk| crate::keys::npub(&pk)) {
+    match nostr_sdk::PublicKey::from_hex(hex).map(|pk| jobctl::keys::npub(&pk)) {
         Ok(n) if n.len() > 16 => format!("{}…{}", &n[..10], &n[n.len() - 4..]),
         Ok(n) => n,
         Err(_) => short_id(hex),
@@ -487,15 +437,6 @@ mod tests {
         let s = relay_table(&o, false);
         assert!(!s.contains('\x1b'));
         assert!(s.contains("blocked: nope"));
-    }
-
-    #[test]
-    fn sanitize_escapes_controls_and_bidi_but_keeps_text() {
-        assert_eq!(sanitize("plain ünïcödé ✓"), "plain ünïcödé ✓");
-        assert_eq!(sanitize("\x1b[2Jx\x07"), "\\x1b[2Jx\\x07");
-        assert_eq!(sanitize("a\u{9b}b\u{202e}c"), "a\\u{9b}b\\u{202e}c");
-        assert_eq!(one_line("x\n\x1b]0;t\x07 y"), "x \\x1b]0;t\\x07 y");
-        assert_eq!(clip("abcdef", 4), "abc…");
     }
 
     #[test]

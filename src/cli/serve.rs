@@ -1,11 +1,11 @@
 //! `jobctl worker`: run the reference worker until SIGINT/SIGTERM.
 
+use clap::Args;
 use jobctl::error::{exit, Error, Result};
 use jobctl::keys::npub;
 use jobctl::worker::{Worker, WorkerConfig};
 
-use super::{print_stdout, relays_for, require_relays, Ctx};
-use crate::cli::WorkerArgs;
+use super::{relays_for, require_relays, Ctx};
 
 pub fn worker(ctx: &Ctx, a: WorkerArgs) -> Result<i32> {
     let cfg = ctx.config()?;
@@ -65,7 +65,7 @@ pub fn worker(ctx: &Ctx, a: WorkerArgs) -> Result<i32> {
             .max(1);
     }
     if w.wallet_dir.is_none() {
-        w.wallet_dir = Some(jobctl::wallet::resolve_dir(ctx.wallet_dir.as_deref()));
+        w.wallet_dir = Some(ctx.settings.wallet_dir.clone());
     }
     let key = ctx.key(&cfg)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -82,7 +82,7 @@ pub fn worker(ctx: &Ctx, a: WorkerArgs) -> Result<i32> {
             relays.len(),
             worker.blob_base
         ));
-        print_stdout(&npub(&worker.pubkey))?;
+        ctx.print(&npub(&worker.pubkey))?;
         wait_for_signal().await;
         ctx.say("shutting down: running jobs end with a result");
         worker.shutdown().await;
@@ -110,4 +110,65 @@ async fn wait_for_signal() {
     {
         let _ = tokio::signal::ctrl_c().await;
     }
+}
+
+#[derive(Debug, Args)]
+pub struct WorkerArgs {
+    /// Worker config file (TOML: name, allow_cmds, allow_clients,
+    /// unpaid_clients, price_per_second, mints, min_duration, max_duration,
+    /// concurrency, blob_dir, blob_addr, wallet_dir, advertise_every,
+    /// mint_timeout, catch_up, token_format, freelist, freelist_timeout;
+    /// durations in seconds).
+    #[arg(long = "worker-config", value_name = "PATH")]
+    pub worker_config: Option<std::path::PathBuf>,
+
+    /// Allow a command (repeatable; replaces the config's list; default `act`).
+    #[arg(long = "allow-cmd", value_name = "CMD")]
+    pub allow_cmds: Vec<String>,
+
+    /// Price in sat per second (0 = free worker for --unpaid-client keys).
+    #[arg(long, value_name = "SAT")]
+    pub price: Option<u64>,
+
+    /// Accepted mint (repeatable).
+    #[arg(long = "accept-mint", value_name = "URL", value_parser = jobctl::payment::parse_mint_url)]
+    pub mints: Vec<String>,
+
+    /// Client allowed to send unpaid jobs (repeatable).
+    #[arg(long = "unpaid-client", value_name = "PUBKEY")]
+    pub unpaid_clients: Vec<String>,
+
+    /// Jobs run at once.
+    #[arg(long, value_name = "N")]
+    pub concurrency: Option<usize>,
+
+    /// Hard limit on one run, in seconds.
+    #[arg(long, value_name = "SECS")]
+    pub max_duration: Option<u64>,
+
+    /// Minimum billed duration, in seconds.
+    #[arg(long, value_name = "SECS")]
+    pub min_duration: Option<u64>,
+
+    /// On start, also take open jobs addressed to this worker published
+    /// this long ago at most (e.g. 24h; 0 = only new jobs) [default: 24h].
+    #[arg(long = "catch-up", value_name = "DURATION")]
+    pub catch_up: Option<String>,
+
+    /// Upper bound on every call to a mint (e.g. 30s) [default: 30s].
+    #[arg(long = "mint-timeout", value_name = "DURATION")]
+    pub mint_timeout: Option<String>,
+
+    /// Pubkey whose unpaid jobs run free (repeatable; replaces the config's
+    /// `freelist`). Published as a NIP-51 list and named in the ad.
+    #[arg(long = "freelist", value_name = "PUBKEY")]
+    pub freelist: Vec<String>,
+
+    /// Longest free run of a freelisted pubkey, e.g. 10m [default: 600s].
+    #[arg(long = "freelist-timeout", value_name = "DURATION")]
+    pub freelist_timeout: Option<String>,
+
+    /// Relay URL; repeat for several [default: the configured relays].
+    #[arg(long = "relay", value_name = "URL")]
+    pub relays: Vec<String>,
 }

@@ -1,8 +1,12 @@
 //! `watch`, `status`, `show`, `logs`, `list`, `workers`: read the worker's
 //! side of the protocol and print it (tables on stderr, data on stdout).
 
+use clap::Args;
 use std::collections::HashMap;
 
+use crate::cli::render::{
+    self, age, clip, clock, run_time, sanitize, short_id, short_npub, state_cell,
+};
 use comfy_table::Cell;
 use jobctl::config::{self, Config};
 use jobctl::deadline::Deadline;
@@ -10,9 +14,6 @@ use jobctl::error::{exit, Error, Result};
 use jobctl::follow::{self, ListQuery, WatchEnd};
 use jobctl::journal::{JobRecord, Journal};
 use jobctl::keys::npub;
-use jobctl::output::{
-    self, age, clip, clock, run_time, sanitize, short_id, short_npub, state_cell,
-};
 use jobctl::payment::{redact_str, PaymentToken};
 use jobctl::protocol::{JobRef, JobState, WorkerAd};
 use jobctl::relays::Reach;
@@ -21,8 +22,7 @@ use jobctl::{logs as joblogs, relays};
 use nostr_sdk::prelude::*;
 use serde_json::json;
 
-use super::{print_stdout, read_stdin, relays_for, require_relays, runtime, to_json, Ctx};
-use crate::cli::{ListArgs, LogsArgs, ShowArgs, StatusArgs, WatchArgs, WorkersArgs};
+use super::{read_stdin, relays_for, require_relays, runtime, to_json, Ctx};
 
 /// Parse job references; `-` reads more from stdin (one per line).
 fn job_refs(args: &[String]) -> Result<Vec<JobRef>> {
@@ -132,7 +132,7 @@ fn record_update(journal: Option<&mut Journal>, t: &JobTracker, u: &Update) {
         }
     };
     if let Err(e) = res {
-        output::print_warning(&e.to_string());
+        render::print_warning(&e.to_string());
     }
 }
 
@@ -236,7 +236,7 @@ fn update_line(t: &JobTracker, u: &Update, multi: bool) -> String {
 
 /// A worker's reason, on one line and clipped.
 fn reason_text(r: &str) -> String {
-    clip(&output::one_line(r), 200)
+    clip(&render::one_line(r), 200)
 }
 
 /// One status as a line: time, state, queue position, reason, message.
@@ -249,13 +249,13 @@ fn status_line(s: &jobctl::protocol::StatusUpdate, prefix: &str) -> String {
         extra.push_str(&format!("reason: {} ", reason_text(r)));
     }
     if s.state == JobState::Unknown && !s.raw.is_empty() {
-        extra.push_str(&format!("(`{}`) ", output::one_line(&clip(&s.raw, 40))));
+        extra.push_str(&format!("(`{}`) ", render::one_line(&clip(&s.raw, 40))));
     }
     format!(
         "{}  {prefix}{:<10} {extra}{}",
         clock(s.at.as_secs()),
         s.state.as_str(),
-        output::one_line(&s.message)
+        render::one_line(&s.message)
     )
     .trim_end()
     .to_string()
@@ -274,8 +274,8 @@ fn output_ref(v: &str) -> String {
 fn summary(t: &JobTracker, color: bool) -> String {
     let v = t.view(now());
     let mark = match v.state {
-        JobState::Success => output::paint("✓", color, "32"),
-        _ => output::paint("✗", color, "31"),
+        JobState::Success => render::paint("✓", color, "32"),
+        _ => render::paint("✗", color, "31"),
     };
     let mut s = format!(
         "{mark} job {} {} · exit {} · {}",
@@ -323,7 +323,7 @@ pub fn watch(ctx: &Ctx, a: WatchArgs) -> Result<i32> {
         None => None,
     };
     let ids: Vec<EventId> = refs.iter().map(|r| r.id).collect();
-    let color = output::stderr_color();
+    let color = render::stderr_color();
     let multi = ids.len() > 1;
     let mut journal = ctx.existing_journal()?;
     let rt = runtime()?;
@@ -359,19 +359,19 @@ pub fn watch(ctx: &Ctx, a: WatchArgs) -> Result<i32> {
             );
             if overall.is_some_and(|d| d.expired()) {
                 // --timeout passed before the job was even found: 124.
-                output::print_error(&e.to_string());
+                render::print_error(&e.to_string());
                 return Ok(124);
             }
             return Err(e);
         }
         if !reach.complete() {
-            output::print_warning(&reach.describe());
+            render::print_warning(&reach.describe());
         }
         let spinner = spinner(ctx, a.json);
         let mut emit = |t: &JobTracker, u: &Update| {
             record_update(journal.as_mut(), t, u);
             if a.json {
-                let _ = print_stdout(&update_json(t, u).to_string());
+                let _ = ctx.print(&update_json(t, u).to_string());
             } else if !ctx.quiet {
                 spinner.println(update_line(t, u, multi));
             }
@@ -417,7 +417,7 @@ pub fn watch(ctx: &Ctx, a: WatchArgs) -> Result<i32> {
                 .filter(|t| !t.state().is_terminal())
                 .map(|t| format!("{} ({})", short_id(&t.id.to_hex()), t.state()))
                 .collect();
-            output::print_error(&format!(
+            render::print_error(&format!(
                 "timed out after {} waiting for {}",
                 config::format_duration(overall.map(|d| d.total()).unwrap_or_default()),
                 unfinished.join(", ")
@@ -464,7 +464,7 @@ impl Progress {
 }
 
 fn spinner(ctx: &Ctx, json: bool) -> Progress {
-    if json || ctx.quiet || !output::stderr_is_tty() {
+    if json || ctx.quiet || !render::stderr_is_tty() {
         return Progress(None);
     }
     let pb = indicatif::ProgressBar::new_spinner();
@@ -509,7 +509,7 @@ fn load(
         ));
     }
     if !reach.complete() {
-        output::print_warning(&reach.describe());
+        render::print_warning(&reach.describe());
     }
     let mut journal = ctx.existing_journal()?;
     fill_from_journal(journal.as_ref(), &mut trackers);
@@ -522,7 +522,7 @@ fn ad_name(ad: &WorkerAd, max: usize) -> String {
     if ad.name.trim().is_empty() {
         "(unnamed)".to_string()
     } else {
-        clip(&output::one_line(&ad.name), max)
+        clip(&render::one_line(&ad.name), max)
     }
 }
 
@@ -538,7 +538,7 @@ fn jobs_table(views: &[JobView], names: &HashMap<String, String>, color: bool) -
     if notes {
         headers.push("note");
     }
-    let mut t = output::table(&headers, color);
+    let mut t = render::table(&headers, color);
     for v in views {
         let worker = v
             .worker
@@ -584,7 +584,7 @@ fn jobs_table(views: &[JobView], names: &HashMap<String, String>, color: bool) -
         ];
         if notes {
             row.push(Cell::new(match (&v.reason, v.queue_position) {
-                (Some(r), _) => clip(&output::one_line(r), 60),
+                (Some(r), _) => clip(&render::one_line(r), 60),
                 (None, Some(q)) => format!("#{q} in queue"),
                 (None, None) => String::new(),
             }));
@@ -599,11 +599,11 @@ pub fn status(ctx: &Ctx, a: StatusArgs) -> Result<i32> {
     let views: Vec<JobView> = trackers.iter().map(|t| t.view(now())).collect();
     let missing = not_found(&trackers);
     if a.json {
-        print_stdout(&to_json(&views)?)?;
+        ctx.print(&to_json(&views)?)?;
     } else {
-        ctx.say(jobs_table(&views, &HashMap::new(), output::stderr_color()));
+        ctx.say(jobs_table(&views, &HashMap::new(), render::stderr_color()));
         for v in &views {
-            print_stdout(&format!(
+            ctx.print(&format!(
                 "{} {}",
                 v.id,
                 if v.found {
@@ -616,13 +616,13 @@ pub fn status(ctx: &Ctx, a: StatusArgs) -> Result<i32> {
     }
     if !missing.is_empty() {
         if reach.complete() {
-            output::print_error(&format!(
+            render::print_error(&format!(
                 "not found on any relay or in the journal: {}",
                 missing.join(", ")
             ));
         } else {
             let total = ctx.deadline().total();
-            output::print_error(&format!(
+            render::print_error(&format!(
                 "not found on the relays that answered or in the journal: {} ({})",
                 missing.join(", "),
                 follow::reach_error(&reach, total, "looking them up")
@@ -713,10 +713,10 @@ pub fn show(ctx: &Ctx, a: ShowArgs) -> Result<i32> {
                 "error": r.error, "change": v.change,
             })),
         });
-        print_stdout(&value.to_string())?;
+        ctx.print(&value.to_string())?;
         return Ok(exit::OK);
     }
-    let color = output::stderr_color();
+    let color = render::stderr_color();
     let now_s = now().as_secs();
     let mut lines = vec![
         format!("job      {}", v.id),
@@ -789,12 +789,12 @@ pub fn show(ctx: &Ctx, a: ShowArgs) -> Result<i32> {
                 clock(e.at),
                 e.state,
                 e.source,
-                output::one_line(&e.message)
+                render::one_line(&e.message)
             ));
         }
     }
     ctx.say(lines.join("\n"));
-    print_stdout(&v.id)?;
+    ctx.print(&v.id)?;
     Ok(exit::OK)
 }
 
@@ -822,7 +822,7 @@ pub fn logs(ctx: &Ctx, a: LogsArgs) -> Result<i32> {
     if !jobctl::protocol::is_url(url) {
         // Some workers put the output itself in the tag: print it as given.
         // There is no content hash to check it against.
-        output::print_warning(&format!(
+        render::print_warning(&format!(
             "the worker sent {which} inline, not as a URL: printed as given, unverifiable (no hash to check)"
         ));
         use std::io::Write;
@@ -952,7 +952,7 @@ pub fn list(ctx: &Ctx, a: ListArgs) -> Result<i32> {
             ));
         }
         if !reach.complete() {
-            output::print_warning(&reach.describe());
+            render::print_warning(&reach.describe());
         }
         names = ads
             .into_iter()
@@ -1001,11 +1001,11 @@ pub fn list(ctx: &Ctx, a: ListArgs) -> Result<i32> {
         })
         .collect();
     if a.json {
-        print_stdout(&to_json(&views)?)?;
+        ctx.print(&to_json(&views)?)?;
     } else {
-        ctx.say(jobs_table(&views, &names, output::stderr_color()));
+        ctx.say(jobs_table(&views, &names, render::stderr_color()));
         for v in &views {
-            print_stdout(&v.id)?;
+            ctx.print(&v.id)?;
         }
         if page_full {
             if let Some(o) = oldest {
@@ -1052,7 +1052,7 @@ pub fn workers(ctx: &Ctx, a: WorkersArgs) -> Result<i32> {
         ));
     }
     if !reach.complete() {
-        output::print_warning(&reach.describe());
+        render::print_warning(&reach.describe());
     }
     let ads: Vec<WorkerAd> = ads
         .into_iter()
@@ -1073,11 +1073,11 @@ pub fn workers(ctx: &Ctx, a: WorkersArgs) -> Result<i32> {
                 j
             })
             .collect();
-        print_stdout(&serde_json::Value::Array(v).to_string())?;
+        ctx.print(&serde_json::Value::Array(v).to_string())?;
         return Ok(exit::OK);
     }
-    let color = output::stderr_color();
-    let mut t = output::table(
+    let color = render::stderr_color();
+    let mut t = render::table(
         &[
             "name",
             "npub",
@@ -1147,7 +1147,149 @@ pub fn workers(ctx: &Ctx, a: WorkersArgs) -> Result<i32> {
     }
     ctx.say(t.to_string());
     for w in &ads {
-        print_stdout(&npub(&w.pubkey))?;
+        ctx.print(&npub(&w.pubkey))?;
     }
     Ok(exit::OK)
+}
+
+/// Where to read from: relays and a time bound.
+#[derive(Debug, Args)]
+pub struct ReadArgs {
+    /// Relay URL; repeat for several. Replaces the configured list and
+    /// $JOBCTL_RELAYS (relay hints of nevent references are still added).
+    #[arg(long = "relay", value_name = "URL")]
+    pub relays: Vec<String>,
+
+    /// Bound on the whole command: every relay lookup, publish and mint
+    /// call, e.g. 10s [default: config timeouts.query, else 10s].
+    #[arg(long, value_name = "DURATION")]
+    pub timeout: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    /// Job ids (hex, note1, nevent1); `-` reads them from stdin, one per line.
+    #[arg(required = true, value_name = "JOB")]
+    pub jobs: Vec<String>,
+
+    /// Exit 0 when every job succeeded, 1 when one failed, errored or was cancelled.
+    #[arg(long)]
+    pub exit_status: bool,
+
+    /// Print NDJSON on stdout: one object per update.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Relay URL; repeat for several. Replaces the configured list and
+    /// $JOBCTL_RELAYS (relay hints of nevent references are still added).
+    #[arg(long = "relay", value_name = "URL")]
+    pub relays: Vec<String>,
+
+    /// Bound on the whole command, loading the jobs included: give up after
+    /// this long and exit 124 [default: wait forever; loading the jobs is
+    /// then bounded by config timeouts.query].
+    #[arg(long, value_name = "DURATION")]
+    pub timeout: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Job ids (hex, note1, nevent1); `-` reads them from stdin.
+    #[arg(required = true, value_name = "JOB")]
+    pub jobs: Vec<String>,
+
+    /// Print a JSON array on stdout.
+    #[arg(long)]
+    pub json: bool,
+
+    #[command(flatten)]
+    pub read: ReadArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    /// Job id (hex, note1, nevent1), or `-` for the first id on stdin.
+    #[arg(value_name = "JOB")]
+    pub job: String,
+
+    /// Print JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+
+    #[command(flatten)]
+    pub read: ReadArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// Job id (hex, note1, nevent1), or `-` for the first id on stdin.
+    #[arg(value_name = "JOB")]
+    pub job: String,
+
+    /// Print the stderr log instead of stdout.
+    #[arg(long)]
+    pub stderr: bool,
+
+    #[command(flatten)]
+    pub read: ReadArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// The journal alone: offline and instant.
+    #[arg(long)]
+    pub local: bool,
+
+    /// Only jobs in this state (unpublished, pending, queued, running,
+    /// success, failed, cancelled, error, unknown, stale); comma separated.
+    #[arg(long, value_name = "STATE")]
+    pub status: Option<String>,
+
+    /// Only jobs for this worker (npub or hex).
+    #[arg(long, value_name = "PUBKEY")]
+    pub worker: Option<String>,
+
+    /// Jobs of this requester [default: your key].
+    #[arg(long, value_name = "PUBKEY")]
+    pub author: Option<String>,
+
+    /// Only jobs created at or after: unix seconds (9+ digits), YYYY-MM-DD
+    /// (UTC), or an age (90s, 24h, 7d; a short bare number is seconds ago).
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+
+    /// Only jobs created at or before (same forms). For the next page, pass
+    /// the value printed under the table (jobs sharing the boundary second
+    /// with the last row may be skipped).
+    #[arg(long, value_name = "TIME")]
+    pub until: Option<String>,
+
+    /// At most this many jobs, fetched before --status and --worker filter them.
+    #[arg(long, default_value_t = 50, value_name = "N")]
+    pub limit: usize,
+
+    /// Print a JSON array on stdout.
+    #[arg(long)]
+    pub json: bool,
+
+    #[command(flatten)]
+    pub read: ReadArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct WorkersArgs {
+    /// Only workers whose advertisement is under 5 minutes old.
+    #[arg(long)]
+    pub online: bool,
+
+    /// Only workers that accept this mint.
+    #[arg(long, value_name = "URL", value_parser = jobctl::payment::parse_mint_url)]
+    pub mint: Option<String>,
+
+    /// Print a JSON array on stdout.
+    #[arg(long)]
+    pub json: bool,
+
+    #[command(flatten)]
+    pub read: ReadArgs,
 }

@@ -1,0 +1,168 @@
+//! The command line: the top-level flags and the verbs. Each verb lives in
+//! its own file beside its flags (clap derive, documented where defined;
+//! `jobctl help <command>` shows these texts) and its `run()`, which only
+//! resolves inputs, calls the library and renders.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+use jobctl::error::Result;
+use jobctl::settings::{GlobalFlags, Settings};
+
+mod completions;
+mod config;
+mod ctx;
+mod dispatch;
+mod follow;
+mod key;
+mod manage;
+mod pay;
+pub(crate) mod render;
+mod serve;
+
+pub(crate) use completions::Shell;
+pub(crate) use config::ConfigCommand;
+pub(crate) use ctx::*;
+pub(crate) use dispatch::RerunArgs;
+pub(crate) use follow::{
+    ListArgs, LogsArgs, ReadArgs, ShowArgs, StatusArgs, WatchArgs, WorkersArgs,
+};
+pub(crate) use key::KeyCommand;
+pub(crate) use manage::{CancelArgs, RepublishArgs, StatsArgs};
+pub(crate) use pay::{ReclaimArgs, WalletCommand};
+pub(crate) use serve::WorkerArgs;
+
+pub const EXIT_CODES: &str = "\
+EXIT CODES:
+    0    success (rerun: at least --min-accept relays accepted the job)
+    1    runtime failure, including running out of --timeout (`error: timed
+         out after ...`); rerun/republish: fewer than --min-accept relays
+         accepted; watch --exit-status: a job failed, errored or was
+         cancelled; watch/status/show/logs/cancel: a job or its result was
+         not found
+    2    bad input or usage; nothing was signed or published
+    124  watch: --timeout passed before the job finished";
+
+/// A Nostr-native job dispatcher for Loom workers.
+///
+/// stdout carries data only (event ids, states, log bodies, or JSON with
+/// --json); tables, progress and logs go to stderr.
+#[derive(Debug, Parser)]
+// `jobctl --version`: "jobctl 0.1.0 (commit 0e8b58d1a2b3)"; build.rs sets JOBCTL_COMMIT.
+#[command(
+    name = "jobctl",
+    version = concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("JOBCTL_COMMIT"), ")"),
+    about,
+    after_help = EXIT_CODES
+)]
+pub struct Cli {
+    /// Config file [default: $XDG_CONFIG_HOME/jobctl/config.toml].
+    #[arg(long, global = true, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+
+    /// Signing key file; beats $JOBCTL_SECRET_KEY and the config's key_file.
+    #[arg(long, global = true, value_name = "PATH")]
+    pub key_file: Option<PathBuf>,
+
+    /// Journal database [default: $XDG_DATA_HOME/jobctl/journal.sqlite; env: JOBCTL_JOURNAL].
+    #[arg(long, global = true, value_name = "PATH")]
+    pub journal: Option<PathBuf>,
+
+    /// Wallet directory [default: $XDG_DATA_HOME/jobctl/wallet; env: JOBCTL_WALLET_DIR].
+    #[arg(long = "wallet", global = true, value_name = "DIR")]
+    pub wallet_dir: Option<PathBuf>,
+
+    /// More logging on stderr (-v info, -vv debug, -vvv trace). RUST_LOG also works.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    /// Print nothing on stderr but errors and warnings.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Build, sign and publish a kind 5100 job request to every relay.
+    #[command(after_help = EXIT_CODES)]
+    Rerun(Box<RerunArgs>),
+    /// The local Cashu wallet: balance, mints, receive, send, mint, pay, check.
+    #[command(subcommand)]
+    Wallet(WalletCommand),
+    /// Redeem into the wallet what jobs owe back: change, or the payment of
+    /// jobs that failed without change, went stale, or whose lock expired.
+    #[command(after_help = EXIT_CODES)]
+    Reclaim(ReclaimArgs),
+    /// Serve jobs: the reference Loom worker (runs until SIGINT/SIGTERM).
+    Worker(WorkerArgs),
+    /// Cancel one of your jobs with a NIP-09 deletion request.
+    #[command(after_help = EXIT_CODES)]
+    Cancel(CancelArgs),
+    /// Publish journaled jobs that never reached a relay.
+    #[command(after_help = EXIT_CODES)]
+    Republish(RepublishArgs),
+    /// Jobs by status, success rate, durations and money, from the journal.
+    #[command(after_help = EXIT_CODES)]
+    Stats(StatsArgs),
+    /// Watch jobs live until they finish (like `gh run watch`).
+    #[command(after_help = EXIT_CODES)]
+    Watch(WatchArgs),
+    /// One-shot state of one or many jobs.
+    #[command(after_help = EXIT_CODES)]
+    Status(StatusArgs),
+    /// A job in full: request, status timeline, result.
+    #[command(after_help = EXIT_CODES)]
+    Show(ShowArgs),
+    /// Print a job's stdout (or stderr) log to stdout, verified when content addressed.
+    #[command(after_help = EXIT_CODES)]
+    Logs(LogsArgs),
+    /// Your jobs on the relays, newest first, with their state.
+    #[command(after_help = EXIT_CODES)]
+    List(ListArgs),
+    /// Workers that advertise themselves (kind 10100).
+    #[command(after_help = EXIT_CODES)]
+    Workers(WorkersArgs),
+    /// Manage the signing key.
+    #[command(subcommand)]
+    Key(KeyCommand),
+    /// Show or create the config file.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Print a shell completion script to stdout.
+    Completions {
+        /// The shell.
+        shell: Shell,
+    },
+}
+
+/// Run the parsed command; returns the exit code.
+pub fn run(cli: Cli) -> Result<i32> {
+    let settings = Settings::resolve(GlobalFlags {
+        config: cli.config,
+        key_file: cli.key_file,
+        journal: cli.journal,
+        wallet_dir: cli.wallet_dir,
+    });
+    let ctx = Ctx::new(settings, cli.quiet);
+    match cli.command {
+        Command::Rerun(args) => dispatch::rerun(&ctx, *args),
+        Command::Wallet(c) => pay::wallet(&ctx, c),
+        Command::Reclaim(a) => pay::reclaim(&ctx, a),
+        Command::Worker(a) => serve::worker(&ctx, a),
+        Command::Cancel(a) => manage::cancel(&ctx, a),
+        Command::Republish(a) => manage::republish(&ctx, a),
+        Command::Stats(a) => manage::stats(&ctx, a),
+        Command::Watch(a) => follow::watch(&ctx, a),
+        Command::Status(a) => follow::status(&ctx, a),
+        Command::Show(a) => follow::show(&ctx, a),
+        Command::Logs(a) => follow::logs(&ctx, a),
+        Command::List(a) => follow::list(&ctx, a),
+        Command::Workers(a) => follow::workers(&ctx, a),
+        Command::Key(cmd) => key::run(&ctx, cmd),
+        Command::Config(cmd) => config::run(&ctx, cmd),
+        Command::Completions { shell } => completions::run(shell),
+    }
+}

@@ -1,0 +1,147 @@
+//! Settings: every input that is not a command's own flag, resolved once
+//! per command with one precedence rule: flag, then environment, then
+//! config file, then built-in default. This module owns every `JOBCTL_*` variable name;
+//! the modules that read them ([`crate::config`], [`crate::keys`],
+//! [`crate::journal`], [`crate::wallet`]) take the names from here.
+
+use std::cell::OnceCell;
+use std::path::{Path, PathBuf};
+
+use crate::config::{self, Config};
+use crate::error::Result;
+use crate::journal::{self, Journal};
+use crate::keys::{self, SigningKey};
+use crate::wallet::{self, LocalWallet};
+
+/// The environment variables jobctl reads, all in one place.
+pub mod env {
+    /// The config file path (`--config`).
+    pub const CONFIG: &str = "JOBCTL_CONFIG";
+    /// A comma-separated relay list (config `relays`, `--relay`).
+    pub const RELAYS: &str = "JOBCTL_RELAYS";
+    /// The default worker, npub or hex (config `worker`, `--worker`).
+    pub const WORKER: &str = "JOBCTL_WORKER";
+    /// A secret key, nsec or hex (`--key-file`, config `key_file`).
+    pub const SECRET_KEY: &str = "JOBCTL_SECRET_KEY";
+    /// The passphrase of an ncryptsec key file.
+    pub const KEY_PASSPHRASE: &str = "JOBCTL_KEY_PASSPHRASE";
+    /// The journal database (`--journal`).
+    pub const JOURNAL: &str = "JOBCTL_JOURNAL";
+    /// The wallet directory (`--wallet`).
+    pub const WALLET_DIR: &str = "JOBCTL_WALLET_DIR";
+    /// A Cashu token paying for `rerun` (`--token`).
+    pub const TOKEN: &str = "JOBCTL_TOKEN";
+    /// `rerun`'s idempotency key (`--idempotency-key`).
+    pub const IDEMPOTENCY_KEY: &str = "JOBCTL_IDEMPOTENCY_KEY";
+    /// The log filter (`-v`), like `RUST_LOG`.
+    pub const LOG: &str = "JOBCTL_LOG";
+}
+
+/// The global flags, as parsed (the binary's `Cli` fills this).
+#[derive(Debug, Clone, Default)]
+pub struct GlobalFlags {
+    /// `--config PATH`.
+    pub config: Option<PathBuf>,
+    /// `--key-file PATH`.
+    pub key_file: Option<PathBuf>,
+    /// `--journal PATH`.
+    pub journal: Option<PathBuf>,
+    /// `--wallet DIR`.
+    pub wallet_dir: Option<PathBuf>,
+}
+
+/// The resolved settings of one command. Paths are resolved at once; the
+/// config file is read on first use (and only once), so commands that do
+/// not need it (`config path`) work with a broken one.
+#[derive(Debug)]
+pub struct Settings {
+    flags: GlobalFlags,
+    /// The config file path, and whether it was named (and so must exist).
+    pub config_path: (PathBuf, bool),
+    /// The journal database path.
+    pub journal_path: PathBuf,
+    /// The wallet directory.
+    pub wallet_dir: PathBuf,
+    config: OnceCell<Config>,
+}
+
+impl Settings {
+    /// Resolve flags against the environment and the defaults.
+    pub fn resolve(flags: GlobalFlags) -> Settings {
+        Settings {
+            config_path: config::config_path(flags.config.as_deref()),
+            journal_path: journal::resolve_path(flags.journal.as_deref()),
+            wallet_dir: wallet::resolve_dir(flags.wallet_dir.as_deref()),
+            flags,
+            config: OnceCell::new(),
+        }
+    }
+
+    /// The config file (with `JOBCTL_RELAYS`/`JOBCTL_WORKER` applied),
+    /// read once.
+    pub fn config(&self) -> Result<&Config> {
+        if let Some(c) = self.config.get() {
+            return Ok(c);
+        }
+        let c = Config::load(self.flags.config.as_deref())?;
+        Ok(self.config.get_or_init(|| c))
+    }
+
+    /// `--key-file`, when given.
+    pub fn key_file_flag(&self) -> Option<&Path> {
+        self.flags.key_file.as_deref()
+    }
+
+    /// The key file that `key generate`/`key import` write: `--key-file`,
+    /// else the config's `key_file`.
+    pub fn key_file(&self) -> Result<PathBuf> {
+        match &self.flags.key_file {
+            Some(p) => Ok(p.clone()),
+            None => Ok(self.config()?.key_file.clone()),
+        }
+    }
+
+    /// The signing key (required): `--key-file` beats `JOBCTL_SECRET_KEY`
+    /// beats the config's key file.
+    pub fn signing_key(&self) -> Result<SigningKey> {
+        keys::resolve(self.key_file_flag(), &self.config()?.key_file)
+    }
+
+    /// The signing key, or `None` when there is none at all (reads work
+    /// without one). A key that exists but is broken is still an error.
+    pub fn optional_key(&self) -> Result<Option<SigningKey>> {
+        let cfg = self.config()?;
+        let has_any = self.flags.key_file.is_some()
+            || std::env::var(env::SECRET_KEY).is_ok_and(|v| !v.trim().is_empty())
+            || cfg.key_file.exists();
+        if has_any {
+            self.signing_key().map(Some)
+        } else {
+            Ok(None)
+        }
+    }
+
+    /// Open the journal, creating it on first use.
+    pub fn journal(&self) -> Result<Journal> {
+        Journal::open(&self.journal_path)
+    }
+
+    /// Open the journal only if it already exists (readers never create it).
+    pub fn existing_journal(&self) -> Result<Option<Journal>> {
+        if self.journal_path.exists() {
+            Journal::open(&self.journal_path).map(Some)
+        } else {
+            Ok(None)
+        }
+    }
+
+    /// Open the wallet, creating it on first use.
+    pub async fn wallet(&self) -> Result<LocalWallet> {
+        LocalWallet::open(&self.wallet_dir).await
+    }
+}
+
+/// A variable's value when it is set to something other than blanks.
+pub fn env_nonempty(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
