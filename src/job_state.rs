@@ -146,7 +146,6 @@ mod tests {
         assert!(JobState::Success.is_terminal() && !JobState::Running.is_terminal());
     }
 
-
     #[test]
     fn todays_status_words() {
         let cases = [
@@ -165,7 +164,6 @@ mod tests {
         assert!(JobState::Skipped.is_terminal());
         assert!(!JobState::Pending.is_terminal());
     }
-
 
     #[test]
     fn text_round_trips_for_the_journal() {

@@ -283,7 +283,6 @@ mod tests {
         assert!(!ad.is_online(Timestamp::from(e.created_at.as_secs() + 301)));
     }
 
-
     #[test]
     fn advertisement_reads_both_price_layouts_and_access() {
         let keys = Keys::generate();
@@ -333,7 +332,6 @@ mod tests {
         assert_eq!(ad.access.freelist_timeout, Some(120));
     }
 
-
     #[test]
     fn spec_round_trips() {
         let spec = AdSpec {
@@ -352,7 +350,10 @@ mod tests {
         let e = sign(spec.to_builder());
         let ad = WorkerAd::from_event(&e).expect("ad");
         assert_eq!((ad.name.as_str(), ad.description.as_str()), ("w", "d"));
-        assert_eq!((ad.max_concurrent_jobs, ad.current_queue_depth), (Some(2), Some(1)));
+        assert_eq!(
+            (ad.max_concurrent_jobs, ad.current_queue_depth),
+            (Some(2), Some(1))
+        );
         assert_eq!(ad.architecture.as_deref(), Some("x86_64"));
         assert_eq!(ad.software_version("jobctl"), Some("1.0"));
         assert_eq!((ad.min_duration, ad.max_duration), (Some(10), Some(3600)));
@@ -362,7 +363,10 @@ mod tests {
         );
         assert_eq!(ad.access.freelist_timeout, Some(600));
         assert_eq!(ad.prices.len(), 2);
-        assert_eq!((ad.prices[0].period.as_str(), ad.prices[0].rate), ("second", 2.0));
+        assert_eq!(
+            (ad.prices[0].period.as_str(), ad.prices[0].rate),
+            ("second", 2.0)
+        );
         assert!(ad.accepts_mint("http://m2"));
         assert_eq!(
             e.content,

@@ -62,7 +62,10 @@ mod tests {
             .sign_with_keys(&keys)
             .expect("sign");
         let c = CancelRequest::from_event(&loom).expect("cancel");
-        assert_eq!((c.author, c.jobs.clone(), c.loom), (keys.public_key(), vec![job], true));
+        assert_eq!(
+            (c.author, c.jobs.clone(), c.loom),
+            (keys.public_key(), vec![job], true)
+        );
         assert_eq!(loom.content, "stop");
         let nip09 = deletion_request(&job, "")
             .sign_with_keys(&keys)

@@ -152,7 +152,6 @@ mod tests {
         assert!(ListPointer::parse("garbage").is_none());
     }
 
-
     #[test]
     fn freelist_and_relay_list_round_trip() {
         let keys = Keys::generate();

@@ -122,8 +122,6 @@ impl JobRequest {
     }
 }
 
-/// A job's state, normalised from the many spellings workers use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -206,5 +204,4 @@ mod tests {
         let first = event.tags.first().expect("tags").as_slice().to_vec();
         assert_eq!(first, vec!["p".to_string(), keys.public_key().to_hex()]);
     }
-
 }

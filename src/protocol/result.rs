@@ -175,7 +175,6 @@ mod tests {
         assert!(JobResult::from_event(&mk(vec![])).is_none());
     }
 
-
     #[test]
     fn result_reads_error_and_inline_output() {
         let keys = Keys::generate();
@@ -206,7 +205,6 @@ mod tests {
         assert!(is_url("https://blossom.example/abc"));
         assert!(!is_url("http://x y"));
     }
-
 
     #[test]
     fn report_round_trips() {

@@ -32,7 +32,6 @@ pub fn status_update(
     ])
 }
 
-
 /// A kind 30100 status update from a worker.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct StatusUpdate {
@@ -130,7 +129,6 @@ mod tests {
         let s = mk("queued", vec![custom("queue_position", vec!["x".into()])]);
         assert_eq!(s.queue_position, None);
     }
-
 
     #[test]
     fn every_wire_state_round_trips() {
