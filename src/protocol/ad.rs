@@ -171,42 +171,47 @@ impl WorkerAd {
             at: event.created_at,
         };
         for tag in event.tags.iter() {
-            let s = tag.as_slice();
-            let v = |i: usize| s.get(i).map(String::as_str).unwrap_or("");
-            match s[0].as_str() {
-                "A" => ad.architecture = Some(v(1).to_string()),
-                "S" => ad.software.push((v(1).to_string(), v(2).to_string())),
-                // Budabit: [price, period, rate, unit, mint]; swarmstr:
-                // [price, mint, rate, unit]. A URL in [1] tells them apart.
-                "price" => {
-                    if let Ok(rate) = v(2).trim().parse::<f64>() {
-                        let (period, mint) = if is_url(v(1)) {
-                            (String::new(), v(1).to_string())
-                        } else {
-                            (v(1).to_string(), v(4).to_string())
-                        };
-                        ad.prices.push(Price {
-                            period,
-                            rate,
-                            unit: v(3).to_string(),
-                            mint,
-                        });
-                    }
-                }
-                "is_whitelisted" => ad.access.is_whitelisted = json_bool(&serde_json::json!(v(1))),
-                "whitelist_event" if !v(1).is_empty() => {
-                    ad.access.whitelist_event = Some(v(1).to_string())
-                }
-                "freelist_event" if !v(1).is_empty() => {
-                    ad.access.freelist_event = Some(v(1).to_string())
-                }
-                "freelist_timeout" => ad.access.freelist_timeout = v(1).trim().parse().ok(),
-                "min_duration" => ad.min_duration = v(1).trim().parse().ok(),
-                "max_duration" => ad.max_duration = v(1).trim().parse().ok(),
-                _ => {}
-            }
+            ad.read_tag(tag.as_slice());
         }
         Some(ad)
+    }
+
+    /// Fill in what one tag says (tags win over the content JSON).
+    fn read_tag(&mut self, s: &[String]) {
+        let ad = self;
+        let v = |i: usize| s.get(i).map(String::as_str).unwrap_or("");
+        match s[0].as_str() {
+            "A" => ad.architecture = Some(v(1).to_string()),
+            "S" => ad.software.push((v(1).to_string(), v(2).to_string())),
+            // Budabit: [price, period, rate, unit, mint]; swarmstr:
+            // [price, mint, rate, unit]. A URL in [1] tells them apart.
+            "price" => {
+                if let Ok(rate) = v(2).trim().parse::<f64>() {
+                    let (period, mint) = if is_url(v(1)) {
+                        (String::new(), v(1).to_string())
+                    } else {
+                        (v(1).to_string(), v(4).to_string())
+                    };
+                    ad.prices.push(Price {
+                        period,
+                        rate,
+                        unit: v(3).to_string(),
+                        mint,
+                    });
+                }
+            }
+            "is_whitelisted" => ad.access.is_whitelisted = json_bool(&serde_json::json!(v(1))),
+            "whitelist_event" if !v(1).is_empty() => {
+                ad.access.whitelist_event = Some(v(1).to_string())
+            }
+            "freelist_event" if !v(1).is_empty() => {
+                ad.access.freelist_event = Some(v(1).to_string())
+            }
+            "freelist_timeout" => ad.access.freelist_timeout = v(1).trim().parse().ok(),
+            "min_duration" => ad.min_duration = v(1).trim().parse().ok(),
+            "max_duration" => ad.max_duration = v(1).trim().parse().ok(),
+            _ => {}
+        }
     }
 
     /// The version of a piece of software it advertises (e.g. `act`).
