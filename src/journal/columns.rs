@@ -34,7 +34,7 @@ macro_rules! text_column {
 
         impl fmt::Display for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(self.as_str())
+                f.pad(self.as_str())
             }
         }
 
@@ -177,6 +177,7 @@ mod tests {
         assert!("journaled".send_state().is_ok() && "nope".send_state().is_err());
         assert!(ClaimStatus::Spent.is_final() && !ClaimStatus::Failed.is_final());
         assert!(SendState::Created.is_unfinished() && !SendState::Delivered.is_unfinished());
+        assert_eq!(format!("[{:<8}]", ClaimKind::Change), "[change  ]");
     }
 
     #[test]

@@ -7,6 +7,11 @@ use nostr_sdk::prelude::*;
 
 use super::{custom, e_tags, KIND_JOB_CANCEL, KIND_JOB_REQUEST};
 
+/// The two kinds a cancel comes as: NIP-09 deletion (5), Loom cancel (5102).
+pub fn cancel_kinds() -> [Kind; 2] {
+    [Kind::EventDeletion, Kind::Custom(KIND_JOB_CANCEL)]
+}
+
 /// A kind 5102 cancel of `job` addressed to `worker`, `reason` as content.
 pub fn cancel_request(job: &EventId, worker: &PublicKey, reason: &str) -> EventBuilder {
     EventBuilder::new(Kind::Custom(KIND_JOB_CANCEL), reason)

@@ -22,7 +22,7 @@ pub mod result;
 pub mod status;
 
 pub use ad::{Access, AdSpec, Price, WorkerAd};
-pub use cancel::{cancel_request, deletion_request, CancelRequest};
+pub use cancel::{cancel_kinds, cancel_request, deletion_request, CancelRequest};
 pub use input::{check_text, parse_key_value, validate_env_key, validate_job_fields, JobRef};
 pub use lists::{
     freelist, freelist_address, list_members, relay_list, relay_list_urls, ListPointer,

@@ -13,8 +13,7 @@ use super::shared::Shared;
 use super::take::Arrival;
 use crate::job_state::JobState;
 use crate::protocol::{
-    job_request_kind, CancelRequest, StatusUpdate, KIND_JOB_CANCEL, KIND_JOB_RESULT,
-    KIND_JOB_STATUS,
+    cancel_kinds, job_request_kind, CancelRequest, StatusUpdate, KIND_JOB_RESULT, KIND_JOB_STATUS,
 };
 
 /// How long the catch-up queries may take, per query.
@@ -103,7 +102,7 @@ async fn fetch_marks(shared: &Shared, jobs: &[Event]) -> Marks {
                 .author(me)
                 .events(chunk.iter().copied()),
             Filter::new()
-                .kinds([Kind::EventDeletion, Kind::Custom(KIND_JOB_CANCEL)])
+                .kinds(cancel_kinds())
                 .events(chunk.iter().copied()),
         ];
         let found =

@@ -25,7 +25,7 @@ use tokio::task::JoinSet;
 
 use crate::blobs::BlobServer;
 use crate::error::{Error, Result};
-use crate::protocol::{job_request_kind, CancelRequest, KIND_JOB_CANCEL};
+use crate::protocol::{cancel_kinds, job_request_kind, CancelRequest};
 
 mod announce;
 mod catch_up;
@@ -95,9 +95,7 @@ async fn subscribe(shared: &Shared, me: PublicKey, since: Timestamp) {
         .pubkey(me)
         .since(since);
     let _ = shared.client.subscribe(jobs, None).await;
-    let cancels = Filter::new()
-        .kinds([Kind::EventDeletion, Kind::Custom(KIND_JOB_CANCEL)])
-        .since(since);
+    let cancels = Filter::new().kinds(cancel_kinds()).since(since);
     let _ = shared.client.subscribe(cancels, None).await;
 }
 
