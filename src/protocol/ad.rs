@@ -124,10 +124,6 @@ pub struct Access {
     pub freelist_timeout: Option<u64>,
 }
 
-/// Where a NIP-51 list lives: an address (`naddr1...` or
-/// `kind:pubkey:d`, newest version wins) or one event (`nevent1...`,
-/// `note1...` or hex id).
-
 impl WorkerAd {
     /// Read an advertisement; `None` if the kind is wrong. Bad content JSON
     /// leaves the content fields empty rather than dropping the worker.
@@ -249,8 +245,6 @@ fn json_u64(v: &serde_json::Value) -> Option<u64> {
         _ => None,
     }
 }
-
-/// A reference to a job: its id and any relay hints that came with it.
 
 #[cfg(test)]
 mod tests {

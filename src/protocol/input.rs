@@ -4,6 +4,7 @@
 
 use nostr_sdk::prelude::*;
 
+/// A reference to a job: its id and any relay hints that came with it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JobRef {
     /// The job id.

@@ -5,6 +5,9 @@ use nostr_sdk::prelude::*;
 
 use super::{KIND_FOLLOW_SET, KIND_RELAY_LIST};
 
+/// Where a NIP-51 list lives: an address (`naddr1...` or
+/// `kind:pubkey:d`, newest version wins) or one event (`nevent1...`,
+/// `note1...` or hex id).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ListPointer {
     /// A replaceable or addressable list.

@@ -59,6 +59,7 @@ impl ResultReport {
     }
 }
 
+/// A kind 5101 result from a worker.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct JobResult {
     /// The job.
