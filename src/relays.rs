@@ -33,6 +33,20 @@ impl fmt::Display for RelayStatus {
     }
 }
 
+impl std::str::FromStr for RelayStatus {
+    type Err = String;
+
+    /// The [`Display`](fmt::Display) text back (as the journal stores it).
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "accepted" => Ok(RelayStatus::Accepted),
+            "rejected" => Ok(RelayStatus::Rejected),
+            "failed" => Ok(RelayStatus::Failed),
+            _ => Err(format!("`{s}` is not a relay status")),
+        }
+    }
+}
+
 /// One relay's outcome for one publish.
 #[derive(Debug, Clone, Serialize)]
 pub struct RelayOutcome {

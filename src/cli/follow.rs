@@ -94,7 +94,7 @@ fn record_update(journal: Option<&mut Journal>, t: &JobTracker, u: &Update) {
     let res = match u {
         Update::Status(s) => j.record_state(
             &t.id,
-            s.state.as_str(),
+            s.state,
             &match s.reason.as_deref().filter(|_| s.state != JobState::Success) {
                 Some(r) if s.message.trim().is_empty() => format!("reason: {}", reason_text(r)),
                 Some(r) => format!("{} (reason: {})", s.message, reason_text(r)),
@@ -112,7 +112,7 @@ fn record_update(journal: Option<&mut Journal>, t: &JobTracker, u: &Update) {
                 .map(|c| (c, PaymentToken::parse(c).ok().map(|p| p.info().amount)));
             j.record_state(
                 &t.id,
-                r.state().as_str(),
+                r.state(),
                 &format!(
                     "result: exit {}{}",
                     r.exit_code
@@ -150,7 +150,7 @@ fn record_in_journal(mut journal: Option<&mut Journal>, trackers: &[JobTracker])
 
 /// A journaled job as a table row.
 fn view_from_record(r: &JobRecord, now: Timestamp) -> JobView {
-    let state = JobState::parse(&r.state);
+    let state = r.state;
     JobView {
         id: r.id.clone(),
         found: true,

@@ -310,7 +310,7 @@ fn compute(records: &[&JobRecord], claims: &[jobctl::journal::Claim]) -> Stats {
     };
     let mut durations = Vec::new();
     for r in records {
-        *s.by_status.entry(r.state.clone()).or_default() += 1;
+        *s.by_status.entry(r.state.as_str().to_string()).or_default() += 1;
         if let Some(d) = r.duration {
             durations.push(d);
         }
@@ -331,7 +331,7 @@ fn compute(records: &[&JobRecord], claims: &[jobctl::journal::Claim]) -> Stats {
         .iter()
         .filter(|c| records.iter().any(|r| r.id == c.job_id))
     {
-        let bucket = if c.status == "claimed" {
+        let bucket = if c.status == jobctl::journal::ClaimStatus::Claimed {
             &mut s.reclaimed
         } else {
             &mut s.lost

@@ -712,10 +712,10 @@ pub fn reclaim(ctx: &Ctx, a: ReclaimArgs) -> Result<i32> {
             }
             journal.record_claim(&Claim {
                 job_id: rec.id.clone(),
-                kind: kind.to_string(),
+                kind: kind.parse()?,
                 amount: out.amount,
                 unit,
-                status: out.result.clone(),
+                status: out.result.parse()?,
                 message: out.message.clone(),
                 at: now.as_secs(),
             })?;

@@ -1,0 +1,149 @@
+//! The journal's unit tests.
+
+use super::*;
+use crate::job_state::JobState;
+use crate::relays::{RelayOutcome, RelayStatus};
+
+fn event(keys: &Keys, n: u64) -> Event {
+    EventBuilder::new(Kind::Custom(5100), "")
+        .tags([Tag::custom(TagKind::Custom("cmd".into()), [n.to_string()])])
+        .sign_with_keys(keys)
+        .expect("sign")
+}
+
+fn new_job<'a>(e: &'a Event, relays: &'a [RelayUrl], key: Option<&'a str>) -> NewJob<'a> {
+    NewJob {
+        event: e,
+        worker: e.pubkey,
+        cmd: "act",
+        args: &[],
+        token: Some("cashuBsecret"),
+        payment: None,
+        relays,
+        idempotency_key: key,
+        content_hash: "h",
+        rerun_of: None,
+    }
+}
+
+#[test]
+fn write_read_and_transitions() {
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("j/journal.sqlite");
+    let keys = Keys::generate();
+    let e = event(&keys, 1);
+    let relays = vec![RelayUrl::parse("ws://127.0.0.1:1").expect("url")];
+    {
+        let mut j = Journal::open(&path).expect("open");
+        j.record_dispatch(&new_job(&e, &relays, Some("ci-1")))
+            .expect("record");
+        assert!(j.record_dispatch(&new_job(&e, &relays, None)).is_err());
+        let r = j.get(&e.id).expect("get").expect("row");
+        assert_eq!(r.state, JobState::Unpublished);
+        assert_eq!(r.token.as_deref(), Some("cashuBsecret"));
+        assert_eq!(j.unpublished().expect("unpublished").len(), 1);
+        let out = RelayOutcome {
+            url: relays[0].to_string(),
+            status: RelayStatus::Accepted,
+            message: String::new(),
+            latency_ms: 2,
+        };
+        j.record_outcomes(&e.id, std::slice::from_ref(&out))
+            .expect("outcomes");
+        // A later failure does not downgrade the acceptance.
+        let failed = RelayOutcome {
+            status: RelayStatus::Failed,
+            ..out
+        };
+        j.record_outcomes(&e.id, &[failed]).expect("outcomes");
+        assert_eq!(j.accepted_relays(&e.id).expect("acc").len(), 1);
+        assert!(j.unpublished().expect("unpublished").is_empty());
+        assert!(j
+            .record_state(&e.id, JobState::Running, "go", 5, None, None, None)
+            .expect("state"));
+        assert!(!j
+            .record_state(&e.id, JobState::Running, "go", 6, None, None, None)
+            .expect("state"));
+        assert!(j
+            .record_state(&e.id, JobState::Success, "", 7, Some(0), Some(1.5), None)
+            .expect("state"));
+        assert_eq!(j.timeline(&e.id).expect("timeline").len(), 5);
+    }
+    // Reopens with the same data, 0600.
+    let j = Journal::open(&path).expect("reopen");
+    assert_eq!(
+        j.by_idempotency_key("ci-1")
+            .expect("key")
+            .expect("row")
+            .state,
+        JobState::Success
+    );
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&path).expect("meta").permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+}
+
+#[test]
+fn concurrent_first_opens_create_it_once() {
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("new/journal.sqlite");
+    let handles: Vec<_> = (0..8)
+        .map(|_| {
+            let p = path.clone();
+            std::thread::spawn(move || Journal::open(&p).map(|_| ()))
+        })
+        .collect();
+    for h in handles {
+        h.join().expect("thread").expect("open");
+    }
+    let j = Journal::open(&path).expect("reopen");
+    let v: i64 = j
+        .conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .expect("version");
+    assert_eq!(v, MIGRATIONS.len() as i64);
+}
+
+#[test]
+fn a_journal_others_can_read_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("journal.sqlite");
+    drop(Journal::open(&path).expect("open"));
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).expect("chmod");
+    let err = Journal::open(&path).err().expect("refused");
+    assert_eq!(err.exit_code(), 2);
+    assert!(err.to_string().contains("chmod 600"), "{err}");
+}
+
+#[test]
+fn sends_move_to_journaled_with_their_job() {
+    let dir = tempfile::tempdir().expect("dir");
+    let mut j = Journal::open(&dir.path().join("j.sqlite")).expect("open");
+    j.send_prepared("op1", "http://m", 5, "job")
+        .expect("prepared");
+    j.send_created("op1", "cashuBsecret").expect("created");
+    assert_eq!(
+        j.send("op1").expect("get").expect("row").state,
+        SendState::Created
+    );
+    let keys = Keys::generate();
+    let e = event(&keys, 1);
+    let relays = vec![RelayUrl::parse("ws://127.0.0.1:1").expect("url")];
+    j.record_dispatch(&new_job(&e, &relays, None))
+        .expect("record");
+    let r = j.send("op1").expect("get").expect("row");
+    assert_eq!(r.state, SendState::Journaled);
+    assert_eq!(r.job_id, Some(e.id.to_hex()));
+    assert!(j.token_in_jobs("cashuBsecret").expect("query"));
+}
+
+#[test]
+fn garbage_is_an_error_not_a_fresh_start() {
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("journal.sqlite");
+    std::fs::write(&path, vec![0x42u8; 8192]).expect("write");
+    let err = Journal::open(&path).err().expect("must fail");
+    assert!(err.to_string().contains("journal"), "{err}");
+    assert_eq!(std::fs::read(&path).expect("read"), vec![0x42u8; 8192]);
+}
