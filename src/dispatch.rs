@@ -209,6 +209,23 @@ pub async fn publish_journaled(
     Ok(report(event, payment, outcomes, min_accept))
 }
 
+/// [`publish_journaled`] over a client of its own, signed in as `keys`
+/// (NIP-42), shut down afterwards.
+pub async fn publish_journaled_as(
+    journal: &mut Journal,
+    keys: &Keys,
+    event: Event,
+    payment: Option<TokenInfo>,
+    urls: &[RelayUrl],
+    timeout: Duration,
+    min_accept: usize,
+) -> Result<DispatchReport> {
+    let client = relays::client(keys, urls).await;
+    let r = publish_journaled(journal, &client, event, payment, urls, timeout, min_accept).await;
+    relays::shutdown(&client).await;
+    r
+}
+
 /// Journal a freshly signed job (durable when this returns). The same
 /// content signed in the same second is the same event (ids are content
 /// hashes): already journaled, it is left as it is.
@@ -272,6 +289,14 @@ pub async fn dispatch_journaled(
         rerun_of,
     ))?;
     publish_journaled(journal, client, event, payment, urls, timeout, min_accept).await
+}
+
+/// The payment summary of a journaled job (never the token).
+pub fn journaled_payment(rec: &crate::journal::JobRecord) -> Option<TokenInfo> {
+    rec.token
+        .as_deref()
+        .and_then(|t| PaymentToken::parse(t).ok())
+        .map(|t| t.info().clone())
 }
 
 /// The journal row for a job about to be published.
