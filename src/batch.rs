@@ -391,7 +391,7 @@ mod tests {
     use super::*;
 
     fn cfg() -> Config {
-        let mut cfg = Config::default();
+        let mut cfg = Config::defaults("config.toml".into());
         cfg.worker = Some(Keys::generate().public_key());
         cfg.cmd = "act".into();
         cfg

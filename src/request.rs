@@ -332,7 +332,7 @@ mod tests {
 
     fn cfg_with_worker() -> (Config, Keys) {
         let w = Keys::generate();
-        let mut cfg = Config::default();
+        let mut cfg = Config::defaults("config.toml".into());
         cfg.worker = Some(w.public_key());
         (cfg, w)
     }
@@ -376,7 +376,12 @@ mod tests {
 
     #[test]
     fn no_worker_and_bad_run_are_input_errors() {
-        let e = job_spec(&Config::default(), &JobInputs::default(), None, &mut vec![]);
+        let e = job_spec(
+            &Config::defaults("config.toml".into()),
+            &JobInputs::default(),
+            None,
+            &mut vec![],
+        );
         assert!(matches!(e, Err(Error::Input(m)) if m.starts_with("no worker")));
         let (cfg, _) = cfg_with_worker();
         let a = JobInputs {

@@ -3,10 +3,11 @@
 //! ([`jobctl::batch::plan`]); all new jobs are journaled in one
 //! transaction, then published a bounded number at a time.
 
-use jobctl::batch::{self, Planned, Publish};
+use jobctl::batch::{self, BatchPlan, Planned, Publish};
 use jobctl::config::Config;
 use jobctl::dispatch::DispatchReport;
 use jobctl::error::{exit, Error, Result};
+use jobctl::journal::Journal;
 use nostr_sdk::prelude::*;
 
 use super::rerun::{inputs, show_notices, RerunArgs};
@@ -29,29 +30,7 @@ pub(crate) fn run(
     };
     let key = ctx.key(cfg)?;
     let existing = ctx.existing_journal()?;
-    let mut notices = Vec::new();
-    let plan = batch::plan(
-        cfg,
-        &inputs(a),
-        &text,
-        &key.keys,
-        existing.as_ref(),
-        &mut notices,
-    );
-    show_notices(ctx, &notices);
-    let plan = plan?;
-    if !plan.errors.is_empty() {
-        for e in &plan.errors {
-            render::print_error(e);
-        }
-        return Err(Error::input(format!(
-            "{} bad line(s) in the batch; nothing was signed or published",
-            plan.errors.len()
-        )));
-    }
-    if plan.jobs.is_empty() {
-        return Err(Error::input("the batch holds no jobs"));
-    }
+    let plan = plan(ctx, cfg, a, &text, &key.keys, existing.as_ref())?;
     let mut journal = match existing {
         Some(j) => j,
         None => ctx.journal()?,
@@ -84,6 +63,35 @@ pub(crate) fn run(
     ));
     show_notices(ctx, &notices);
     print_reports(ctx, &plan.jobs, &reports, a.json, min_accept)
+}
+
+/// Plan the batch's `text`; every bad line is an `error:` line, and any
+/// means nothing is signed (exit 2).
+fn plan(
+    ctx: &Ctx,
+    cfg: &Config,
+    a: &RerunArgs,
+    text: &str,
+    keys: &Keys,
+    journal: Option<&Journal>,
+) -> Result<BatchPlan> {
+    let mut notices = Vec::new();
+    let plan = batch::plan(cfg, &inputs(a), text, keys, journal, &mut notices);
+    show_notices(ctx, &notices);
+    let plan = plan?;
+    if !plan.errors.is_empty() {
+        for e in &plan.errors {
+            render::print_error(e);
+        }
+        return Err(Error::input(format!(
+            "{} bad line(s) in the batch; nothing was signed or published",
+            plan.errors.len()
+        )));
+    }
+    if plan.jobs.is_empty() {
+        return Err(Error::input("the batch holds no jobs"));
+    }
+    Ok(plan)
 }
 
 /// The flags a batch takes from each line instead, or has not.

@@ -35,16 +35,7 @@ pub fn run(ctx: &Ctx, a: RerunArgs) -> Result<i32> {
         return super::batch::run(ctx, &cfg, &a, file, &relays, min_accept);
     }
     let idem = request::idempotency_key(a.idempotency_key.as_deref())?;
-    // Concurrent runs with one idempotency key queue here (a lock file
-    // next to the journal, released by the kernel if this process dies):
-    // the first journals the job, the later ones find it below.
-    let key_lock = match (&idem, a.dry_run) {
-        (Some(_), false) => Some(journal::lock(
-            &ctx.settings.journal_path,
-            jobctl::wallet::LOCK_WAIT,
-        )?),
-        _ => None,
-    };
+    let key_lock = key_lock(ctx, idem.as_deref(), a.dry_run)?;
     let d = Rerun {
         ctx,
         a: &a,
@@ -75,8 +66,7 @@ pub fn run(ctx: &Ctx, a: RerunArgs) -> Result<i32> {
             event.id,
             payment_summary(&spec)
         ));
-        ctx.print(&event.as_json())?;
-        return Ok(exit::OK);
+        return ctx.print(&event.as_json()).map(|_| exit::OK);
     }
     let report = d.publish(
         &spec,
@@ -89,6 +79,16 @@ pub fn run(ctx: &Ctx, a: RerunArgs) -> Result<i32> {
     )?;
     drop(key_lock);
     print_report(ctx, &report, a.json)
+}
+
+/// Concurrent runs with one idempotency key queue here (a lock file next
+/// to the journal, released by the kernel if this process dies): the
+/// first journals the job, the later ones find it.
+fn key_lock(ctx: &Ctx, idem: Option<&str>, dry_run: bool) -> Result<Option<FileLock>> {
+    if idem.is_none() || dry_run {
+        return Ok(None);
+    }
+    journal::lock(&ctx.settings.journal_path, jobctl::wallet::LOCK_WAIT).map(Some)
 }
 
 /// Fail when no relay is known, or fewer than --min-accept.
@@ -563,3 +563,6 @@ pub struct RerunArgs {
     #[arg(last = true, value_name = "ARGS")]
     pub args: Vec<String>,
 }
+
+#[cfg(test)]
+mod tests;
