@@ -165,3 +165,54 @@ pub fn record(journal: &mut Journal, c: &Cancelled) -> Result<()> {
         ),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tracked(author: &Keys, worker: PublicKey) -> (JobTracker, Event) {
+        let req = JobRequest {
+            worker,
+            p: worker,
+            cmd: "echo".into(),
+            args: vec![],
+            payment: None,
+            parent: None,
+            env: vec![],
+            secrets: vec![],
+            content: String::new(),
+        };
+        let ev = req.to_builder().sign_with_keys(author).unwrap();
+        let mut t = JobTracker::new(ev.id);
+        t.ingest(&ev);
+        (t, ev)
+    }
+
+    fn request(job: EventId, force: bool) -> CancelRequest<'static> {
+        CancelRequest {
+            job,
+            stored: None,
+            force,
+            reason: "r",
+        }
+    }
+
+    #[test]
+    fn the_author_cancels_a_pending_job_addressed_to_its_worker() {
+        let me = Keys::generate();
+        let worker = Keys::generate().public_key();
+        let (t, ev) = tracked(&me, worker);
+        assert_eq!(decide(&t, &ev, &me, request(ev.id, false)).unwrap(), worker);
+    }
+
+    #[test]
+    fn only_the_author_may_cancel() {
+        let (t, ev) = tracked(&Keys::generate(), Keys::generate().public_key());
+        let e = decide(&t, &ev, &Keys::generate(), request(ev.id, true)).unwrap_err();
+        assert!(
+            e.to_string().contains("only its author can cancel it"),
+            "{e}"
+        );
+        assert_eq!(e.exit_code(), crate::error::exit::USAGE);
+    }
+}

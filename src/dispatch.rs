@@ -132,19 +132,6 @@ pub fn nevent(event: &Event, hints: &[String]) -> String {
         .unwrap_or_default()
 }
 
-/// Publish a signed event and report.
-pub async fn publish(
-    keys: &Keys,
-    event: Event,
-    payment: Option<TokenInfo>,
-    urls: &[RelayUrl],
-    timeout: Duration,
-    min_accept: usize,
-) -> DispatchReport {
-    let outcomes = relays::publish(keys, &event, urls, timeout).await;
-    report(event, payment, outcomes, min_accept)
-}
-
 /// Assemble a report from outcomes.
 pub fn report(
     event: Event,
@@ -254,41 +241,6 @@ pub fn journal_new(
         &hash,
         rerun_of,
     ))
-}
-
-/// Journal a freshly signed job, then publish it: the journal write is
-/// durable before the first byte goes to a relay.
-#[allow(clippy::too_many_arguments)]
-pub async fn dispatch_journaled(
-    journal: &mut Journal,
-    client: &Client,
-    keys: &Keys,
-    spec: &JobSpec,
-    event: Event,
-    urls: &[RelayUrl],
-    timeout: Duration,
-    min_accept: usize,
-    idempotency_key: Option<&str>,
-    rerun_of: Option<EventId>,
-) -> Result<DispatchReport> {
-    let payment = spec.token.as_ref().map(|t| t.info().clone());
-    let hash = spec.content_hash(keys);
-    // The same content signed in the same second is the same event (ids
-    // are content hashes): it is already journaled, so just publish it.
-    if journal.get(&event.id)?.is_some() {
-        tracing::info!(job = %event.id, "identical job already journaled; publishing it");
-        return publish_journaled(journal, client, event, payment, urls, timeout, min_accept).await;
-    }
-    journal.record_dispatch(&new_job(
-        spec,
-        &event,
-        payment.as_ref(),
-        urls,
-        idempotency_key,
-        &hash,
-        rerun_of,
-    ))?;
-    publish_journaled(journal, client, event, payment, urls, timeout, min_accept).await
 }
 
 /// The payment summary of a journaled job (never the token).

@@ -89,7 +89,7 @@ pub async fn plan(
     p: &Payer<'_>,
     f: &PaymentFlags,
     given: Option<PaymentToken>,
-    mut journal: Option<&mut Journal>,
+    journal: Option<&mut Journal>,
     out: &mut PaymentOut,
 ) -> Result<Option<PaymentToken>> {
     let ad = advertisement(p, f, given.is_some()).await?;
@@ -123,7 +123,7 @@ pub async fn plan(
         .deadline
         .bound(
             &format!("waiting for mint {}", token.info().mint),
-            w.relock(&token, lock, journal.as_deref_mut()),
+            w.relock(&token, lock, journal),
         )
         .await?;
     if r.locked < r.given {

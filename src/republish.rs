@@ -126,6 +126,6 @@ mod tests {
         raw.execute_batch("DROP TABLE claims").unwrap();
         assert!(matches!(is_reclaimed(&j, &rec), Err(Error::Journal(_))));
         assert!(select(&j, true, &[]).is_err());
-        assert!(select(&j, false, &[rec.id.clone()]).is_err());
+        assert!(select(&j, false, std::slice::from_ref(&rec.id)).is_err());
     }
 }
