@@ -12,15 +12,20 @@ use jobctl::deadline::Deadline;
 use jobctl::dispatch::{self, DispatchReport, JobSpec};
 use jobctl::error::{exit, Error, Result};
 use jobctl::journal::{self, JobRecord, Journal};
-use jobctl::keys::{npub, FileLock, SigningKey};
-use jobctl::notice::Notice;
+use jobctl::keys::{FileLock, SigningKey};
 use jobctl::payment::PaymentToken;
 use jobctl::payment_plan::{self, Payer, PaymentFlags, PaymentOut};
-use jobctl::relays;
 use jobctl::request::{self, Base, JobInputs};
 use nostr_sdk::prelude::*;
 
-use super::{min_accept_for, read_stdin, relays_for, require_relays, runtime, to_json, Ctx};
+use super::{min_accept_for, read_stdin, relays_for, require_relays, runtime, Ctx};
+
+mod report;
+#[cfg(test)]
+mod tests;
+
+pub(crate) use report::show_notices;
+use report::{dispatching_line, payment_summary, print_report};
 
 pub fn run(ctx: &Ctx, a: RerunArgs) -> Result<i32> {
     let cfg = ctx.config()?;
@@ -345,84 +350,6 @@ fn token(a: &RerunArgs) -> Result<Option<PaymentToken>> {
     PaymentToken::parse(&raw).map(Some)
 }
 
-/// Show what a library decision wants the user to see: warnings always
-/// (`warning: ...`), notes unless `--quiet`.
-pub(crate) fn show_notices(ctx: &Ctx, notices: &[Notice]) {
-    for n in notices {
-        match n {
-            Notice::Warning(w) => render::print_warning(w),
-            Notice::Info(i) => ctx.say(i),
-        }
-    }
-}
-
-/// `dispatching `CMD` to worker NPUB with PAYMENT via N relay(s)`.
-fn dispatching_line(spec: &JobSpec, relays: usize, base: Option<&Base>) -> String {
-    format!(
-        "dispatching `{}` to worker {} with {} via {relays} relay(s){}",
-        command_line(spec),
-        npub(&spec.worker),
-        payment_summary(spec),
-        base.map(|b| format!(" (rerun of {})", render::short_id(&b.id.to_hex())))
-            .unwrap_or_default()
-    )
-}
-
-/// Print a dispatch report: JSON, or the table, summary and id.
-pub(crate) fn print_report(ctx: &Ctx, report: &DispatchReport, json: bool) -> Result<i32> {
-    let color = render::stderr_color();
-    if json {
-        ctx.print(&to_json(report)?)?;
-        return Ok(if report.ok() { exit::OK } else { exit::FAILURE });
-    }
-    let tally = format!(
-        "job {} accepted by {}/{} relays (need {})",
-        render::short_id(&report.id),
-        report.accepted,
-        report.relays.len(),
-        report.min_accept
-    );
-    if ctx.quiet && !report.ok() {
-        render::print_error(&format!(
-            "{tally}: {}",
-            relays::failure_summary(&report.relays)
-        ));
-    }
-    ctx.say(render::relay_table(&report.relays, color));
-    let verdict = if report.ok() {
-        render::paint("published", color, "32")
-    } else {
-        render::paint("NOT published", color, "1;31")
-    };
-    ctx.say(format!("{verdict}: {tally}"));
-    if !report.ok() {
-        ctx.say(format!(
-            "why: {}",
-            render::one_line(&relays::failure_summary(&report.relays))
-        ));
-        ctx.say("the job and its token are kept in the journal: `jobctl republish --all` retries");
-    }
-    ctx.print(&report.id)?;
-    Ok(if report.ok() { exit::OK } else { exit::FAILURE })
-}
-
-/// The command for display (a rerun's may come from a relay: sanitized).
-fn command_line(spec: &JobSpec) -> String {
-    render::sanitize(
-        &std::iter::once(spec.cmd.as_str())
-            .chain(spec.args.iter().map(String::as_str))
-            .collect::<Vec<_>>()
-            .join(" "),
-    )
-}
-
-fn payment_summary(spec: &JobSpec) -> String {
-    match &spec.token {
-        Some(t) => format!("payment {t}"),
-        None => "no payment (unpaid)".to_string(),
-    }
-}
-
 #[derive(Debug, Args)]
 pub struct RerunArgs {
     /// A past job to run again (hex, note1, nevent1; from the journal or the
@@ -563,6 +490,3 @@ pub struct RerunArgs {
     #[arg(last = true, value_name = "ARGS")]
     pub args: Vec<String>,
 }
-
-#[cfg(test)]
-mod tests;

@@ -3,6 +3,7 @@
 use super::*;
 use crate::cli::{Cli, Command};
 use clap::Parser;
+use jobctl::keys::npub;
 use jobctl::relays::{RelayOutcome, RelayStatus};
 use jobctl::settings::{GlobalFlags, Settings};
 
