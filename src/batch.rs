@@ -347,7 +347,7 @@ pub async fn publish(
         if pending.len() >= 100 {
             record(journal, &mut pending, notices);
         }
-        let mut all = accepted_earlier(&earlier[i]);
+        let mut all = dispatch::accepted_earlier(&earlier[i]);
         all.extend(out);
         reports[i] = Some(dispatch::report(
             events[i].clone(),
@@ -372,18 +372,6 @@ fn record(
         notices.push(Notice::Warning(e.to_string()));
     }
     pending.clear();
-}
-
-/// Outcomes for relays that accepted in an earlier attempt.
-fn accepted_earlier(urls: &[String]) -> Vec<RelayOutcome> {
-    urls.iter()
-        .map(|u| RelayOutcome {
-            url: u.clone(),
-            status: relays::RelayStatus::Accepted,
-            message: "accepted earlier".into(),
-            latency_ms: 0,
-        })
-        .collect()
 }
 
 #[cfg(test)]

@@ -77,18 +77,12 @@ async fn send_with(
         }
     }
     let Some(req) = tracker.request.clone() else {
-        if !reach.complete() {
-            return Err(follow::reach_error(
-                &reach,
-                deadline.total(),
-                &format!("looking up job {}", c.job),
-            ));
-        }
-        return Err(Error::Runtime(format!(
-            "job {} not found in the journal or on {} relay(s)",
+        return Err(crate::request::not_found(
             c.job,
-            urls.len()
-        )));
+            &reach,
+            urls.len(),
+            deadline,
+        ));
     };
     if !reach.complete() {
         notices.push(Notice::Warning(reach.describe()));

@@ -183,17 +183,22 @@ pub async fn publish_journaled(
     if !fresh.is_empty() {
         journal.record_outcomes(&event.id, &fresh)?;
     }
-    let mut outcomes: Vec<RelayOutcome> = earlier
-        .into_iter()
-        .map(|url| RelayOutcome {
-            url,
+    let mut outcomes = accepted_earlier(&earlier);
+    outcomes.extend(fresh);
+    Ok(report(event, payment, outcomes, min_accept))
+}
+
+/// Outcomes for the relays that accepted a job in an earlier attempt
+/// (they count towards `min_accept`).
+pub fn accepted_earlier(urls: &[String]) -> Vec<RelayOutcome> {
+    urls.iter()
+        .map(|u| RelayOutcome {
+            url: u.clone(),
             status: relays::RelayStatus::Accepted,
             message: "accepted earlier".into(),
             latency_ms: 0,
         })
-        .collect();
-    outcomes.extend(fresh);
-    Ok(report(event, payment, outcomes, min_accept))
+        .collect()
 }
 
 /// [`publish_journaled`] over a client of its own, signed in as `keys`

@@ -312,18 +312,22 @@ async fn look_up(
     )
     .await;
     relays::shutdown(&client).await;
-    match trackers.into_iter().next().and_then(|t| t.request) {
-        Some(ev) => Ok(ev),
-        None if !reach.complete() => Err(follow::reach_error(
-            &reach,
-            deadline.total(),
-            &format!("looking up job {id}"),
-        )),
-        None => Err(Error::Runtime(format!(
-            "job {id} not found in the journal or on {} relay(s)",
-            urls.len()
-        ))),
+    trackers
+        .into_iter()
+        .next()
+        .and_then(|t| t.request)
+        .ok_or_else(|| not_found(id, &reach, urls.len(), deadline))
+}
+
+/// A job neither the journal nor the relays had: "timed out" (or the
+/// relays' failures) when some relay did not answer, never "not found".
+pub fn not_found(id: EventId, reach: &relays::Reach, relays: usize, deadline: Deadline) -> Error {
+    if !reach.complete() {
+        return follow::reach_error(reach, deadline.total(), &format!("looking up job {id}"));
     }
+    Error::Runtime(format!(
+        "job {id} not found in the journal or on {relays} relay(s)"
+    ))
 }
 
 #[cfg(test)]
