@@ -132,19 +132,6 @@ pub fn nevent(event: &Event, hints: &[String]) -> String {
         .unwrap_or_default()
 }
 
-/// Publish a signed event and report.
-pub async fn publish(
-    keys: &Keys,
-    event: Event,
-    payment: Option<TokenInfo>,
-    urls: &[RelayUrl],
-    timeout: Duration,
-    min_accept: usize,
-) -> DispatchReport {
-    let outcomes = relays::publish(keys, &event, urls, timeout).await;
-    report(event, payment, outcomes, min_accept)
-}
-
 /// Assemble a report from outcomes.
 pub fn report(
     event: Event,
@@ -196,17 +183,39 @@ pub async fn publish_journaled(
     if !fresh.is_empty() {
         journal.record_outcomes(&event.id, &fresh)?;
     }
-    let mut outcomes: Vec<RelayOutcome> = earlier
-        .into_iter()
-        .map(|url| RelayOutcome {
-            url,
+    let mut outcomes = accepted_earlier(&earlier);
+    outcomes.extend(fresh);
+    Ok(report(event, payment, outcomes, min_accept))
+}
+
+/// Outcomes for the relays that accepted a job in an earlier attempt
+/// (they count towards `min_accept`).
+pub fn accepted_earlier(urls: &[String]) -> Vec<RelayOutcome> {
+    urls.iter()
+        .map(|u| RelayOutcome {
+            url: u.clone(),
             status: relays::RelayStatus::Accepted,
             message: "accepted earlier".into(),
             latency_ms: 0,
         })
-        .collect();
-    outcomes.extend(fresh);
-    Ok(report(event, payment, outcomes, min_accept))
+        .collect()
+}
+
+/// [`publish_journaled`] over a client of its own, signed in as `keys`
+/// (NIP-42), shut down afterwards.
+pub async fn publish_journaled_as(
+    journal: &mut Journal,
+    keys: &Keys,
+    event: Event,
+    payment: Option<TokenInfo>,
+    urls: &[RelayUrl],
+    timeout: Duration,
+    min_accept: usize,
+) -> Result<DispatchReport> {
+    let client = relays::client(keys, urls).await;
+    let r = publish_journaled(journal, &client, event, payment, urls, timeout, min_accept).await;
+    relays::shutdown(&client).await;
+    r
 }
 
 /// Journal a freshly signed job (durable when this returns). The same
@@ -239,39 +248,12 @@ pub fn journal_new(
     ))
 }
 
-/// Journal a freshly signed job, then publish it: the journal write is
-/// durable before the first byte goes to a relay.
-#[allow(clippy::too_many_arguments)]
-pub async fn dispatch_journaled(
-    journal: &mut Journal,
-    client: &Client,
-    keys: &Keys,
-    spec: &JobSpec,
-    event: Event,
-    urls: &[RelayUrl],
-    timeout: Duration,
-    min_accept: usize,
-    idempotency_key: Option<&str>,
-    rerun_of: Option<EventId>,
-) -> Result<DispatchReport> {
-    let payment = spec.token.as_ref().map(|t| t.info().clone());
-    let hash = spec.content_hash(keys);
-    // The same content signed in the same second is the same event (ids
-    // are content hashes): it is already journaled, so just publish it.
-    if journal.get(&event.id)?.is_some() {
-        tracing::info!(job = %event.id, "identical job already journaled; publishing it");
-        return publish_journaled(journal, client, event, payment, urls, timeout, min_accept).await;
-    }
-    journal.record_dispatch(&new_job(
-        spec,
-        &event,
-        payment.as_ref(),
-        urls,
-        idempotency_key,
-        &hash,
-        rerun_of,
-    ))?;
-    publish_journaled(journal, client, event, payment, urls, timeout, min_accept).await
+/// The payment summary of a journaled job (never the token).
+pub fn journaled_payment(rec: &crate::journal::JobRecord) -> Option<TokenInfo> {
+    rec.token
+        .as_deref()
+        .and_then(|t| PaymentToken::parse(t).ok())
+        .map(|t| t.info().clone())
 }
 
 /// The journal row for a job about to be published.

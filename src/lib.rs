@@ -6,7 +6,9 @@
 //! (the wire format, pure), [`dispatch`] (build, sign, publish, report),
 //! [`relays`] (the network), [`output`] (tables and JSON).
 
+pub mod batch;
 pub mod blobs;
+pub mod cancel;
 pub mod config;
 pub mod deadline;
 pub mod dispatch;
@@ -16,12 +18,17 @@ pub mod job_state;
 pub mod journal;
 pub mod keys;
 pub mod logs;
+pub mod notice;
 pub mod payment;
+pub mod payment_plan;
 pub mod policy;
 pub mod protocol;
 pub mod relays;
+pub mod republish;
+pub mod request;
 pub mod settings;
 pub mod state;
+pub mod stats;
 pub mod text;
 pub mod wallet;
 pub mod worker;

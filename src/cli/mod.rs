@@ -9,28 +9,33 @@ use clap::{Parser, Subcommand};
 use jobctl::error::Result;
 use jobctl::settings::{GlobalFlags, Settings};
 
+mod batch;
+mod cancel;
 mod completions;
 mod config;
 mod ctx;
-mod dispatch;
 mod follow;
 mod key;
-mod manage;
 mod pay;
 pub(crate) mod render;
+mod republish;
+mod rerun;
 mod serve;
+mod stats;
 
+pub(crate) use cancel::CancelArgs;
 pub(crate) use completions::Shell;
 pub(crate) use config::ConfigCommand;
 pub(crate) use ctx::*;
-pub(crate) use dispatch::RerunArgs;
 pub(crate) use follow::{
     ListArgs, LogsArgs, ReadArgs, ShowArgs, StatusArgs, WatchArgs, WorkersArgs,
 };
 pub(crate) use key::KeyCommand;
-pub(crate) use manage::{CancelArgs, RepublishArgs, StatsArgs};
 pub(crate) use pay::{ReclaimArgs, WalletCommand};
+pub(crate) use republish::RepublishArgs;
+pub(crate) use rerun::RerunArgs;
 pub(crate) use serve::WorkerArgs;
+pub(crate) use stats::StatsArgs;
 
 pub const EXIT_CODES: &str = "\
 EXIT CODES:
@@ -148,13 +153,13 @@ pub fn run(cli: Cli) -> Result<i32> {
     });
     let ctx = Ctx::new(settings, cli.quiet);
     match cli.command {
-        Command::Rerun(args) => dispatch::rerun(&ctx, *args),
+        Command::Rerun(args) => rerun::run(&ctx, *args),
         Command::Wallet(c) => pay::wallet(&ctx, c),
         Command::Reclaim(a) => pay::reclaim(&ctx, a),
         Command::Worker(a) => serve::worker(&ctx, a),
-        Command::Cancel(a) => manage::cancel(&ctx, a),
-        Command::Republish(a) => manage::republish(&ctx, a),
-        Command::Stats(a) => manage::stats(&ctx, a),
+        Command::Cancel(a) => cancel::run(&ctx, a),
+        Command::Republish(a) => republish::run(&ctx, a),
+        Command::Stats(a) => stats::run(&ctx, a),
         Command::Watch(a) => follow::watch(&ctx, a),
         Command::Status(a) => follow::status(&ctx, a),
         Command::Show(a) => follow::show(&ctx, a),

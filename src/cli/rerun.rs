@@ -1,0 +1,492 @@
+//! `rerun`: one job, a past job again, or (`--batch`, see
+//! [`super::batch`]) many; journaled before it is published, idempotent
+//! with a key. The pipeline: resolve the inputs ([`jobctl::request`]),
+//! heal an existing job for the idempotency key, pay
+//! ([`jobctl::payment_plan`]), sign, journal, publish ([`jobctl::dispatch`]).
+
+use clap::Args;
+
+use crate::cli::render;
+use jobctl::config::Config;
+use jobctl::deadline::Deadline;
+use jobctl::dispatch::{self, DispatchReport, JobSpec};
+use jobctl::error::{exit, Error, Result};
+use jobctl::journal::{self, JobRecord, Journal};
+use jobctl::keys::{FileLock, SigningKey};
+use jobctl::payment::PaymentToken;
+use jobctl::payment_plan::{self, Payer, PaymentFlags, PaymentOut};
+use jobctl::request::{self, Base, JobInputs};
+use nostr_sdk::prelude::*;
+
+use super::{min_accept_for, read_stdin, relays_for, require_relays, runtime, Ctx};
+
+mod report;
+#[cfg(test)]
+mod tests;
+
+pub(crate) use report::show_notices;
+use report::{dispatching_line, payment_summary, print_report};
+
+pub fn run(ctx: &Ctx, a: RerunArgs) -> Result<i32> {
+    let cfg = ctx.config()?;
+    let relays = relays_for(&cfg, &a.relays)?;
+    // One deadline for the whole command: lookups, mint calls, publish.
+    let deadline = ctx.start_deadline(a.timeout.as_deref(), cfg.publish_timeout)?;
+    let min_accept = min_accept_for(a.min_accept, &cfg)?;
+    if !a.dry_run {
+        enough_relays(&relays, min_accept)?;
+    }
+    if let Some(file) = &a.batch {
+        return super::batch::run(ctx, &cfg, &a, file, &relays, min_accept);
+    }
+    let idem = request::idempotency_key(a.idempotency_key.as_deref())?;
+    let key_lock = key_lock(ctx, idem.as_deref(), a.dry_run)?;
+    let d = Rerun {
+        ctx,
+        a: &a,
+        cfg: &cfg,
+        relays,
+        deadline,
+        min_accept,
+    };
+    // Look things up in an existing journal; create one only once every
+    // input is known good and a job is about to be recorded.
+    let mut journal = ctx.existing_journal()?;
+    let base = d.base(journal.as_ref())?;
+    let spec = d.spec(base.as_ref())?;
+    let key = ctx.key(&cfg)?;
+    tracing::info!(key = ?key, "signing key");
+    // A known idempotency key: sign nothing, spend nothing, heal the publish.
+    if let (Some(k), Some(j), false) = (&idem, journal.as_ref(), a.dry_run) {
+        if let Some(rec) = j.by_idempotency_key(k)? {
+            return d.heal(k, &spec, rec, journal, &key);
+        }
+    }
+    let (token, wallet_lock) = d.payment(&spec, &key, &mut journal)?;
+    let spec = JobSpec { token, ..spec };
+    let event = dispatch::sign(&dispatch::build(&spec, &key.keys)?, &key.keys)?;
+    if a.dry_run {
+        ctx.say(format!(
+            "dry run: signed job {} not published ({})",
+            event.id,
+            payment_summary(&spec)
+        ));
+        return ctx.print(&event.as_json()).map(|_| exit::OK);
+    }
+    let report = d.publish(
+        &spec,
+        event,
+        base.as_ref(),
+        journal,
+        wallet_lock,
+        &key,
+        idem.as_deref(),
+    )?;
+    drop(key_lock);
+    print_report(ctx, &report, a.json)
+}
+
+/// Concurrent runs with one idempotency key queue here (a lock file next
+/// to the journal, released by the kernel if this process dies): the
+/// first journals the job, the later ones find it.
+fn key_lock(ctx: &Ctx, idem: Option<&str>, dry_run: bool) -> Result<Option<FileLock>> {
+    if idem.is_none() || dry_run {
+        return Ok(None);
+    }
+    journal::lock(&ctx.settings.journal_path, jobctl::wallet::LOCK_WAIT).map(Some)
+}
+
+/// Fail when no relay is known, or fewer than --min-accept.
+fn enough_relays(relays: &[RelayUrl], min_accept: usize) -> Result<()> {
+    require_relays(relays)?;
+    if min_accept > relays.len() {
+        return Err(Error::input(format!(
+            "--min-accept {min_accept} is more than the {} relay(s) configured",
+            relays.len()
+        )));
+    }
+    Ok(())
+}
+
+/// What every step of one rerun needs, resolved once.
+struct Rerun<'a> {
+    ctx: &'a Ctx,
+    a: &'a RerunArgs,
+    cfg: &'a Config,
+    relays: Vec<RelayUrl>,
+    deadline: Deadline,
+    min_accept: usize,
+}
+
+impl Rerun<'_> {
+    /// `rerun JOB`: the past job, from the journal or the relays.
+    fn base(&self, journal: Option<&Journal>) -> Result<Option<Base>> {
+        let Some(job) = &self.a.job else {
+            return Ok(None);
+        };
+        let s = &self.ctx.settings;
+        runtime()?
+            .block_on(request::load_base(
+                s,
+                journal,
+                job,
+                &self.relays,
+                self.deadline,
+            ))
+            .map(Some)
+    }
+
+    /// The job from the flags (and the past job), with its `--stdin` input.
+    fn spec(&self, base: Option<&Base>) -> Result<JobSpec> {
+        let mut notices = Vec::new();
+        let spec = request::job_spec(self.cfg, &inputs(self.a), base, &mut notices);
+        show_notices(self.ctx, &notices);
+        let mut spec = spec?;
+        let token_reads_stdin = self.a.token.as_deref() == Some("-");
+        if let Some(input) = request::job_input(self.a.stdin.as_deref(), token_reads_stdin)? {
+            spec.content = input;
+        }
+        Ok(spec)
+    }
+
+    /// The idempotency key names a journaled job: republish it to the
+    /// relays that have not accepted it yet (a different job under the
+    /// same key is bad input).
+    fn heal(
+        &self,
+        k: &str,
+        spec: &JobSpec,
+        rec: JobRecord,
+        journal: Option<Journal>,
+        key: &SigningKey,
+    ) -> Result<i32> {
+        if rec.content_hash != spec.content_hash(&key.keys) {
+            return Err(Error::input(format!(
+                "idempotency key `{k}` already names job {} with different content",
+                rec.id
+            )));
+        }
+        if self.a.token.is_some() || request::env_token().is_some() {
+            render::print_warning(&format!(
+                "job {} already exists for this idempotency key; the token given was not used",
+                render::short_id(&rec.id)
+            ));
+        }
+        let event = rec.signed_event()?;
+        let mut journal = journal.ok_or_else(|| Error::Journal("not open".into()))?;
+        if !self.a.json {
+            self.ctx.say(format!(
+                "idempotency key `{k}`: job {} exists; republishing to relays that have not accepted it",
+                render::short_id(&rec.id)
+            ));
+        }
+        let report = runtime()?.block_on(dispatch::publish_journaled_as(
+            &mut journal,
+            &key.keys,
+            event,
+            dispatch::journaled_payment(&rec),
+            &self.relays,
+            self.deadline.remaining(),
+            self.min_accept,
+        ))?;
+        print_report(self.ctx, &report, self.a.json)
+    }
+
+    /// The job's payment, and the wallet's lock when the wallet made or
+    /// locked the token (held until the job carrying it is journaled). A
+    /// token the wallet makes is recorded in the journal (created here if
+    /// need be) before the mint is even asked.
+    fn payment(
+        &self,
+        spec: &JobSpec,
+        key: &SigningKey,
+        journal: &mut Option<Journal>,
+    ) -> Result<(Option<PaymentToken>, Option<FileLock>)> {
+        let a = self.a;
+        if a.dry_run && a.amount.is_some() {
+            return Err(Error::input(
+                "--dry-run cannot be combined with --amount: making the token takes money out of the wallet",
+            ));
+        }
+        let given = match a.amount {
+            Some(_) => None,
+            None => self.token_or_free(spec.worker, &key.keys)?,
+        };
+        if a.dry_run {
+            return Ok((given, None));
+        }
+        if journal.is_none() && (a.amount.is_some() || a.lock) {
+            *journal = Some(self.ctx.journal()?);
+        }
+        let payer = Payer {
+            settings: &self.ctx.settings,
+            worker: spec.worker,
+            refund: key.keys.public_key(),
+            relays: &self.relays,
+            deadline: self.deadline,
+            now: self.ctx.now(),
+        };
+        let flags = payment_flags(self.cfg, a);
+        let mut out = PaymentOut::default();
+        let token = runtime()?.block_on(payment_plan::plan(
+            &payer,
+            &flags,
+            given,
+            journal.as_mut(),
+            &mut out,
+        ));
+        show_notices(self.ctx, &out.notices);
+        Ok((token?, out.wallet_lock))
+    }
+
+    /// [`token`], except that with no token given at all, a worker whose
+    /// freelist holds our key needs none: the job goes unpaid, and says why.
+    fn token_or_free(&self, worker: PublicKey, keys: &Keys) -> Result<Option<PaymentToken>> {
+        let a = self.a;
+        let none_given = !a.unpaid && a.token.is_none() && request::env_token().is_none();
+        if none_given && !self.relays.is_empty() {
+            // A third of the command's deadline: the publish needs the rest.
+            let budget = Deadline::after(self.deadline.share(3));
+            let free = payment_plan::free_reason(keys, &self.relays, worker, budget);
+            if let Some(r) = runtime()?.block_on(free) {
+                self.ctx.say(format!("no payment needed: {r}"));
+                return Ok(None);
+            }
+        }
+        token(a)
+    }
+
+    /// Journal the signed job (and the wallet's token with it) before
+    /// anything is published, free the wallet, publish.
+    #[allow(clippy::too_many_arguments)]
+    fn publish(
+        &self,
+        spec: &JobSpec,
+        event: Event,
+        base: Option<&Base>,
+        journal: Option<Journal>,
+        wallet_lock: Option<FileLock>,
+        key: &SigningKey,
+        idem: Option<&str>,
+    ) -> Result<DispatchReport> {
+        let mut journal = match journal {
+            Some(j) => j,
+            None => self.ctx.journal()?,
+        };
+        if !self.a.json {
+            self.ctx
+                .say(dispatching_line(spec, self.relays.len(), base));
+        }
+        let rerun_of = base.map(|b| b.id);
+        let relays = &self.relays;
+        dispatch::journal_new(
+            &mut journal,
+            &key.keys,
+            spec,
+            &event,
+            relays,
+            idem,
+            rerun_of,
+        )?;
+        drop(wallet_lock);
+        let payment = spec.token.as_ref().map(|t| t.info().clone());
+        runtime()?.block_on(dispatch::publish_journaled_as(
+            &mut journal,
+            &key.keys,
+            event,
+            payment,
+            relays,
+            self.deadline.remaining(),
+            self.min_accept,
+        ))
+    }
+}
+
+/// The job inputs the flags give (a batch line's defaults too).
+pub(crate) fn inputs(a: &RerunArgs) -> JobInputs {
+    JobInputs {
+        worker: a.worker.clone(),
+        p_tag: a.p_tag.clone(),
+        cmd: a.cmd.clone(),
+        args: a.args.clone(),
+        env: a.env.clone(),
+        secrets: a.secrets.clone(),
+        run: a.run.clone(),
+    }
+}
+
+/// The payment flags; the token format falls back to the config's.
+fn payment_flags(cfg: &Config, a: &RerunArgs) -> PaymentFlags {
+    PaymentFlags {
+        amount: a.amount,
+        mint: a.mint.clone(),
+        max_price: a.max_price,
+        duration: a.duration,
+        lock: a.lock,
+        refund_after: a.refund_after.clone(),
+        no_check: a.no_check,
+        require_check: a.require_check,
+        strict: a.strict,
+        token_format: a.token_format.unwrap_or(cfg.token_format),
+    }
+}
+
+/// The token from `--token`, `--token -` or `$JOBCTL_TOKEN`; `None` only
+/// with `--unpaid`.
+fn token(a: &RerunArgs) -> Result<Option<PaymentToken>> {
+    if a.unpaid {
+        return Ok(None);
+    }
+    let raw = match a.token.clone().or_else(request::env_token).as_deref() {
+        Some("-") => read_stdin("the token")?,
+        Some(t) => t.to_string(),
+        None => {
+            return Err(Error::input(
+                "no payment token: pass --token (or `--token -` for stdin, or $JOBCTL_TOKEN), \
+                 or --unpaid for a job without payment",
+            ))
+        }
+    };
+    PaymentToken::parse(&raw).map(Some)
+}
+
+#[derive(Debug, Args)]
+pub struct RerunArgs {
+    /// A past job to run again (hex, note1, nevent1; from the journal or the
+    /// relays): same worker, cmd, args, env and parent, with a fresh token.
+    /// Flags given as well override the original's values.
+    #[arg(value_name = "JOB", conflicts_with = "batch")]
+    pub job: Option<String>,
+
+    /// Dispatch many jobs from an NDJSON file (`-` for stdin), one job spec
+    /// per line: {"worker", "cmd", "args", "env", "secrets", "token",
+    /// "unpaid", "idempotency_key", "p", "run"}. --worker, --cmd, --env,
+    /// --run, --p and ARGS give defaults that a line's own values override.
+    #[arg(long, value_name = "FILE")]
+    pub batch: Option<String>,
+
+    /// Jobs published at once with --batch.
+    #[arg(long, default_value_t = 32, value_name = "N")]
+    pub concurrency: usize,
+
+    /// Make retries safe: the first call with this key dispatches; later
+    /// calls sign nothing new, spend no token, print the same id and
+    /// republish to relays that have not accepted it yet. [env: JOBCTL_IDEMPOTENCY_KEY]
+    #[arg(long, value_name = "KEY")]
+    pub idempotency_key: Option<String>,
+
+    /// Cashu token paying for the job (cashuA... or cashuB...); `-` reads it
+    /// from stdin. Prefer $JOBCTL_TOKEN or stdin: argv is visible to other users.
+    /// [env: JOBCTL_TOKEN]
+    #[arg(long, value_name = "TOKEN")]
+    pub token: Option<String>,
+
+    /// Send the job without a payment tag (for free workers that allow you);
+    /// $JOBCTL_TOKEN is then ignored.
+    #[arg(long, conflicts_with_all = ["token", "amount"])]
+    pub unpaid: bool,
+
+    /// Pay this many sat from the local wallet (a fresh token is made).
+    #[arg(long, value_name = "SAT", conflicts_with = "token")]
+    pub amount: Option<u64>,
+
+    /// How a token the wallet makes (--amount, --lock) is written: `cashuA`
+    /// (V3 with full keyset ids, which every client decodes offline) or
+    /// `cashuB` (V4) [default: config `token_format`, else cashuA]. A token
+    /// you pass is published as given.
+    #[arg(long, value_name = "cashuA|cashuB", value_parser = |s: &str| s.parse::<jobctl::wallet::TokenFormat>())]
+    pub token_format: Option<jobctl::wallet::TokenFormat>,
+
+    /// The job's input, put in the request's content (read by the worker
+    /// as the command's stdin); `-` reads stdin. At most 64 KiB; cannot be
+    /// combined with `--token -`.
+    #[arg(long = "stdin", value_name = "FILE|-")]
+    pub stdin: Option<String>,
+
+    /// Mint to pay from with --amount [default: one the worker accepts
+    /// (its advertisement) that holds enough balance].
+    #[arg(long, value_name = "URL", requires = "amount", value_parser = jobctl::payment::parse_mint_url)]
+    pub mint: Option<String>,
+
+    /// Refuse when the worker's advertised rate times --duration exceeds this (sat).
+    #[arg(long, value_name = "SAT")]
+    pub max_price: Option<u64>,
+
+    /// Expected run time in seconds, for --max-price [default: the worker's
+    /// min_duration, else 60].
+    #[arg(long, value_name = "SECS")]
+    pub duration: Option<u64>,
+
+    /// Lock the payment to the worker's key (NUT-11 P2PK); after
+    /// --refund-after your own key can take it back.
+    #[arg(long, conflicts_with = "unpaid")]
+    pub lock: bool,
+
+    /// Locktime of a --lock payment, e.g. 72h.
+    #[arg(long, value_name = "DURATION", default_value = "72h")]
+    pub refund_after: String,
+
+    /// Skip the pre-flight NUT-07 check of --token with its mint (offline use).
+    #[arg(long, conflicts_with = "require_check")]
+    pub no_check: bool,
+
+    /// Fail (instead of warning) when the token's mint cannot be reached for the check.
+    #[arg(long)]
+    pub require_check: bool,
+
+    /// Fail (instead of warning) when the worker's advertisement does not list the token's mint.
+    #[arg(long)]
+    pub strict: bool,
+
+    /// Worker pubkey (npub or hex) [default: config `worker` or $JOBCTL_WORKER].
+    #[arg(long, value_name = "PUBKEY")]
+    pub worker: Option<String>,
+
+    /// Relay URL; repeat for several. Replaces the configured list and $JOBCTL_RELAYS.
+    #[arg(long = "relay", value_name = "URL")]
+    pub relays: Vec<String>,
+
+    /// Command the worker runs [default: config `cmd`, else `act`].
+    #[arg(long, value_name = "CMD")]
+    pub cmd: Option<String>,
+
+    /// Plain environment variable for the job; repeatable.
+    #[arg(long = "env", value_name = "KEY=VALUE")]
+    pub env: Vec<String>,
+
+    /// Secret environment variable, NIP-44 encrypted to the worker; repeatable.
+    /// `--secret KEY` alone takes the value from your own environment.
+    #[arg(long = "secret", value_name = "KEY[=VALUE]")]
+    pub secrets: Vec<String>,
+
+    /// Parent event id (e.g. a 5401 workflow run), sent as the `e` tag.
+    #[arg(long, value_name = "EVENT_ID")]
+    pub run: Option<String>,
+
+    /// Who the `p` tag addresses: `worker` (default), `self`, or a pubkey.
+    #[arg(long = "p", value_name = "worker|self|PUBKEY")]
+    pub p_tag: Option<String>,
+
+    /// Bound on the whole command: looking up a past job or the worker's
+    /// advertisement, mint calls and the publish, e.g. 10s, 500ms
+    /// [default: config timeouts.publish, else 10s].
+    #[arg(long, value_name = "DURATION")]
+    pub timeout: Option<String>,
+
+    /// Relays that must accept for exit 0 [default: config, else 1].
+    #[arg(long, value_name = "N")]
+    pub min_accept: Option<usize>,
+
+    /// Print the signed event JSON on stdout and publish nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Print one JSON object on stdout instead of the event id.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Arguments for the command, after `--`; all go in one `args` tag
+    /// [default: config `args`].
+    #[arg(last = true, value_name = "ARGS")]
+    pub args: Vec<String>,
+}
