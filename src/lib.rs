@@ -9,18 +9,22 @@
 pub mod blobs;
 pub mod config;
 pub mod deadline;
+pub mod detail;
 pub mod dispatch;
 pub mod error;
 pub mod follow;
 pub mod journal;
 pub mod keys;
+pub mod listing;
 pub mod logs;
 pub mod payment;
 pub mod protocol;
 pub mod relays;
+pub mod roster;
 pub mod settings;
 pub mod state;
 pub mod text;
+pub mod tracking;
 pub mod wallet;
 pub mod worker;
 

@@ -10,7 +10,11 @@ use nostr_sdk::prelude::*;
 use serde::Serialize;
 
 use crate::payment::PaymentToken;
-use crate::protocol::{JobRequest, JobResult, JobState, StatusUpdate, STALE_AFTER_SECS};
+use crate::protocol::{JobRequest, JobResult, JobState, StatusUpdate};
+
+/// A job pending longer than this (72 hours) is stale: a client policy,
+/// not part of the wire.
+pub const STALE_AFTER_SECS: u64 = 72 * 3600;
 
 /// Something new that a tracker accepted.
 #[derive(Debug, Clone, PartialEq)]
@@ -128,6 +132,15 @@ impl JobTracker {
         self.statuses.values()
     }
 
+    /// Everything known, in order: every status oldest first, then the
+    /// result (what a watch replays and the journal records).
+    pub fn known_updates(&self) -> Vec<Update> {
+        let statuses = self.timeline().cloned().map(Update::Status);
+        statuses
+            .chain(self.result.clone().map(Update::Result))
+            .collect()
+    }
+
     /// The result, if any.
     pub fn result(&self) -> Option<&JobResult> {
         self.result.as_ref()
@@ -218,6 +231,7 @@ impl JobTracker {
                 .and_then(|r| r.change.as_deref())
                 .and_then(|t| PaymentToken::parse(t).ok())
                 .map(|t| t.info().clone()),
+            change_sent: self.result.as_ref().is_some_and(|r| r.change.is_some()),
             amount: payment.as_ref().map(|t| t.info().amount),
             unit: payment.as_ref().map(|t| t.info().unit.clone()),
             mint: payment.as_ref().map(|t| t.info().mint.clone()),
@@ -264,6 +278,10 @@ pub struct JobView {
     pub stderr: Option<String>,
     /// Change handed back (amount, unit, mint; never the token).
     pub change: Option<crate::payment::TokenInfo>,
+    /// Whether the worker handed back a change token at all (decodable or
+    /// not); not in the JSON.
+    #[serde(skip)]
+    pub change_sent: bool,
     /// Amount paid.
     pub amount: Option<u64>,
     /// Unit of the payment.

@@ -13,24 +13,35 @@ mod completions;
 mod config;
 mod ctx;
 mod dispatch;
-mod follow;
 mod key;
+mod list;
+mod logs;
 mod manage;
 mod pay;
+mod read;
 pub(crate) mod render;
+mod render_jobs;
 mod serve;
+mod show;
+mod status;
+mod watch;
+mod workers;
 
 pub(crate) use completions::Shell;
 pub(crate) use config::ConfigCommand;
 pub(crate) use ctx::*;
 pub(crate) use dispatch::RerunArgs;
-pub(crate) use follow::{
-    ListArgs, LogsArgs, ReadArgs, ShowArgs, StatusArgs, WatchArgs, WorkersArgs,
-};
 pub(crate) use key::KeyCommand;
+pub(crate) use list::ListArgs;
+pub(crate) use logs::LogsArgs;
 pub(crate) use manage::{CancelArgs, RepublishArgs, StatsArgs};
 pub(crate) use pay::{ReclaimArgs, WalletCommand};
+pub(crate) use read::ReadArgs;
 pub(crate) use serve::WorkerArgs;
+pub(crate) use show::ShowArgs;
+pub(crate) use status::StatusArgs;
+pub(crate) use watch::WatchArgs;
+pub(crate) use workers::WorkersArgs;
 
 pub const EXIT_CODES: &str = "\
 EXIT CODES:
@@ -155,12 +166,12 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Cancel(a) => manage::cancel(&ctx, a),
         Command::Republish(a) => manage::republish(&ctx, a),
         Command::Stats(a) => manage::stats(&ctx, a),
-        Command::Watch(a) => follow::watch(&ctx, a),
-        Command::Status(a) => follow::status(&ctx, a),
-        Command::Show(a) => follow::show(&ctx, a),
-        Command::Logs(a) => follow::logs(&ctx, a),
-        Command::List(a) => follow::list(&ctx, a),
-        Command::Workers(a) => follow::workers(&ctx, a),
+        Command::Watch(a) => watch::run(&ctx, a),
+        Command::Status(a) => status::run(&ctx, a),
+        Command::Show(a) => show::run(&ctx, a),
+        Command::Logs(a) => logs::run(&ctx, a),
+        Command::List(a) => list::run(&ctx, a),
+        Command::Workers(a) => workers::run(&ctx, a),
         Command::Key(cmd) => key::run(&ctx, cmd),
         Command::Config(cmd) => config::run(&ctx, cmd),
         Command::Completions { shell } => completions::run(shell),
