@@ -206,24 +206,18 @@ impl JobDetail {
 mod tests {
     use super::*;
     use crate::protocol::JobRequest;
+    use crate::state::tests::{act_request, bare};
 
     #[test]
     fn json_names_secrets_never_their_values() {
         let (user, worker) = (Keys::generate(), Keys::generate());
-        let ev = JobRequest {
-            worker: worker.public_key(),
-            p: worker.public_key(),
-            cmd: "act".into(),
+        let req = JobRequest {
             args: vec!["-j".into()],
-            payment: None,
-            parent: None,
             env: vec![("A".into(), "1".into())],
             secrets: vec![("TOKEN".into(), "hunter2".into())],
-            content: String::new(),
-        }
-        .to_builder()
-        .sign_with_keys(&user)
-        .expect("sign");
+            ..bare()
+        };
+        let ev = act_request(&user, &worker, req);
         let mut t = JobTracker::new(ev.id);
         t.ingest(&ev);
         let d = JobDetail::new(&t, None, Vec::new(), Timestamp::from(0)).expect("detail");

@@ -208,28 +208,10 @@ mod tests {
 
     fn view(id: &str, created: u64, state: JobState, worker: &str) -> JobView {
         JobView {
-            id: id.into(),
             found: true,
-            author: None,
             created_at: Some(created),
             worker: Some(worker.into()),
-            cmd: Some("act".into()),
-            args: vec![],
-            state,
-            reason: None,
-            queue_position: None,
-            stale: false,
-            message: String::new(),
-            updated_at: None,
-            exit_code: None,
-            duration: None,
-            stdout: None,
-            stderr: None,
-            change: None,
-            change_sent: false,
-            amount: None,
-            unit: None,
-            mint: None,
+            ..JobView::blank(id.into(), state)
         }
     }
 

@@ -290,8 +290,39 @@ pub struct JobView {
     pub mint: Option<String>,
 }
 
+impl JobView {
+    /// A view of job `id` in `state` that knows nothing else yet (not
+    /// found, no request fields); callers fill in what they know.
+    pub fn blank(id: String, state: JobState) -> JobView {
+        JobView {
+            id,
+            found: false,
+            author: None,
+            created_at: None,
+            worker: None,
+            cmd: None,
+            args: Vec::new(),
+            state,
+            reason: None,
+            queue_position: None,
+            stale: false,
+            message: String::new(),
+            updated_at: None,
+            exit_code: None,
+            duration: None,
+            stdout: None,
+            stderr: None,
+            change: None,
+            change_sent: false,
+            amount: None,
+            unit: None,
+            mint: None,
+        }
+    }
+}
+
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::protocol::{JobRequest, KIND_JOB_RESULT, KIND_JOB_STATUS};
 
@@ -299,20 +330,39 @@ mod tests {
         Tag::custom(TagKind::Custom(name.into()), [v.to_string()])
     }
 
-    fn setup() -> (Keys, Keys, Event) {
-        let (user, worker) = (Keys::generate(), Keys::generate());
-        let req = JobRequest {
+    /// A signed `act` request from `user` to `worker` (for tests across
+    /// the crate).
+    pub(crate) fn act_request(user: &Keys, worker: &Keys, req: JobRequest) -> Event {
+        JobRequest {
             worker: worker.public_key(),
             p: worker.public_key(),
             cmd: "act".into(),
+            ..req
+        }
+        .to_builder()
+        .sign_with_keys(user)
+        .expect("sign")
+    }
+
+    /// A request with nothing but its worker.
+    pub(crate) fn bare() -> JobRequest {
+        let k = Keys::generate().public_key();
+        JobRequest {
+            worker: k,
+            p: k,
+            cmd: String::new(),
             args: vec![],
             payment: None,
             parent: None,
             env: vec![],
             secrets: vec![],
             content: String::new(),
-        };
-        let ev = req.to_builder().sign_with_keys(&user).expect("sign");
+        }
+    }
+
+    fn setup() -> (Keys, Keys, Event) {
+        let (user, worker) = (Keys::generate(), Keys::generate());
+        let ev = act_request(&user, &worker, bare());
         (user, worker, ev)
     }
 

@@ -131,24 +131,17 @@ pub fn sync(journal: Option<&mut Journal>, trackers: &mut [JobTracker]) -> Vec<E
 pub fn view_of_record(r: &JobRecord, now: Timestamp) -> JobView {
     let state = JobState::parse(&r.state);
     JobView {
-        id: r.id.clone(),
         found: true,
         author: Some(r.author.clone()),
         created_at: Some(r.created_at),
         worker: Some(r.worker.clone()),
         cmd: Some(r.cmd.clone()),
         args: r.args.clone(),
-        state,
-        reason: None,
-        queue_position: None,
         stale: state == JobState::Pending
             && now.as_secs().saturating_sub(r.created_at) > STALE_AFTER_SECS,
-        message: String::new(),
         updated_at: Some(r.updated_at),
         exit_code: r.exit_code,
         duration: r.duration,
-        stdout: None,
-        stderr: None,
         change: r
             .change_token
             .as_deref()
@@ -158,6 +151,7 @@ pub fn view_of_record(r: &JobRecord, now: Timestamp) -> JobView {
         amount: r.amount,
         unit: r.unit.clone(),
         mint: r.mint.clone(),
+        ..JobView::blank(r.id.clone(), state)
     }
 }
 
@@ -175,26 +169,15 @@ mod tests {
     use super::*;
     use crate::journal::NewJob;
     use crate::protocol::{JobRequest, KIND_JOB_RESULT, KIND_JOB_STATUS};
+    use crate::state::tests::{act_request, bare};
 
     fn tag(name: &'static str, v: &str) -> Tag {
         Tag::custom(TagKind::Custom(name.into()), [v.to_string()])
     }
 
     fn request(user: &Keys, worker: &Keys) -> Event {
-        JobRequest {
-            worker: worker.public_key(),
-            p: worker.public_key(),
-            cmd: "act".into(),
-            args: vec!["-j".into()],
-            payment: None,
-            parent: None,
-            env: vec![],
-            secrets: vec![],
-            content: String::new(),
-        }
-        .to_builder()
-        .sign_with_keys(user)
-        .expect("sign")
+        let args = vec!["-j".into()];
+        act_request(user, worker, JobRequest { args, ..bare() })
     }
 
     fn journal_with(dir: &std::path::Path, ev: &Event, worker: &Keys) -> Journal {

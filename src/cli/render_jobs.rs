@@ -206,28 +206,13 @@ pub(crate) mod tests {
     /// A job view for rendering tests.
     pub(crate) fn view(id: &str, created: u64, state: JobState) -> JobView {
         JobView {
-            id: id.into(),
             found: true,
-            author: None,
             created_at: Some(created),
-            worker: None,
             cmd: Some("act".into()),
             args: vec!["-j".into(), "build".into()],
-            state,
-            reason: None,
-            queue_position: None,
-            stale: false,
-            message: String::new(),
-            updated_at: None,
-            exit_code: None,
-            duration: None,
-            stdout: None,
-            stderr: None,
-            change: None,
-            change_sent: false,
             amount: Some(21),
             unit: Some("sat".into()),
-            mint: None,
+            ..JobView::blank(id.into(), state)
         }
     }
 
