@@ -231,8 +231,6 @@ mod tests {
 
     #[test]
     fn journal_only_jobs_merge_newest_first_within_the_limit() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let j = Journal::open(&dir.path().join("j.sqlite")).expect("open");
         let mut page = JobPage {
             views: vec![view("b", 20, JobState::Success, "w1")],
             full: false,
@@ -255,11 +253,31 @@ mod tests {
             worker: None,
         });
         assert_eq!(page.views.len(), 1);
-        assert!(page
-            .merge_journal(&j, None, None, 5, Timestamp::from(40))
-            .is_ok());
         assert_eq!(page.next_until(), None);
         page.full = true;
         assert_eq!(page.next_until(), Some(19));
+    }
+
+    #[test]
+    fn a_journal_only_job_joins_the_relays_page() {
+        use crate::state::tests::{act_request, bare};
+        let (user, worker) = (Keys::generate(), Keys::generate());
+        let ev = act_request(&user, &worker, bare());
+        let dir = tempfile::tempdir().expect("tempdir");
+        let j = crate::tracking::tests::journal_with(dir.path(), &ev, &worker);
+        let now = Timestamp::from(ev.created_at.as_secs() + 5);
+        let mut page = JobPage::from_trackers(&[], 10, now);
+        assert!(!page.full && page.views.is_empty());
+        page.merge_journal(&j, None, None, 10, now).expect("merge");
+        assert_eq!(page.views.len(), 1);
+        assert_eq!(page.views[0].id, ev.id.to_hex());
+        assert_eq!(page.views[0].state, JobState::Unpublished);
+        // Outside the asked time range it stays out.
+        let mut later = JobPage::default();
+        let after = Some(ev.created_at.as_secs() + 1);
+        later
+            .merge_journal(&j, after, None, 10, now)
+            .expect("merge");
+        assert!(later.views.is_empty());
     }
 }

@@ -165,7 +165,7 @@ pub fn not_found(trackers: &[JobTracker]) -> Vec<String> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::journal::NewJob;
     use crate::protocol::{JobRequest, KIND_JOB_RESULT, KIND_JOB_STATUS};
@@ -180,7 +180,8 @@ mod tests {
         act_request(user, worker, JobRequest { args, ..bare() })
     }
 
-    fn journal_with(dir: &std::path::Path, ev: &Event, worker: &Keys) -> Journal {
+    /// A journal at `dir` holding the dispatch of `ev` (for tests).
+    pub(crate) fn journal_with(dir: &std::path::Path, ev: &Event, worker: &Keys) -> Journal {
         let mut j = Journal::open(&dir.join("j.sqlite")).expect("open");
         j.record_dispatch(&NewJob {
             event: ev,
