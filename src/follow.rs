@@ -77,34 +77,27 @@ fn index_of(trackers: &[JobTracker]) -> HashMap<EventId, usize> {
         .collect()
 }
 
-/// Load jobs by id: their requests, statuses and results in one round of
-/// batched filters. Trackers come back in the order of `ids`.
-pub async fn load_jobs(
-    client: &Client,
-    urls: &[RelayUrl],
-    ids: &[EventId],
-    timeout: Duration,
-) -> Vec<JobTracker> {
-    load_jobs_reach(client, urls, ids, timeout).await.0
+/// The filters for jobs by id: their requests, statuses and results.
+fn job_filters(ids: &[EventId]) -> Vec<Filter> {
+    let mut filters = vec![Filter::new()
+        .kind(job_request_kind())
+        .ids(ids.iter().copied())
+        .limit(ids.len())];
+    filters.extend(worker_side_filters(ids));
+    filters
 }
 
-/// [`load_jobs`], also saying which relays answered: a job missing after
-/// a lookup that timed out is not known to be missing.
+/// Load jobs by id: their requests, statuses and results in one round of
+/// batched filters, saying which relays answered (a job missing after a
+/// lookup that timed out is not known to be missing). Trackers come back
+/// in the order of `ids`.
 pub async fn load_jobs_reach(
     client: &Client,
     urls: &[RelayUrl],
     ids: &[EventId],
     timeout: Duration,
 ) -> (Vec<JobTracker>, Reach) {
-    let mut trackers: Vec<JobTracker> = ids.iter().map(|id| JobTracker::new(*id)).collect();
-    let mut filters = vec![Filter::new()
-        .kind(job_request_kind())
-        .ids(ids.iter().copied())
-        .limit(ids.len())];
-    filters.extend(worker_side_filters(ids));
-    let fetched = relays::fetch_reach(client, urls, filters, timeout).await;
-    ingest_all(&mut trackers, fetched.events);
-    (trackers, fetched.reach)
+    load(client, urls, ids, timeout, None).await
 }
 
 /// [`load_jobs_reach`] that stops waiting for slower relays `grace` after
@@ -117,12 +110,17 @@ pub async fn load_jobs_settling(
     timeout: Duration,
     grace: Duration,
 ) -> (Vec<JobTracker>, Reach) {
+    load(client, urls, ids, timeout, Some(grace)).await
+}
+
+async fn load(
+    client: &Client,
+    urls: &[RelayUrl],
+    ids: &[EventId],
+    timeout: Duration,
+    grace: Option<Duration>,
+) -> (Vec<JobTracker>, Reach) {
     let mut trackers: Vec<JobTracker> = ids.iter().map(|id| JobTracker::new(*id)).collect();
-    let mut filters = vec![Filter::new()
-        .kind(job_request_kind())
-        .ids(ids.iter().copied())
-        .limit(ids.len())];
-    filters.extend(worker_side_filters(ids));
     let enough = |events: &[Event]| {
         ids.iter().all(|id| {
             events
@@ -130,11 +128,11 @@ pub async fn load_jobs_settling(
                 .any(|e| e.id == *id && e.kind == job_request_kind())
         })
     };
-    let settle = relays::Settle {
+    let settle = grace.map(|grace| relays::Settle {
         grace,
         enough: &enough,
-    };
-    let fetched = relays::fetch_settling(client, urls, filters, timeout, Some(settle)).await;
+    });
+    let fetched = relays::fetch_settling(client, urls, job_filters(ids), timeout, settle).await;
     ingest_all(&mut trackers, fetched.events);
     (trackers, fetched.reach)
 }
@@ -162,17 +160,8 @@ pub struct ListQuery {
     pub limit: usize,
 }
 
-/// The user's jobs, newest first, each joined with its statuses and result.
-pub async fn list_jobs(
-    client: &Client,
-    urls: &[RelayUrl],
-    q: &ListQuery,
-    timeout: Duration,
-) -> Vec<JobTracker> {
-    list_jobs_reach(client, urls, q, timeout).await.0
-}
-
-/// [`list_jobs`], also saying which relays answered the request lookup.
+/// The user's jobs, newest first, each joined with its statuses and
+/// result, saying which relays answered the request lookup.
 pub async fn list_jobs_reach(
     client: &Client,
     urls: &[RelayUrl],

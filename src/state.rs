@@ -10,7 +10,11 @@ use nostr_sdk::prelude::*;
 use serde::Serialize;
 
 use crate::payment::PaymentToken;
-use crate::protocol::{JobRequest, JobResult, JobState, StatusUpdate, STALE_AFTER_SECS};
+use crate::protocol::{JobRequest, JobResult, JobState, StatusUpdate};
+
+/// A job pending longer than this (72 hours) is stale: a client policy,
+/// not part of the wire.
+pub const STALE_AFTER_SECS: u64 = 72 * 3600;
 
 /// Something new that a tracker accepted.
 #[derive(Debug, Clone, PartialEq)]
@@ -128,6 +132,15 @@ impl JobTracker {
         self.statuses.values()
     }
 
+    /// Everything known, in order: every status oldest first, then the
+    /// result (what a watch replays and the journal records).
+    pub fn known_updates(&self) -> Vec<Update> {
+        let statuses = self.timeline().cloned().map(Update::Status);
+        statuses
+            .chain(self.result.clone().map(Update::Result))
+            .collect()
+    }
+
     /// The result, if any.
     pub fn result(&self) -> Option<&JobResult> {
         self.result.as_ref()
@@ -218,6 +231,7 @@ impl JobTracker {
                 .and_then(|r| r.change.as_deref())
                 .and_then(|t| PaymentToken::parse(t).ok())
                 .map(|t| t.info().clone()),
+            change_sent: self.result.as_ref().is_some_and(|r| r.change.is_some()),
             amount: payment.as_ref().map(|t| t.info().amount),
             unit: payment.as_ref().map(|t| t.info().unit.clone()),
             mint: payment.as_ref().map(|t| t.info().mint.clone()),
@@ -264,6 +278,10 @@ pub struct JobView {
     pub stderr: Option<String>,
     /// Change handed back (amount, unit, mint; never the token).
     pub change: Option<crate::payment::TokenInfo>,
+    /// Whether the worker handed back a change token at all (decodable or
+    /// not); not in the JSON.
+    #[serde(skip)]
+    pub change_sent: bool,
     /// Amount paid.
     pub amount: Option<u64>,
     /// Unit of the payment.
@@ -272,8 +290,39 @@ pub struct JobView {
     pub mint: Option<String>,
 }
 
+impl JobView {
+    /// A view of job `id` in `state` that knows nothing else yet (not
+    /// found, no request fields); callers fill in what they know.
+    pub fn blank(id: String, state: JobState) -> JobView {
+        JobView {
+            id,
+            found: false,
+            author: None,
+            created_at: None,
+            worker: None,
+            cmd: None,
+            args: Vec::new(),
+            state,
+            reason: None,
+            queue_position: None,
+            stale: false,
+            message: String::new(),
+            updated_at: None,
+            exit_code: None,
+            duration: None,
+            stdout: None,
+            stderr: None,
+            change: None,
+            change_sent: false,
+            amount: None,
+            unit: None,
+            mint: None,
+        }
+    }
+}
+
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::protocol::{JobRequest, KIND_JOB_RESULT, KIND_JOB_STATUS};
 
@@ -281,20 +330,39 @@ mod tests {
         Tag::custom(TagKind::Custom(name.into()), [v.to_string()])
     }
 
-    fn setup() -> (Keys, Keys, Event) {
-        let (user, worker) = (Keys::generate(), Keys::generate());
-        let req = JobRequest {
+    /// A signed `act` request from `user` to `worker` (for tests across
+    /// the crate).
+    pub(crate) fn act_request(user: &Keys, worker: &Keys, req: JobRequest) -> Event {
+        JobRequest {
             worker: worker.public_key(),
             p: worker.public_key(),
             cmd: "act".into(),
+            ..req
+        }
+        .to_builder()
+        .sign_with_keys(user)
+        .expect("sign")
+    }
+
+    /// A request with nothing but its worker.
+    pub(crate) fn bare() -> JobRequest {
+        let k = Keys::generate().public_key();
+        JobRequest {
+            worker: k,
+            p: k,
+            cmd: String::new(),
             args: vec![],
             payment: None,
             parent: None,
             env: vec![],
             secrets: vec![],
             content: String::new(),
-        };
-        let ev = req.to_builder().sign_with_keys(&user).expect("sign");
+        }
+    }
+
+    fn setup() -> (Keys, Keys, Event) {
+        let (user, worker) = (Keys::generate(), Keys::generate());
+        let ev = act_request(&user, &worker, bare());
         (user, worker, ev)
     }
 

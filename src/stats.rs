@@ -82,7 +82,7 @@ pub fn compute(records: &[&JobRecord], claims: &[Claim]) -> Stats {
     };
     let mut durations = Vec::new();
     for r in records {
-        *s.by_status.entry(r.state.clone()).or_default() += 1;
+        *s.by_status.entry(r.state.as_str().to_string()).or_default() += 1;
         if let Some(d) = r.duration {
             durations.push(d);
         }
@@ -103,7 +103,7 @@ pub fn compute(records: &[&JobRecord], claims: &[Claim]) -> Stats {
         .iter()
         .filter(|c| records.iter().any(|r| r.id == c.job_id))
     {
-        let bucket = if c.status == "claimed" {
+        let bucket = if c.status == crate::journal::ClaimStatus::Claimed {
             &mut s.reclaimed
         } else {
             &mut s.lost

@@ -14,28 +14,39 @@ mod cancel;
 mod completions;
 mod config;
 mod ctx;
-mod follow;
 mod key;
+mod list;
+mod logs;
 mod pay;
+mod read;
 pub(crate) mod render;
+mod render_jobs;
 mod republish;
 mod rerun;
 mod serve;
+mod show;
 mod stats;
+mod status;
+mod watch;
+mod workers;
 
 pub(crate) use cancel::CancelArgs;
 pub(crate) use completions::Shell;
 pub(crate) use config::ConfigCommand;
 pub(crate) use ctx::*;
-pub(crate) use follow::{
-    ListArgs, LogsArgs, ReadArgs, ShowArgs, StatusArgs, WatchArgs, WorkersArgs,
-};
 pub(crate) use key::KeyCommand;
+pub(crate) use list::ListArgs;
+pub(crate) use logs::LogsArgs;
 pub(crate) use pay::{ReclaimArgs, WalletCommand};
+pub(crate) use read::ReadArgs;
 pub(crate) use republish::RepublishArgs;
 pub(crate) use rerun::RerunArgs;
 pub(crate) use serve::WorkerArgs;
+pub(crate) use show::ShowArgs;
 pub(crate) use stats::StatsArgs;
+pub(crate) use status::StatusArgs;
+pub(crate) use watch::WatchArgs;
+pub(crate) use workers::WorkersArgs;
 
 pub const EXIT_CODES: &str = "\
 EXIT CODES:
@@ -160,12 +171,12 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Cancel(a) => cancel::run(&ctx, a),
         Command::Republish(a) => republish::run(&ctx, a),
         Command::Stats(a) => stats::run(&ctx, a),
-        Command::Watch(a) => follow::watch(&ctx, a),
-        Command::Status(a) => follow::status(&ctx, a),
-        Command::Show(a) => follow::show(&ctx, a),
-        Command::Logs(a) => follow::logs(&ctx, a),
-        Command::List(a) => follow::list(&ctx, a),
-        Command::Workers(a) => follow::workers(&ctx, a),
+        Command::Watch(a) => watch::run(&ctx, a),
+        Command::Status(a) => status::run(&ctx, a),
+        Command::Show(a) => show::run(&ctx, a),
+        Command::Logs(a) => logs::run(&ctx, a),
+        Command::List(a) => list::run(&ctx, a),
+        Command::Workers(a) => workers::run(&ctx, a),
         Command::Key(cmd) => key::run(&ctx, cmd),
         Command::Config(cmd) => config::run(&ctx, cmd),
         Command::Completions { shell } => completions::run(shell),
