@@ -81,7 +81,7 @@ fn plan(
     let plan = plan?;
     if !plan.errors.is_empty() {
         for e in &plan.errors {
-            render::print_error(e);
+            ctx.error(e);
         }
         return Err(Error::input(format!(
             "{} bad line(s) in the batch; nothing was signed or published",
@@ -159,7 +159,7 @@ fn print_reports(
     }
     if ok_count < reports.len() {
         if ctx.quiet {
-            render::print_error(&format!(
+            ctx.error(&format!(
                 "{} job(s) did not reach {min_accept} relay(s)",
                 reports.len() - ok_count
             ));

@@ -70,7 +70,7 @@ fn print_cancel(ctx: &Ctx, c: &Cancelled, json: bool) -> Result<i32> {
         ctx.print(&c.deletion.id.to_hex())?;
     }
     if c.accepted == 0 {
-        render::print_error(&format!(
+        ctx.error(&format!(
             "no relay accepted the cancel request ({})",
             relays::failure_summary(&c.relays)
         ));

@@ -14,7 +14,7 @@ pub enum Shell {
     Powershell,
 }
 
-pub fn run(shell: Shell) -> Result<i32> {
+pub fn run(ctx: &super::Ctx, shell: Shell) -> Result<i32> {
     use clap_complete::Shell as S;
     let shell = match shell {
         Shell::Bash => S::Bash,
@@ -24,6 +24,6 @@ pub fn run(shell: Shell) -> Result<i32> {
         Shell::Powershell => S::PowerShell,
     };
     let mut cmd = Cli::command();
-    clap_complete::generate(shell, &mut cmd, "jobctl", &mut std::io::stdout());
+    clap_complete::generate(shell, &mut cmd, "jobctl", &mut *ctx.out());
     Ok(exit::OK)
 }

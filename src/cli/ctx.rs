@@ -16,6 +16,8 @@ use nostr_sdk::prelude::*;
 pub(crate) struct Io {
     out: RefCell<Box<dyn Write>>,
     err: RefCell<Box<dyn Write>>,
+    /// Whether stderr gets colour (a terminal, no `NO_COLOR`).
+    pub(crate) color: bool,
 }
 
 impl Io {
@@ -24,6 +26,7 @@ impl Io {
         Io {
             out: RefCell::new(Box::new(std::io::stdout())),
             err: RefCell::new(Box::new(std::io::stderr())),
+            color: super::render::stderr_color(),
         }
     }
 
@@ -34,6 +37,7 @@ impl Io {
         let io = Io {
             out: RefCell::new(Box::new(o.clone())),
             err: RefCell::new(Box::new(e.clone())),
+            color: false,
         };
         (io, o, e)
     }
@@ -183,6 +187,27 @@ impl Ctx {
         }
     }
 
+    /// `warning: message` in one line on stderr, even under `--quiet`.
+    pub(crate) fn warn(&self, msg: &str) {
+        self.flag_line("warning:", "1;33", msg);
+    }
+
+    /// `error: message` in one line on stderr, even under `--quiet`.
+    pub(crate) fn error(&self, msg: &str) {
+        self.flag_line("error:", "1;31", msg);
+    }
+
+    fn flag_line(&self, flag: &str, code: &str, msg: &str) {
+        let flag = super::render::paint(flag, self.io.color, code);
+        let msg = super::render::one_line(msg);
+        let _ = writeln!(self.io.err.borrow_mut(), "{flag} {msg}");
+    }
+
+    /// Raw bytes on stdout (a log body, a completion script), as given.
+    pub(crate) fn out(&self) -> std::cell::RefMut<'_, Box<dyn Write>> {
+        self.io.out.borrow_mut()
+    }
+
     /// Data on stdout: one line (or several), flushed. A closed pipe
     /// (`| head`) is not an error worth a message.
     pub(crate) fn print(&self, s: &str) -> Result<()> {
@@ -278,6 +303,9 @@ mod tests {
         quiet.print("id").unwrap();
         quiet.say("noise");
         assert_eq!((out.text().as_str(), err.text().as_str()), ("id\n", ""));
+        quiet.warn("still\nshown");
+        quiet.error("too");
+        assert_eq!(err.text(), "warning: still shown\nerror: too\n");
     }
 
     #[test]

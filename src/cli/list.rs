@@ -177,9 +177,12 @@ fn remote(
         ));
     }
     if !fetched.reach.complete() {
-        render::print_warning(&fetched.reach.describe());
+        ctx.warn(&fetched.reach.describe());
     }
-    warn_all(tracking::record_known(journal.as_mut(), &fetched.trackers));
+    warn_all(
+        ctx,
+        tracking::record_known(journal.as_mut(), &fetched.trackers),
+    );
     let mut page = JobPage::from_trackers(&fetched.trackers, w.limit, ctx.now());
     page.names = fetched.names;
     if let (Some(j), true) = (&journal, Some(author) == mine) {

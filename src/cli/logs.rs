@@ -9,7 +9,7 @@ use jobctl::error::{exit, Error, Result};
 use jobctl::logs as joblogs;
 
 use super::read::{load_one, ReadArgs};
-use super::render::{self, clip, short_id};
+use super::render::{clip, short_id};
 use super::{runtime, Ctx};
 
 #[derive(Debug, Args)]
@@ -45,11 +45,11 @@ pub fn run(ctx: &Ctx, a: LogsArgs) -> Result<i32> {
         .as_deref()
         .ok_or_else(|| Error::Runtime(format!("the result of job {job} has no {which} URL")))?;
     // The log's bytes go to stdout as they are (no line added), streamed.
-    let mut out = std::io::stdout().lock();
+    let mut out = ctx.out();
     if !jobctl::protocol::is_url(url) {
         // Some workers put the output itself in the tag: print it as given.
         // There is no content hash to check it against.
-        render::print_warning(&format!(
+        ctx.warn(&format!(
             "the worker sent {which} inline, not as a URL: printed as given, unverifiable (no hash to check)"
         ));
         out.write_all(url.as_bytes())
@@ -58,7 +58,7 @@ pub fn run(ctx: &Ctx, a: LogsArgs) -> Result<i32> {
         return Ok(exit::OK);
     }
     let (file, total) = download(ctx, url)?;
-    joblogs::copy_out(file, total, &mut out)?;
+    joblogs::copy_out(file, total, &mut *out)?;
     Ok(exit::OK)
 }
 

@@ -179,6 +179,6 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Workers(a) => workers::run(&ctx, a),
         Command::Key(cmd) => key::run(&ctx, cmd),
         Command::Config(cmd) => config::run(&ctx, cmd),
-        Command::Completions { shell } => completions::run(shell),
+        Command::Completions { shell } => completions::run(&ctx, shell),
     }
 }

@@ -13,7 +13,7 @@ use jobctl::state::JobTracker;
 use jobctl::{follow, tracking};
 use nostr_sdk::prelude::*;
 
-use super::render::{self, short_id};
+use super::render::short_id;
 use super::{read_stdin, relays_for, require_relays, runtime, Ctx};
 
 /// Where to read from: relays and a time bound.
@@ -88,9 +88,9 @@ pub(crate) async fn reader(
 }
 
 /// Warn about the journal updates that could not be recorded.
-pub(crate) fn warn_all(errors: Vec<Error>) {
+pub(crate) fn warn_all(ctx: &Ctx, errors: Vec<Error>) {
     for e in errors {
-        render::print_warning(&e.to_string());
+        ctx.warn(&e.to_string());
     }
 }
 
@@ -124,10 +124,10 @@ pub(crate) fn load(ctx: &Ctx, jobs: &[String], read: &ReadArgs) -> Result<Loaded
         return Err(follow::reach_error(&reach, deadline.total(), &doing));
     }
     if !reach.complete() {
-        render::print_warning(&reach.describe());
+        ctx.warn(&reach.describe());
     }
     let mut journal = ctx.existing_journal()?;
-    warn_all(tracking::sync(journal.as_mut(), &mut trackers));
+    warn_all(ctx, tracking::sync(journal.as_mut(), &mut trackers));
     Ok(Loaded {
         cfg,
         urls,

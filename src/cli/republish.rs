@@ -57,7 +57,7 @@ pub fn run(ctx: &Ctx, a: RepublishArgs) -> Result<i32> {
         print_one(ctx, rec, &report, a.json)?;
     }
     if failures > 0 {
-        render::print_error(&shortfall(failures, min_accept, &deadline));
+        ctx.error(&shortfall(failures, min_accept, &deadline));
         return Ok(exit::FAILURE);
     }
     Ok(exit::OK)

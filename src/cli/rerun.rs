@@ -167,7 +167,7 @@ impl Rerun<'_> {
             )));
         }
         if self.a.token.is_some() || request::env_token().is_some() {
-            render::print_warning(&format!(
+            self.ctx.warn(&format!(
                 "job {} already exists for this idempotency key; the token given was not used",
                 render::short_id(&rec.id)
             ));

@@ -41,7 +41,7 @@ pub fn run(ctx: &Ctx, a: StatusArgs) -> Result<i32> {
     if missing.is_empty() {
         return Ok(exit::OK);
     }
-    render::print_error(&not_found_message(ctx, &missing, &loaded.reach));
+    ctx.error(&not_found_message(ctx, &missing, &loaded.reach));
     Ok(exit::FAILURE)
 }
 

@@ -72,12 +72,12 @@ pub fn run(ctx: &Ctx, a: WatchArgs) -> Result<i32> {
         )
         .await;
         tracking::fill_from_journal(journal.as_ref(), &mut trackers);
-        if let Some(code) = missing(&trackers, &reach, &urls, &load, overall)? {
+        if let Some(code) = missing(ctx, &trackers, &reach, &urls, &load, overall)? {
             relays::shutdown(&client).await;
             return Ok(code);
         }
         if !reach.complete() {
-            render::print_warning(&reach.describe());
+            ctx.warn(&reach.describe());
         }
         let w = Watcher {
             ctx,
@@ -93,6 +93,7 @@ pub fn run(ctx: &Ctx, a: WatchArgs) -> Result<i32> {
 /// When a job was found nowhere: the error, or exit 124 when --timeout
 /// passed before the jobs were even found.
 fn missing(
+    ctx: &Ctx,
     trackers: &[JobTracker],
     reach: &Reach,
     urls: &[RelayUrl],
@@ -113,7 +114,7 @@ fn missing(
     let doing = format!("looking up job {}", missing.join(", "));
     let e = follow::reach_error(reach, load.total(), &doing);
     if overall.is_some_and(|d| d.expired()) {
-        render::print_error(&e.to_string());
+        ctx.error(&e.to_string());
         return Ok(Some(124));
     }
     Err(e)
@@ -138,7 +139,7 @@ fn finish(
             .filter(|t| !t.state().is_terminal())
             .map(|t| format!("{} ({})", short_id(&t.id.to_hex()), t.state()))
             .collect();
-        render::print_error(&format!(
+        ctx.error(&format!(
             "timed out after {} waiting for {}",
             config::format_duration(overall.map(|d| d.total()).unwrap_or_default()),
             unfinished.join(", ")
@@ -179,7 +180,7 @@ impl Watcher<'_> {
         let spinner = Progress::new(ctx, json);
         let mut emit = |t: &JobTracker, u: &Update| {
             if let Some(j) = self.journal.as_mut() {
-                warn_on(tracking::record_update(j, t, u));
+                warn_on(self.ctx, tracking::record_update(j, t, u));
             }
             if json {
                 let _ = ctx.print(&update_json(t, u).to_string());
@@ -218,9 +219,9 @@ impl Watcher<'_> {
 }
 
 /// Warn when recording in the journal failed.
-fn warn_on(r: Result<bool>) {
+fn warn_on(ctx: &Ctx, r: Result<bool>) {
     if let Err(e) = r {
-        render::print_warning(&e.to_string());
+        ctx.warn(&e.to_string());
     }
 }
 

@@ -52,7 +52,7 @@ pub fn run(ctx: &Ctx, a: WorkersArgs) -> Result<i32> {
         ));
     }
     if !fetched.reach.complete() {
-        render::print_warning(&fetched.reach.describe());
+        ctx.warn(&fetched.reach.describe());
     }
     let want = Wanted {
         online: a.online,

@@ -17,7 +17,7 @@ use super::Base;
 pub(crate) fn show_notices(ctx: &Ctx, notices: &[Notice]) {
     for n in notices {
         match n {
-            Notice::Warning(w) => render::print_warning(w),
+            Notice::Warning(w) => ctx.warn(w),
             Notice::Info(i) => ctx.say(i),
         }
     }
@@ -50,7 +50,7 @@ pub(crate) fn print_report(ctx: &Ctx, report: &DispatchReport, json: bool) -> Re
         report.min_accept
     );
     if ctx.quiet && !report.ok() {
-        render::print_error(&format!(
+        ctx.error(&format!(
             "{tally}: {}",
             relays::failure_summary(&report.relays)
         ));
