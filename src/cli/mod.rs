@@ -17,6 +17,8 @@ mod follow;
 mod key;
 mod manage;
 mod pay;
+#[cfg(test)]
+mod reference;
 pub(crate) mod render;
 mod serve;
 
