@@ -104,15 +104,12 @@ impl TestEnv {
     /// flags may follow, then `--` and a job's own arguments).
     pub fn verb(&self, verb: &[&str], relays: &[&str]) -> Command {
         let mut c = self.cmd();
-        c.args(verb);
-        for r in relays {
-            c.args(["--relay", r]);
-        }
+        c.args(preset(verb, relays));
         c
     }
 
     /// `jobctl rerun --worker W --relay R...` (paid: the test adds
-    /// `--token` or `JOBCTL_TOKEN`).
+    /// `--token`, `--amount` or `JOBCTL_TOKEN`).
     pub fn rerun(&self, worker: &str, relays: &[&str]) -> Command {
         self.verb(&["rerun", "--worker", worker], relays)
     }
@@ -121,6 +118,29 @@ impl TestEnv {
     pub fn rerun_unpaid(&self, worker: &str, relays: &[&str]) -> Command {
         self.verb(&["rerun", "--unpaid", "--worker", worker], relays)
     }
+
+    /// [`TestEnv::rerun`] as a plain process, for tests that spawn it.
+    pub fn std_rerun(&self, worker: &str, relays: &[&str]) -> std::process::Command {
+        let mut c = self.std_cmd();
+        c.args(preset(&["rerun", "--worker", worker], relays));
+        c
+    }
+
+    /// [`TestEnv::rerun_unpaid`] as a plain process.
+    pub fn std_rerun_unpaid(&self, worker: &str, relays: &[&str]) -> std::process::Command {
+        let mut c = self.std_cmd();
+        c.args(preset(&["rerun", "--unpaid", "--worker", worker], relays));
+        c
+    }
+}
+
+/// `verb` followed by `--relay R` for each relay.
+fn preset(verb: &[&str], relays: &[&str]) -> Vec<String> {
+    let mut args: Vec<String> = verb.iter().map(|a| a.to_string()).collect();
+    for r in relays {
+        args.extend(["--relay".to_string(), r.to_string()]);
+    }
+    args
 }
 
 /// Write a file with mode 0600.
