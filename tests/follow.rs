@@ -12,10 +12,6 @@ use common::*;
 use nostr_sdk::prelude::*;
 use serde_json::Value;
 
-fn json(out: &std::process::Output) -> Value {
-    serde_json::from_slice(&out.stdout).expect("stdout is JSON")
-}
-
 /// A running `jobctl watch` whose stderr is collected as it comes.
 struct Watch {
     child: Child,

@@ -11,10 +11,6 @@ use common::*;
 use nostr_sdk::prelude::*;
 use serde_json::Value;
 
-fn json(out: &std::process::Output) -> Value {
-    serde_json::from_slice(&out.stdout).expect("stdout is JSON")
-}
-
 fn tag(name: &str, values: &[&str]) -> Tag {
     Tag::custom(
         TagKind::Custom(name.to_string().into()),

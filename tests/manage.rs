@@ -9,13 +9,8 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use nostr_sdk::prelude::*;
-use serde_json::Value;
 
 const MINT: &str = "http://127.0.0.1:3338";
-
-fn json(out: &std::process::Output) -> Value {
-    serde_json::from_slice(&out.stdout).expect("stdout is JSON")
-}
 
 fn payment_of(e: &Event) -> Option<String> {
     tags(e)

@@ -8,16 +8,11 @@ use std::time::{Duration, Instant};
 use common::*;
 use nostr_relay_builder::prelude::RelayBuilder;
 use nostr_sdk::prelude::*;
-use serde_json::Value;
 
 const MINT: &str = "http://127.0.0.1:3338";
 
 fn worker() -> Keys {
     Keys::generate()
-}
-
-fn json(out: &std::process::Output) -> Value {
-    serde_json::from_slice(&out.stdout).expect("stdout is one JSON object")
 }
 
 #[test]

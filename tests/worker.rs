@@ -10,11 +10,6 @@ use common::mint::TestMint;
 use common::*;
 use jobctl::worker::{Worker, WorkerConfig};
 use nostr_sdk::prelude::*;
-use serde_json::Value;
-
-fn json(out: &std::process::Output) -> Value {
-    serde_json::from_slice(&out.stdout).expect("stdout is JSON")
-}
 
 struct World {
     env: TestEnv,
