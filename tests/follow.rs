@@ -12,10 +12,6 @@ use common::*;
 use nostr_sdk::prelude::*;
 use serde_json::Value;
 
-fn json(out: &std::process::Output) -> Value {
-    serde_json::from_slice(&out.stdout).expect("stdout is JSON")
-}
-
 /// A running `jobctl watch` whose stderr is collected as it comes.
 struct Watch {
     child: Child,
@@ -636,16 +632,8 @@ fn rerun_pipes_into_watch_via_stdin_and_nevent_hints() {
     let w = ScriptedWorker::new();
     let me = env.keys.public_key().to_hex();
     let out = env
-        .cmd()
-        .args([
-            "rerun",
-            "--json",
-            "--unpaid",
-            "--worker",
-            &w.hex(),
-            "--relay",
-            &relay.url,
-        ])
+        .rerun_unpaid(&w.hex(), &[&relay.url])
+        .arg("--json")
         .output()
         .unwrap();
     let v = json(&out);
@@ -730,17 +718,10 @@ fn show_redacts_payment_and_secret_values() {
     );
     let token = token_v3(&[8, 2], "http://127.0.0.1:3338");
     let out = env
-        .cmd()
+        .rerun(&w.hex(), &[&relay.url])
         .args([
-            "rerun",
-            "--worker",
-            &w.hex(),
-            "--relay",
-            &relay.url,
             "--token",
             &token,
-        ])
-        .args([
             "--env",
             "MODE=fast",
             "--secret",

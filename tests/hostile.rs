@@ -216,9 +216,8 @@ fn a_garbage_relay_costs_a_few_bounded_log_lines_and_none_with_q_or_off() {
 
     // Healthy relays only: --json leaves stderr empty.
     let out = env
-        .cmd()
-        .args(["rerun", "--unpaid", "--json", "--worker", &w.hex()])
-        .args(["--relay", &good.url])
+        .rerun_unpaid(&w.hex(), &[&good.url])
+        .arg("--json")
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
@@ -348,18 +347,7 @@ fn a_relay_reason_with_escapes_is_shown_escaped() {
     let env = TestEnv::new();
     let relay = TestRelay::rejecting(&format!("blocked: {EVIL}"));
     let w = ScriptedWorker::new();
-    let out = env
-        .cmd()
-        .args([
-            "rerun",
-            "--unpaid",
-            "--worker",
-            &w.hex(),
-            "--relay",
-            &relay.url,
-        ])
-        .output()
-        .unwrap();
+    let out = env.rerun_unpaid(&w.hex(), &[&relay.url]).output().unwrap();
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(1), "{err}");
     no_escapes("the relay table", &err);
@@ -414,9 +402,8 @@ fn bad_batch_lines_are_refused_like_flags() {
     assert!(env.journal_jobs().is_empty());
     // The same key through the flag is refused the same way.
     let out = env
-        .cmd()
-        .args(["rerun", "--unpaid", "--env", "A-B=x", "--worker", &w.hex()])
-        .args(["--relay", &relay.url])
+        .rerun_unpaid(&w.hex(), &[&relay.url])
+        .args(["--env", "A-B=x"])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
@@ -434,16 +421,8 @@ fn rerun_with_token(
     token: &str,
     extra: &[&str],
 ) -> std::process::Output {
-    env.cmd()
-        .args([
-            "rerun",
-            "--token",
-            "-",
-            "--worker",
-            &w.hex(),
-            "--relay",
-            &relay.url,
-        ])
+    env.rerun(&w.hex(), &[&relay.url])
+        .args(["--token", "-"])
         .args(extra)
         .write_stdin(token.to_string())
         .output()

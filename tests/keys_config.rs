@@ -111,14 +111,8 @@ fn import_ncryptsec_keeps_it_encrypted_and_signs_with_the_passphrase() {
 
     // Signing needs the passphrase; a wrong one is a clear error.
     let dry = |pass: &str| {
-        env.cmd()
-            .args([
-                "rerun",
-                "--dry-run",
-                "--unpaid",
-                "--worker",
-                &Keys::generate().public_key().to_hex(),
-            ])
+        env.rerun_unpaid(&Keys::generate().public_key().to_hex(), &[])
+            .arg("--dry-run")
             .env("JOBCTL_KEY_PASSPHRASE", pass)
             .output()
             .unwrap()

@@ -11,10 +11,6 @@ use common::*;
 use nostr_sdk::prelude::*;
 use serde_json::Value;
 
-fn json(out: &std::process::Output) -> Value {
-    serde_json::from_slice(&out.stdout).expect("stdout is JSON")
-}
-
 fn tag(name: &str, values: &[&str]) -> Tag {
     Tag::custom(
         TagKind::Custom(name.to_string().into()),
@@ -479,10 +475,7 @@ fn freelist_makes_a_worker_free_for_you_and_rerun_needs_no_unpaid() {
 
     // rerun without a token and without --unpaid: fine for a freelist
     // worker, says why, and publishes a job without a payment tag.
-    let out = run(
-        &env,
-        &["rerun", "--worker", &kpd.hex(), "--relay", &relay.url],
-    );
+    let out = env.rerun(&kpd.hex(), &[&relay.url]).output().expect("run");
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let err = stderr(&out);
     assert!(err.contains("freelist") && err.contains("600 s"), "{err}");
@@ -493,10 +486,10 @@ fn freelist_makes_a_worker_free_for_you_and_rerun_needs_no_unpaid() {
 
     // Not on the list: the usual refusal, nothing published.
     let before = relay.query(Filter::new().kind(Kind::Custom(5100))).len();
-    let out = run(
-        &env,
-        &["rerun", "--worker", &stranger.hex(), "--relay", &relay.url],
-    );
+    let out = env
+        .rerun(&stranger.hex(), &[&relay.url])
+        .output()
+        .expect("run");
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(
         stderr(&out).contains("no payment token"),
@@ -514,19 +507,11 @@ fn p_self_warns_in_one_line() {
     let env = TestEnv::new();
     let relay = TestRelay::start();
     let w = ScriptedWorker::new();
-    let out = run(
-        &env,
-        &[
-            "rerun",
-            "--unpaid",
-            "--worker",
-            &w.hex(),
-            "--p",
-            "self",
-            "--relay",
-            &relay.url,
-        ],
-    );
+    let out = env
+        .rerun_unpaid(&w.hex(), &[&relay.url])
+        .args(["--p", "self"])
+        .output()
+        .expect("run");
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let err = stderr(&out);
     let warnings: Vec<&str> = err.lines().filter(|l| l.contains("--p self")).collect();

@@ -76,14 +76,7 @@ impl World {
 
     fn rerun_as(&self, env: &TestEnv, args: &[&str]) -> String {
         let out = env
-            .cmd()
-            .args([
-                "rerun",
-                "--worker",
-                &self.worker_hex(),
-                "--relay",
-                &self.relay.url,
-            ])
+            .rerun(&self.worker_hex(), &[&self.relay.url])
             .args(args)
             .output()
             .unwrap();
@@ -351,14 +344,7 @@ fn stdin_goes_in_the_content_and_reaches_the_command() {
     // `-` reads stdin.
     let mut child = w
         .env
-        .std_cmd()
-        .args([
-            "rerun",
-            "--worker",
-            &w.worker_hex(),
-            "--relay",
-            &w.relay.url,
-        ])
+        .std_rerun(&w.worker_hex(), &[&w.relay.url])
         .args(["--amount", "5", "--stdin", "-", "--cmd", "cat"])
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
@@ -389,14 +375,7 @@ fn stdin_goes_in_the_content_and_reaches_the_command() {
     std::fs::write(&file, vec![b'x'; 64 * 1024 + 1]).unwrap();
     let out = w
         .env
-        .cmd()
-        .args([
-            "rerun",
-            "--worker",
-            &w.worker_hex(),
-            "--relay",
-            &w.relay.url,
-        ])
+        .rerun(&w.worker_hex(), &[&w.relay.url])
         .args([
             "--amount",
             "5",
@@ -411,14 +390,7 @@ fn stdin_goes_in_the_content_and_reaches_the_command() {
     assert!(stderr(&out).contains("64 KiB"), "{}", stderr(&out));
     let out = w
         .env
-        .cmd()
-        .args([
-            "rerun",
-            "--worker",
-            &w.worker_hex(),
-            "--relay",
-            &w.relay.url,
-        ])
+        .rerun(&w.worker_hex(), &[&w.relay.url])
         .args(["--token", "-", "--stdin", "-", "--cmd", "cat"])
         .write_stdin("cashuAxyz")
         .output()
@@ -528,14 +500,8 @@ fn nutshell_payments_are_v3_with_full_version_01_ids_and_the_worker_redeems_both
     let mut ids = Vec::new();
     for extra in [&[][..], &["--token-format", "cashuB"][..]] {
         let out = env
-            .cmd()
-            .args(["rerun", "--amount", "10", "--cmd", "echo"])
-            .args([
-                "--worker",
-                &wkeys.public_key().to_hex(),
-                "--relay",
-                &relay.url,
-            ])
+            .rerun(&wkeys.public_key().to_hex(), &[&relay.url])
+            .args(["--amount", "10", "--cmd", "echo"])
             .args(extra)
             .output()
             .unwrap();

@@ -9,13 +9,8 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use nostr_sdk::prelude::*;
-use serde_json::Value;
 
 const MINT: &str = "http://127.0.0.1:3338";
-
-fn json(out: &std::process::Output) -> Value {
-    serde_json::from_slice(&out.stdout).expect("stdout is JSON")
-}
 
 fn payment_of(e: &Event) -> Option<String> {
     tags(e)
@@ -33,8 +28,7 @@ fn all_relays_down_keeps_the_job_then_the_idempotent_retry_publishes_it() {
     let w = ScriptedWorker::new();
     let token = token_v4(&[64], MINT);
     let run = |token: &str| {
-        env.cmd()
-            .args(["rerun", "--worker", &w.hex(), "--relay", &url])
+        env.rerun(&w.hex(), &[&url])
             .args(["--idempotency-key", "ci-run-42", "--timeout", "2s"])
             .env("JOBCTL_TOKEN", token)
             .output()
@@ -104,17 +98,9 @@ fn killed_between_journal_write_and_publish_loses_nothing() {
     let w = ScriptedWorker::new();
     let token = token_v3(&[16, 16], MINT);
     let mut child = env
-        .std_cmd()
+        .std_rerun(&w.hex(), &[&hole.url])
         .env("JOBCTL_TOKEN", &token)
-        .args([
-            "rerun",
-            "--worker",
-            &w.hex(),
-            "--relay",
-            &hole.url,
-            "--timeout",
-            "60s",
-        ])
+        .args(["--timeout", "60s"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -162,16 +148,7 @@ fn same_key_twice_is_one_event_and_conflicting_content_exits_2() {
     let (a, b) = (TestRelay::start(), TestRelay::start());
     let w = ScriptedWorker::new();
     let run = |args: &[&str]| {
-        env.cmd()
-            .args([
-                "rerun",
-                "--worker",
-                &w.hex(),
-                "--relay",
-                &a.url,
-                "--relay",
-                &b.url,
-            ])
+        env.rerun(&w.hex(), &[&a.url, &b.url])
             .env("JOBCTL_IDEMPOTENCY_KEY", "build-7")
             .args(args)
             .output()
@@ -207,20 +184,11 @@ fn rerun_of_a_past_job_keeps_its_shape_and_links_it() {
     let parent = EventId::all_zeros().to_hex();
     let t1 = token_v4(&[10], MINT);
     let out = env
-        .cmd()
+        .rerun(&w.hex(), &[&relay.url])
         .args([
-            "rerun",
-            "--worker",
-            &w.hex(),
-            "--relay",
-            &relay.url,
-            "--token",
-            &t1,
+            "--token", &t1, "--cmd", "act", "--env", "MODE=ci", "--run", &parent, "--secret",
+            "API=one", "--", "-j", "test",
         ])
-        .args([
-            "--cmd", "act", "--env", "MODE=ci", "--run", &parent, "--secret", "API=one",
-        ])
-        .args(["--", "-j", "test"])
         .output()
         .unwrap();
     let old = stdout(&out);
@@ -367,17 +335,8 @@ fn stats_and_the_journal_timeline_follow_observed_states() {
         .enumerate()
     {
         let out = env
-            .cmd()
-            .args([
-                "rerun",
-                "--worker",
-                &w.hex(),
-                "--relay",
-                &relay.url,
-                "--token",
-                &pay(*amount),
-            ])
-            .args(["--", &format!("job{i}")])
+            .rerun(&w.hex(), &[&relay.url])
+            .args(["--token", &pay(*amount), "--", &format!("job{i}")])
             .output()
             .unwrap();
         assert_eq!(out.status.code(), Some(0));
@@ -522,15 +481,7 @@ fn corrupt_or_unopenable_journal_is_a_clear_error() {
     std::fs::create_dir_all(env.journal_path().parent().unwrap()).unwrap();
     write_private(&env.journal_path(), "this is not a database, it is a poem");
     let out = env
-        .cmd()
-        .args([
-            "rerun",
-            "--unpaid",
-            "--worker",
-            &ScriptedWorker::new().hex(),
-            "--relay",
-            &relay.url,
-        ])
+        .rerun_unpaid(&ScriptedWorker::new().hex(), &[&relay.url])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
@@ -551,15 +502,7 @@ fn corrupt_or_unopenable_journal_is_a_clear_error() {
     // --journal / JOBCTL_JOURNAL pick another file, created 0600.
     let other = env.home().join("elsewhere/j.sqlite");
     let out = env
-        .cmd()
-        .args([
-            "rerun",
-            "--unpaid",
-            "--worker",
-            &ScriptedWorker::new().hex(),
-            "--relay",
-            &relay.url,
-        ])
+        .rerun_unpaid(&ScriptedWorker::new().hex(), &[&relay.url])
         .env("JOBCTL_JOURNAL", &other)
         .output()
         .unwrap();
@@ -579,16 +522,8 @@ fn list_merges_unpublished_jobs_from_the_journal() {
     let w = ScriptedWorker::new();
     let published = dispatch(&env, &w.hex(), &[&relay], &["--", "ok"]);
     let out = env
-        .cmd()
-        .args([
-            "rerun",
-            "--worker",
-            &w.hex(),
-            "--relay",
-            &closed.url,
-            "--token",
-            &token_v4(&[7], MINT),
-        ])
+        .rerun(&w.hex(), &[&closed.url])
+        .args(["--token", &token_v4(&[7], MINT)])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
@@ -624,14 +559,7 @@ fn bad_input_creates_no_journal_and_unpublished_is_consistent() {
     let env = TestEnv::new();
     let relay = TestRelay::start();
     let out = env
-        .cmd()
-        .args([
-            "rerun",
-            "--worker",
-            &ScriptedWorker::new().hex(),
-            "--relay",
-            &relay.url,
-        ])
+        .rerun(&ScriptedWorker::new().hex(), &[&relay.url])
         .args(["--token", "cashuAgarbage"])
         .output()
         .unwrap();
@@ -643,15 +571,7 @@ fn bad_input_creates_no_journal_and_unpublished_is_consistent() {
 
     let closed = ClosedPort::new();
     let out = env
-        .cmd()
-        .args([
-            "rerun",
-            "--unpaid",
-            "--worker",
-            &ScriptedWorker::new().hex(),
-            "--relay",
-            &closed.url,
-        ])
+        .rerun_unpaid(&ScriptedWorker::new().hex(), &[&closed.url])
         .output()
         .unwrap();
     let id = stdout(&out);
@@ -671,32 +591,14 @@ fn watch_journals_each_transition_and_json_keeps_stderr_quiet() {
     let w = ScriptedWorker::new();
     let me = env.keys.public_key().to_hex();
     let out = env
-        .cmd()
-        .args([
-            "rerun",
-            "--unpaid",
-            "--json",
-            "--worker",
-            &w.hex(),
-            "--relay",
-            &relay.url,
-        ])
-        .args(["--idempotency-key", "k1"])
+        .rerun_unpaid(&w.hex(), &[&relay.url])
+        .args(["--json", "--idempotency-key", "k1"])
         .output()
         .unwrap();
     let id = json(&out)["id"].as_str().unwrap().to_string();
     let again = env
-        .cmd()
-        .args([
-            "rerun",
-            "--unpaid",
-            "--json",
-            "--worker",
-            &w.hex(),
-            "--relay",
-            &relay.url,
-        ])
-        .args(["--idempotency-key", "k1"])
+        .rerun_unpaid(&w.hex(), &[&relay.url])
+        .args(["--json", "--idempotency-key", "k1"])
         .output()
         .unwrap();
     assert_eq!(again.status.code(), Some(0));

@@ -76,23 +76,16 @@ fn random_kills_during_payments_lose_no_sat() {
     while kills < 50 {
         runs += 1;
         let amount = 1 + rng.below(9);
-        let mut c = env.std_cmd();
         let is_send = rng.below(2) == 0;
-        if is_send {
+        let mut c = if is_send {
+            let mut c = env.std_cmd();
             c.args(["wallet", "send", &amount.to_string(), "--mint", &mint.url]);
+            c
         } else {
-            c.args([
-                "rerun",
-                "--amount",
-                &amount.to_string(),
-                "--mint",
-                &mint.url,
-                "--worker",
-                &w.hex(),
-                "--relay",
-                &relay.url,
-            ]);
-        }
+            let mut c = env.std_rerun(&w.hex(), &[&relay.url]);
+            c.args(["--amount", &amount.to_string(), "--mint", &mint.url]);
+            c
+        };
         let mut child = c
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -204,20 +197,9 @@ fn concurrent_paid_runs_with_one_key_pay_once() {
     fund(&env, &mint.url, 500);
     let children: Vec<_> = (0..8)
         .map(|_| {
-            env.std_cmd()
-                .args([
-                    "rerun",
-                    "--amount",
-                    "10",
-                    "--idempotency-key",
-                    "ci-run-7",
-                    "--mint",
-                    &mint.url,
-                    "--worker",
-                    &w.hex(),
-                    "--relay",
-                    &relay.url,
-                ])
+            env.std_rerun(&w.hex(), &[&relay.url])
+                .args(["--amount", "10", "--idempotency-key", "ci-run-7"])
+                .args(["--mint", &mint.url])
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped())
                 .spawn()
@@ -252,16 +234,8 @@ fn concurrent_first_runs_and_unpaid_runs_with_one_key() {
         };
         let children: Vec<_> = (0..8)
             .map(|i| {
-                let mut c = env.std_cmd();
-                c.args([
-                    "rerun",
-                    "--unpaid",
-                    "--worker",
-                    &w.hex(),
-                    "--relay",
-                    &relay.url,
-                ])
-                .args(&key_args);
+                let mut c = env.std_rerun_unpaid(&w.hex(), &[&relay.url]);
+                c.args(&key_args);
                 if key_args.is_empty() {
                     c.args(["--cmd", &format!("job-{i}")]);
                 }
@@ -354,17 +328,8 @@ fn locking_a_token_at_a_mint_with_input_fees() {
         .amount;
     let before = balance(&env).0;
     let out = env
-        .cmd()
-        .args([
-            "rerun",
-            "--token",
-            &token,
-            "--lock",
-            "--worker",
-            &w.hex(),
-            "--relay",
-            &relay.url,
-        ])
+        .rerun(&w.hex(), &[&relay.url])
+        .args(["--token", &token, "--lock"])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
@@ -394,17 +359,8 @@ fn locking_a_token_at_a_mint_with_input_fees() {
     assert!(tiny_value <= 2, "{tiny_value}");
     {
         let out = env
-            .cmd()
-            .args([
-                "rerun",
-                "--token",
-                &tiny,
-                "--lock",
-                "--worker",
-                &w.hex(),
-                "--relay",
-                &relay.url,
-            ])
+            .rerun(&w.hex(), &[&relay.url])
+            .args(["--token", &tiny, "--lock"])
             .output()
             .unwrap();
         assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
@@ -428,18 +384,7 @@ fn files_holding_money_must_be_private() {
     dispatch(&env, &w.hex(), &[&relay], &[]);
     let j = env.journal_path();
     std::fs::set_permissions(&j, std::fs::Permissions::from_mode(0o644)).unwrap();
-    let out = env
-        .cmd()
-        .args([
-            "rerun",
-            "--unpaid",
-            "--worker",
-            &w.hex(),
-            "--relay",
-            &relay.url,
-        ])
-        .output()
-        .unwrap();
+    let out = env.rerun_unpaid(&w.hex(), &[&relay.url]).output().unwrap();
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(stderr(&out).contains("chmod 600"), "{}", stderr(&out));
     assert_eq!(relay.events().len(), 1, "nothing published");

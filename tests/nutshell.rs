@@ -107,9 +107,8 @@ fn spendable(env: &TestEnv) -> u64 {
 /// Dispatch a paid `cmd args` job; its id.
 fn rerun(client: &TestEnv, worker: &str, relay: &str, amount: u64, cmd: &[&str]) -> String {
     let out = client
-        .cmd()
-        .args(["rerun", "--amount", &amount.to_string(), "--cmd", cmd[0]])
-        .args(["--worker", worker, "--relay", relay, "--"])
+        .rerun(worker, &[relay])
+        .args(["--amount", &amount.to_string(), "--cmd", cmd[0], "--"])
         .args(&cmd[1..])
         .output()
         .unwrap();

@@ -41,17 +41,8 @@ fn amount_from_the_wallet_change_back_and_reclaim_once() {
 
     // No --mint: the worker's advertised mint with enough balance is used.
     let out = env
-        .cmd()
-        .args([
-            "rerun",
-            "--amount",
-            "100",
-            "--worker",
-            &w.hex(),
-            "--relay",
-            &relay.url,
-        ])
-        .args(["--", "-j", "build"])
+        .rerun(&w.hex(), &[&relay.url])
+        .args(["--amount", "100", "--", "-j", "build"])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
@@ -126,16 +117,8 @@ fn spent_token_is_refused_before_publishing() {
     // Someone redeems it first.
     assert_eq!(TestWallet::new(&mint.url).receive(&token, &[]), Ok(50));
     let out = env
-        .cmd()
-        .args([
-            "rerun",
-            "--token",
-            &token,
-            "--worker",
-            &w.hex(),
-            "--relay",
-            &relay.url,
-        ])
+        .rerun(&w.hex(), &[&relay.url])
+        .args(["--token", &token])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
@@ -147,16 +130,8 @@ fn spent_token_is_refused_before_publishing() {
     let out = env.cmd().args(["wallet", "send", "20"]).output().unwrap();
     let good = stdout(&out);
     let out = env
-        .cmd()
-        .args([
-            "rerun",
-            "--token",
-            &good,
-            "--worker",
-            &w.hex(),
-            "--relay",
-            &relay.url,
-        ])
+        .rerun(&w.hex(), &[&relay.url])
+        .args(["--token", &good])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
@@ -172,9 +147,16 @@ fn locked_payment_only_the_worker_can_redeem_and_the_user_gets_it_back_after_the
     fund_shown(&env, &mint, 500);
     let lock = |arg: &str, after: &str| {
         let out = env
-            .cmd()
-            .args(["rerun", "--amount", "30", "--lock", "--refund-after", after])
-            .args(["--worker", &w.hex(), "--relay", &relay.url, "--", arg])
+            .rerun(&w.hex(), &[&relay.url])
+            .args([
+                "--amount",
+                "30",
+                "--lock",
+                "--refund-after",
+                after,
+                "--",
+                arg,
+            ])
             .output()
             .unwrap();
         assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
@@ -239,17 +221,8 @@ fn failed_job_without_change_returns_the_payment_or_says_it_is_spent() {
     fund_shown(&env, &mint, 300);
     let pay = |arg: &str| {
         let out = env
-            .cmd()
-            .args([
-                "rerun",
-                "--amount",
-                "100",
-                "--mint",
-                &mint.url,
-                "--worker",
-                &w.hex(),
-            ])
-            .args(["--relay", &relay.url, "--", arg])
+            .rerun(&w.hex(), &[&relay.url])
+            .args(["--amount", "100", "--mint", &mint.url, "--", arg])
             .output()
             .unwrap();
         assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
@@ -350,16 +323,8 @@ fn mint_choice_price_and_accepted_mints() {
     fund_shown(&env, &mint, 100);
     // No mint both accepted and funded: both sides are listed.
     let out = env
-        .cmd()
-        .args([
-            "rerun",
-            "--amount",
-            "10",
-            "--worker",
-            &w.hex(),
-            "--relay",
-            &relay.url,
-        ])
+        .rerun(&w.hex(), &[&relay.url])
+        .args(["--amount", "10"])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
@@ -374,16 +339,8 @@ fn mint_choice_price_and_accepted_mints() {
         stdout(&out)
     };
     let run = |extra: &[&str]| {
-        env.cmd()
-            .args([
-                "rerun",
-                "--token",
-                &token,
-                "--worker",
-                &w.hex(),
-                "--relay",
-                &relay.url,
-            ])
+        env.rerun(&w.hex(), &[&relay.url])
+            .args(["--token", &token])
             .args(extra)
             .output()
             .unwrap()
@@ -400,16 +357,8 @@ fn mint_choice_price_and_accepted_mints() {
 
     // The worker's price (1 sat/s) times the duration over --max-price: refused.
     let out = env
-        .cmd()
-        .args([
-            "rerun",
-            "--unpaid",
-            "--max-price",
-            "50",
-            "--duration",
-            "120",
-        ])
-        .args(["--worker", &w.hex(), "--relay", &relay.url, "--", "x"])
+        .rerun_unpaid(&w.hex(), &[&relay.url])
+        .args(["--max-price", "50", "--duration", "120", "--", "x"])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
@@ -428,47 +377,23 @@ fn a_mint_that_is_down() {
     let dead = ClosedPort::new();
     let token = token_v4(&[8], &dead.url.replace("ws://", "http://"));
     let out = env
-        .cmd()
-        .args([
-            "rerun",
-            "--token",
-            &token,
-            "--require-check",
-            "--worker",
-            &w.hex(),
-        ])
-        .args(["--relay", &relay.url])
+        .rerun(&w.hex(), &[&relay.url])
+        .args(["--token", &token, "--require-check"])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("--require-check"));
     assert!(relay.events().is_empty());
     let out = env
-        .cmd()
-        .args([
-            "rerun",
-            "--token",
-            &token,
-            "--worker",
-            &w.hex(),
-            "--relay",
-            &relay.url,
-        ])
+        .rerun(&w.hex(), &[&relay.url])
+        .args(["--token", &token])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(stderr(&out).contains("could not check"));
     let out = env
-        .cmd()
-        .args([
-            "rerun",
-            "--token",
-            &token,
-            "--no-check",
-            "--worker",
-            &w.hex(),
-        ])
-        .args(["--relay", &relay.url, "--", "again"])
+        .rerun(&w.hex(), &[&relay.url])
+        .args(["--token", &token, "--no-check", "--", "again"])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(0));
@@ -501,17 +426,8 @@ fn a_given_token_is_swapped_into_a_locked_one_and_invoices_are_paid() {
         stdout(&out)
     };
     let out = env
-        .cmd()
-        .args([
-            "rerun",
-            "--token",
-            &token,
-            "--lock",
-            "--worker",
-            &w.hex(),
-            "--relay",
-            &relay.url,
-        ])
+        .rerun(&w.hex(), &[&relay.url])
+        .args(["--token", &token, "--lock"])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
@@ -553,17 +469,8 @@ fn a_reclaimed_unpublished_job_is_never_republished() {
     let w = ScriptedWorker::new();
     fund_shown(&env, &mint, 50);
     let out = env
-        .cmd()
-        .args([
-            "rerun",
-            "--amount",
-            "20",
-            "--mint",
-            &mint.url,
-            "--worker",
-            &w.hex(),
-        ])
-        .args(["--relay", &closed.url, "--timeout", "2s"])
+        .rerun(&w.hex(), &[&closed.url])
+        .args(["--amount", "20", "--mint", &mint.url, "--timeout", "2s"])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));

@@ -8,16 +8,11 @@ use std::time::{Duration, Instant};
 use common::*;
 use nostr_relay_builder::prelude::RelayBuilder;
 use nostr_sdk::prelude::*;
-use serde_json::Value;
 
 const MINT: &str = "http://127.0.0.1:3338";
 
 fn worker() -> Keys {
     Keys::generate()
-}
-
-fn json(out: &std::process::Output) -> Value {
-    serde_json::from_slice(&out.stdout).expect("stdout is one JSON object")
 }
 
 #[test]
@@ -27,9 +22,7 @@ fn publishes_the_exact_tags_signed_by_the_user() {
     let w = worker();
     let token = token_v3(&[64, 32, 4], MINT);
     let out = env
-        .cmd()
-        .args(["rerun", "--worker", &w.public_key().to_bech32().unwrap()])
-        .args(["--relay", &a.url, "--relay", &b.url])
+        .rerun(&w.public_key().to_bech32().unwrap(), &[&a.url, &b.url])
         .args(["--", "--help"])
         .env("JOBCTL_TOKEN", &token)
         .output()
@@ -76,14 +69,7 @@ fn all_optional_tags_in_order_and_secrets_encrypted_to_the_worker() {
     let parent = EventId::all_zeros().to_hex();
     let token = token_v4(&[8], MINT);
     let out = env
-        .cmd()
-        .args([
-            "rerun",
-            "--worker",
-            &w.public_key().to_hex(),
-            "--relay",
-            &relay.url,
-        ])
+        .rerun(&w.public_key().to_hex(), &[&relay.url])
         .args(["--token", &token, "--cmd", "bash", "--run", &parent])
         .args([
             "--env",
@@ -127,10 +113,8 @@ fn unpaid_job_has_no_payment_tag_and_p_tag_modes() {
     let w = worker();
     let wh = w.public_key().to_hex();
     let out = env
-        .cmd()
-        .args([
-            "rerun", "--unpaid", "--worker", &wh, "--relay", &relay.url, "--p", "self",
-        ])
+        .rerun_unpaid(&wh, &[&relay.url])
+        .args(["--p", "self"])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
@@ -147,15 +131,8 @@ fn rejecting_relay_reports_its_reason_while_others_accept() {
     let good = TestRelay::start();
     let bad = TestRelay::rejecting("you are not on the allow list");
     let out = env
-        .cmd()
-        .args([
-            "rerun",
-            "--json",
-            "--unpaid",
-            "--worker",
-            &worker().public_key().to_hex(),
-        ])
-        .args(["--relay", &good.url, "--relay", &bad.url])
+        .rerun_unpaid(&worker().public_key().to_hex(), &[&good.url, &bad.url])
+        .arg("--json")
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
@@ -175,14 +152,7 @@ fn rejecting_relay_reports_its_reason_while_others_accept() {
 
     // The same in table form on stderr, with the id alone on stdout.
     let out = env
-        .cmd()
-        .args([
-            "rerun",
-            "--unpaid",
-            "--worker",
-            &worker().public_key().to_hex(),
-        ])
-        .args(["--relay", &good.url, "--relay", &bad.url])
+        .rerun_unpaid(&worker().public_key().to_hex(), &[&good.url, &bad.url])
         .output()
         .unwrap();
     let err = stderr(&out);
@@ -197,21 +167,8 @@ fn min_accept_not_reached_exits_1() {
     let good = TestRelay::start();
     let bad = TestRelay::rejecting("no");
     let out = env
-        .cmd()
-        .args([
-            "rerun",
-            "--unpaid",
-            "--worker",
-            &worker().public_key().to_hex(),
-        ])
-        .args([
-            "--relay",
-            &good.url,
-            "--relay",
-            &bad.url,
-            "--min-accept",
-            "2",
-        ])
+        .rerun_unpaid(&worker().public_key().to_hex(), &[&good.url, &bad.url])
+        .args(["--min-accept", "2"])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
@@ -226,23 +183,11 @@ fn dead_relays_fail_within_the_timeout() {
     let hole = Blackhole::new();
     let started = Instant::now();
     let out = env
-        .cmd()
-        .args([
-            "rerun",
-            "--json",
-            "--unpaid",
-            "--worker",
+        .rerun_unpaid(
             &worker().public_key().to_hex(),
-        ])
-        .args([
-            "--relay",
-            &good.url,
-            "--relay",
-            &closed.url,
-            "--relay",
-            &hole.url,
-        ])
-        .args(["--timeout", "1500ms"])
+            &[&good.url, &closed.url, &hole.url],
+        )
+        .args(["--json", "--timeout", "1500ms"])
         .output()
         .unwrap();
     let took = started.elapsed();
@@ -272,14 +217,8 @@ fn every_relay_down_exits_1() {
     let env = TestEnv::new();
     let closed = ClosedPort::new();
     let out = env
-        .cmd()
-        .args([
-            "rerun",
-            "--unpaid",
-            "--worker",
-            &worker().public_key().to_hex(),
-        ])
-        .args(["--relay", &closed.url, "--timeout", "2s"])
+        .rerun_unpaid(&worker().public_key().to_hex(), &[&closed.url])
+        .args(["--timeout", "2s"])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
@@ -291,15 +230,8 @@ fn nip42_relay_accepts_after_auth() {
     let env = TestEnv::new();
     let relay = TestRelay::nip42();
     let out = env
-        .cmd()
-        .args([
-            "rerun",
-            "--json",
-            "--unpaid",
-            "--worker",
-            &worker().public_key().to_hex(),
-        ])
-        .args(["--relay", &relay.url])
+        .rerun_unpaid(&worker().public_key().to_hex(), &[&relay.url])
+        .arg("--json")
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
@@ -316,11 +248,8 @@ fn rate_limited_relay_is_reported_as_rejected() {
     let w = worker().public_key().to_hex();
     // Two different jobs (identical ones signed in one second share an id).
     let run = |arg: &str| {
-        env.cmd()
-            .args([
-                "rerun", "--json", "--unpaid", "--worker", &w, "--relay", &relay.url,
-            ])
-            .args(["--", arg])
+        env.rerun_unpaid(&w, &[&relay.url])
+            .args(["--json", "--", arg])
             .output()
             .unwrap()
     };
@@ -343,14 +272,8 @@ fn dry_run_prints_the_signed_event_and_publishes_nothing() {
     let relay = TestRelay::start();
     let token = token_v4(&[16], MINT);
     let out = env
-        .cmd()
-        .args([
-            "rerun",
-            "--dry-run",
-            "--worker",
-            &worker().public_key().to_hex(),
-        ])
-        .args(["--relay", &relay.url, "--token", &token])
+        .rerun(&worker().public_key().to_hex(), &[&relay.url])
+        .args(["--dry-run", "--token", &token])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
@@ -367,14 +290,8 @@ fn json_output_shape() {
     let relay = TestRelay::start();
     let token = token_v3(&[2, 8], MINT);
     let out = env
-        .cmd()
-        .args([
-            "rerun",
-            "--json",
-            "--worker",
-            &worker().public_key().to_hex(),
-        ])
-        .args(["--relay", &relay.url, "--token", &token, "--no-check"])
+        .rerun(&worker().public_key().to_hex(), &[&relay.url])
+        .args(["--json", "--token", &token, "--no-check"])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
@@ -407,15 +324,8 @@ fn token_from_stdin() {
     let relay = TestRelay::start();
     let token = token_v4(&[1], MINT);
     let out = env
-        .cmd()
-        .args([
-            "rerun",
-            "--token",
-            "-",
-            "--worker",
-            &worker().public_key().to_hex(),
-        ])
-        .args(["--relay", &relay.url])
+        .rerun(&worker().public_key().to_hex(), &[&relay.url])
+        .args(["--token", "-"])
         .write_stdin(format!("{token}\n"))
         .output()
         .unwrap();
@@ -464,8 +374,7 @@ fn bad_input_exits_2_and_publishes_nothing() {
         ("empty cmd", vec!["--token", &tok, "--cmd", ""]),
     ];
     for (name, extra) in cases {
-        let mut cmd = env.cmd();
-        cmd.args(["rerun", "--relay", &relay.url]);
+        let mut cmd = env.verb(&["rerun"], &[&relay.url]);
         if !extra.contains(&"--worker") {
             cmd.args(["--worker", &w]);
         }
@@ -484,17 +393,14 @@ fn bad_input_exits_2_and_publishes_nothing() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let out = env
-        .cmd()
-        .args([
-            "rerun", "--unpaid", "--token", &tok, "--worker", &w, "--relay", &relay.url,
-        ])
+        .rerun_unpaid(&w, &[&relay.url])
+        .args(["--token", &tok])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     // No worker anywhere.
     let out = env
-        .cmd()
-        .args(["rerun", "--unpaid", "--relay", &relay.url])
+        .verb(&["rerun", "--unpaid"], &[&relay.url])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
@@ -509,14 +415,7 @@ fn key_file_readable_by_others_is_refused() {
     let relay = TestRelay::start();
     std::fs::set_permissions(env.key_path(), std::fs::Permissions::from_mode(0o644)).unwrap();
     let out = env
-        .cmd()
-        .args([
-            "rerun",
-            "--unpaid",
-            "--worker",
-            &worker().public_key().to_hex(),
-        ])
-        .args(["--relay", &relay.url])
+        .rerun_unpaid(&worker().public_key().to_hex(), &[&relay.url])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
@@ -526,14 +425,7 @@ fn key_file_readable_by_others_is_refused() {
     // No key at all: a hint at `jobctl key generate`.
     let bare = TestEnv::bare();
     let out = bare
-        .cmd()
-        .args([
-            "rerun",
-            "--unpaid",
-            "--worker",
-            &worker().public_key().to_hex(),
-        ])
-        .args(["--relay", &relay.url])
+        .rerun_unpaid(&worker().public_key().to_hex(), &[&relay.url])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
@@ -547,8 +439,7 @@ fn relays_precedence_flag_over_env_over_config() {
     let w = worker().public_key().to_hex();
     env.write_config(&format!("relays = [\"{}\"]\nworker = \"{w}\"\n", cfg.url));
     let run = |with_env: bool, with_flag: bool| {
-        let mut c = env.cmd();
-        c.args(["rerun", "--unpaid"]);
+        let mut c = env.verb(&["rerun", "--unpaid"], &[]);
         if with_env {
             c.env("JOBCTL_RELAYS", format!("{}, ", envr.url));
         }
@@ -584,8 +475,8 @@ fn key_precedence_flag_over_env_over_config() {
     write_private(&flag_path, &flag_keys.secret_key().to_secret_hex());
     let env_keys = Keys::generate();
     let signer = |flag: bool, with_env: bool| -> PublicKey {
-        let mut c = env.cmd();
-        c.args(["rerun", "--dry-run", "--unpaid", "--worker", &w]);
+        let mut c = env.rerun_unpaid(&w, &[]);
+        c.arg("--dry-run");
         if flag {
             c.arg("--key-file").arg(&flag_path);
         }
@@ -663,14 +554,7 @@ fn unpaid_ignores_token_env_and_quiet_still_reports_failure() {
     let env = TestEnv::new();
     let relay = TestRelay::start();
     let out = env
-        .cmd()
-        .args([
-            "rerun",
-            "--unpaid",
-            "--worker",
-            &worker().public_key().to_hex(),
-        ])
-        .args(["--relay", &relay.url])
+        .rerun_unpaid(&worker().public_key().to_hex(), &[&relay.url])
         .env("JOBCTL_TOKEN", token_v4(&[1], MINT))
         .output()
         .unwrap();
@@ -679,15 +563,8 @@ fn unpaid_ignores_token_env_and_quiet_still_reports_failure() {
 
     let closed = ClosedPort::new();
     let out = env
-        .cmd()
-        .args([
-            "rerun",
-            "-q",
-            "--unpaid",
-            "--worker",
-            &worker().public_key().to_hex(),
-        ])
-        .args(["--relay", &closed.url])
+        .rerun_unpaid(&worker().public_key().to_hex(), &[&closed.url])
+        .arg("-q")
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
@@ -701,9 +578,8 @@ fn debug_logging_never_shows_the_token_or_key() {
     let relay = TestRelay::start();
     let token = token_v4(&[5], MINT);
     let out = env
-        .cmd()
-        .args(["rerun", "-vvv", "--worker", &worker().public_key().to_hex()])
-        .args(["--relay", &relay.url, "--token", &token])
+        .rerun(&worker().public_key().to_hex(), &[&relay.url])
+        .args(["-vvv", "--token", &token])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
@@ -711,9 +587,8 @@ fn debug_logging_never_shows_the_token_or_key() {
     assert!(!err.contains(&token[6..40]), "token leaked into logs");
     assert!(!err.contains(&env.keys.secret_key().to_secret_hex()));
     let out = env
-        .cmd()
-        .args(["rerun", "--worker", &worker().public_key().to_hex()])
-        .args(["--relay", &relay.url, "--token", &token])
+        .rerun(&worker().public_key().to_hex(), &[&relay.url])
+        .args(["--token", &token])
         .env("RUST_LOG", "trace")
         .output()
         .unwrap();

@@ -83,6 +83,11 @@ fn run_with(env: &TestEnv, args: &[&str], stdin: Option<&str>) -> Run {
     if let Some(s) = stdin {
         c.write_stdin(s.to_string());
     }
+    finish(&mut c)
+}
+
+/// Run a prepared command (e.g. `env.rerun(..)` with more flags) to the end.
+fn finish(c: &mut assert_cmd::Command) -> Run {
     let started = Instant::now();
     let out = c.output().expect("run jobctl");
     Run {
@@ -134,15 +139,13 @@ fn worker_hex() -> String {
 
 /// A journaled job that never reached a relay (published to a silent one).
 fn unpublished_job(env: &TestEnv, relay: &Silent, token: Option<&str>) -> String {
-    let w = worker_hex();
-    let ws = relay.ws();
-    let mut args = vec!["rerun", "--worker", &w, "--relay", &ws];
-    args.extend(["--timeout", "1s"]);
+    let mut c = env.rerun(&worker_hex(), &[&relay.ws()]);
+    c.args(["--timeout", "1s"]);
     match token {
-        Some(t) => args.extend(["--token", t, "--no-check"]),
-        None => args.push("--unpaid"),
-    }
-    let r = run(env, &args);
+        Some(t) => c.args(["--token", t, "--no-check"]),
+        None => c.arg("--unpaid"),
+    };
+    let r = finish(&mut c);
     assert_eq!(r.code, Some(1), "{}", r.stderr);
     assert!(r.stderr.contains("timed out"), "{}", r.stderr);
     let id = r.stdout.trim().to_string();
@@ -155,18 +158,9 @@ fn rerun_to_a_silent_relay_fails_in_time_and_says_why() {
     let env = TestEnv::new();
     let relay = Silent::new();
     let w = worker_hex();
-    let r = run(
-        &env,
-        &[
-            "rerun",
-            "--unpaid",
-            "--worker",
-            &w,
-            "--relay",
-            &relay.ws(),
-            "--timeout",
-            TIMEOUT,
-        ],
+    let r = finish(
+        env.rerun_unpaid(&w, &[&relay.ws()])
+            .args(["--timeout", TIMEOUT]),
     );
     r.in_time("rerun --unpaid");
     assert_eq!(r.code, Some(1), "{}", r.stderr);
@@ -181,22 +175,12 @@ fn rerun_to_a_silent_relay_fails_in_time_and_says_why() {
     // With a good relay too, the silent one costs at most the deadline.
     let good = TestRelay::start();
     let token = token_v4(&[8], &Silent::new().http());
-    let r = run(
-        &env,
-        &[
-            "rerun",
-            "--token",
-            &token,
-            "--worker",
-            &w,
-            "--relay",
-            &good.url,
-            "--relay",
-            &relay.ws(),
-            "--timeout",
-            TIMEOUT,
-        ],
-    );
+    let r = finish(env.rerun(&w, &[&good.url, &relay.ws()]).args([
+        "--token",
+        &token,
+        "--timeout",
+        TIMEOUT,
+    ]));
     // The token's mint is silent too: its check only warns.
     r.in_time("rerun --token (silent mint) with one good relay");
     assert_eq!(r.code, Some(0), "{}", r.stderr);
@@ -210,16 +194,16 @@ fn rerun_lookups_that_time_out_say_timed_out() {
     let relay = Silent::new();
     let w = worker_hex();
     let ws = relay.ws();
-    let base = ["--worker", &w, "--relay", &ws, "--timeout", TIMEOUT];
     for extra in [
         vec!["--amount", "5"],
         vec!["--amount", "5", "--max-price", "10"],
         vec!["--unpaid", "--max-price", "10"],
     ] {
-        let mut args = vec!["rerun"];
-        args.extend(&extra);
-        args.extend(base);
-        let r = run(&env, &args);
+        let r = finish(
+            env.rerun(&w, &[&ws])
+                .args(&extra)
+                .args(["--timeout", TIMEOUT]),
+        );
         let what = format!("rerun {}", extra.join(" "));
         r.timed_out(1, &what);
         r.no_false_absence(&what);
@@ -252,41 +236,25 @@ fn rerun_with_a_silent_mint_fails_in_time() {
     let w = worker_hex();
     let token = token_v4(&[8, 2], &mint.http());
     // --lock swaps the token at its mint before anything is signed.
-    let r = run(
-        &env,
-        &[
-            "rerun",
-            "--token",
-            &token,
-            "--no-check",
-            "--lock",
-            "--worker",
-            &w,
-            "--relay",
-            &relay.url,
-            "--timeout",
-            TIMEOUT,
-        ],
-    );
+    let r = finish(env.rerun(&w, &[&relay.url]).args([
+        "--token",
+        &token,
+        "--no-check",
+        "--lock",
+        "--timeout",
+        TIMEOUT,
+    ]));
     r.timed_out(1, "rerun --token --no-check --lock");
     assert!(r.stderr.contains(&mint.http()), "{}", r.stderr);
     assert!(relay.events().is_empty(), "nothing was published");
     // --require-check keeps its documented exit 2, and says why.
-    let r = run(
-        &env,
-        &[
-            "rerun",
-            "--token",
-            &token,
-            "--require-check",
-            "--worker",
-            &w,
-            "--relay",
-            &relay.url,
-            "--timeout",
-            TIMEOUT,
-        ],
-    );
+    let r = finish(env.rerun(&w, &[&relay.url]).args([
+        "--token",
+        &token,
+        "--require-check",
+        "--timeout",
+        TIMEOUT,
+    ]));
     r.in_time("rerun --token --require-check");
     assert_eq!(r.code, Some(2), "{}", r.stderr);
     assert!(r.stderr.contains("timed out"), "{}", r.stderr);
@@ -527,18 +495,7 @@ fn the_config_default_bounds_commands_without_timeout() {
     let w = worker_hex();
     let r = run(&env, &["status", &w, "--relay", &relay.ws()]);
     r.timed_out(1, "status (timeouts.query)");
-    let r = run(
-        &env,
-        &[
-            "rerun",
-            "--amount",
-            "5",
-            "--worker",
-            &w,
-            "--relay",
-            &relay.ws(),
-        ],
-    );
+    let r = finish(env.rerun(&w, &[&relay.ws()]).args(["--amount", "5"]));
     r.timed_out(1, "rerun --amount (timeouts.publish)");
     r.no_false_absence("rerun --amount (timeouts.publish)");
 }

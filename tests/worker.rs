@@ -10,11 +10,6 @@ use common::mint::TestMint;
 use common::*;
 use jobctl::worker::{Worker, WorkerConfig};
 use nostr_sdk::prelude::*;
-use serde_json::Value;
-
-fn json(out: &std::process::Output) -> Value {
-    serde_json::from_slice(&out.stdout).expect("stdout is JSON")
-}
 
 struct World {
     env: TestEnv,
@@ -71,16 +66,8 @@ impl World {
     fn rerun(&self, amount: &str, args: &[&str]) -> String {
         let out = self
             .env
-            .cmd()
-            .args([
-                "rerun",
-                "--amount",
-                amount,
-                "--worker",
-                &self.worker_hex(),
-                "--relay",
-                &self.relay.url,
-            ])
+            .rerun(&self.worker_hex(), &[&self.relay.url])
+            .args(["--amount", amount])
             .args(args)
             .output()
             .unwrap();
@@ -180,9 +167,8 @@ fn foreign_mint_and_spent_payments_are_refused() {
     let foreign = token_v4(&[16], "http://127.0.0.1:9");
     let out = w
         .env
-        .cmd()
-        .args(["rerun", "--token", &foreign, "--no-check", "--cmd", "echo"])
-        .args(["--worker", &w.worker_hex(), "--relay", &w.relay.url])
+        .rerun(&w.worker_hex(), &[&w.relay.url])
+        .args(["--token", &foreign, "--no-check", "--cmd", "echo"])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
@@ -198,16 +184,8 @@ fn foreign_mint_and_spent_payments_are_refused() {
         .is_ok());
     let out = w
         .env
-        .cmd()
-        .args(["rerun", "--token", &token, "--no-check", "--cmd", "echo"])
-        .args([
-            "--worker",
-            &w.worker_hex(),
-            "--relay",
-            &w.relay.url,
-            "--",
-            "x",
-        ])
+        .rerun(&w.worker_hex(), &[&w.relay.url])
+        .args(["--token", &token, "--no-check", "--cmd", "echo", "--", "x"])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
@@ -268,9 +246,8 @@ fn secrets_reach_the_job_environment_only() {
     let id = {
         let out = w
             .env
-            .cmd()
+            .rerun(&w.worker_hex(), &[&w.relay.url])
             .args([
-                "rerun",
                 "--amount",
                 "5",
                 "--cmd",
@@ -279,9 +256,10 @@ fn secrets_reach_the_job_environment_only() {
                 "API=s3cr3t",
                 "--env",
                 "MODE=ci",
+                "--",
+                "-c",
+                "printf '%s/%s' \"$API\" \"$MODE\"",
             ])
-            .args(["--worker", &w.worker_hex(), "--relay", &w.relay.url])
-            .args(["--", "-c", "printf '%s/%s' \"$API\" \"$MODE\""])
             .output()
             .unwrap();
         assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
@@ -338,11 +316,8 @@ fn the_worker_command_shuts_down_cleanly_and_never_leaves_a_paid_job_silent() {
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let out = env
-        .cmd()
-        .args([
-            "rerun", "--amount", "50", "--cmd", "sleep", "--worker", &wpk, "--relay", &relay.url,
-        ])
-        .args(["--", "30"])
+        .rerun(&wpk, &[&relay.url])
+        .args(["--amount", "50", "--cmd", "sleep", "--", "30"])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));

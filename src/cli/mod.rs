@@ -19,6 +19,8 @@ mod list;
 mod logs;
 mod pay;
 mod read;
+#[cfg(test)]
+mod reference;
 pub(crate) mod render;
 mod render_jobs;
 mod republish;
