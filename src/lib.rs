@@ -1,10 +1,15 @@
 //! jobctl: a Nostr-native job dispatcher for Loom workers.
 //!
-//! The library does the work; the `jobctl` binary parses flags and prints.
-//! Modules, one concern each, in the order data flows through them:
-//! [`config`] and [`keys`] (inputs), [`payment`] (tokens), [`protocol`]
-//! (the wire format, pure), [`dispatch`] (build, sign, publish, report),
-//! [`relays`] (the network), [`output`] (tables and JSON).
+//! The library does the work and decides every rule; the `jobctl` binary
+//! (`src/cli/`) parses flags, calls in here and renders. Data flows one
+//! way: [`settings`] (flags, environment, config file) and [`keys`] ->
+//! [`request`] (a job spec from the inputs) and [`payment_plan`] (price,
+//! mint, lock, spent-check) -> [`protocol`] (the wire contract, pure) ->
+//! [`journal`] (recorded before anything is sent) -> [`dispatch`] and
+//! [`relays`] (publish, subscribe) -> reports the binary renders.
+//! Following jobs: [`follow`], [`state`], [`tracking`], [`listing`],
+//! [`detail`], [`roster`]. Money: [`payment`], [`wallet`]. The reference
+//! worker: [`worker`]. `docs/architecture.md` has the full map.
 
 pub mod batch;
 pub mod blobs;
@@ -23,7 +28,6 @@ pub mod logs;
 pub mod notice;
 pub mod payment;
 pub mod payment_plan;
-pub mod policy;
 pub mod protocol;
 pub mod relays;
 pub mod republish;

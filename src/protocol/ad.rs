@@ -278,8 +278,6 @@ mod tests {
         assert_eq!(ad.software_version("act"), Some("0.2.60"));
         assert_eq!(ad.prices[0].rate, 2.0);
         assert!(ad.accepts_mint("http://MINT"));
-        assert!(ad.is_online(e.created_at));
-        assert!(!ad.is_online(Timestamp::from(e.created_at.as_secs() + 301)));
     }
 
     #[test]

@@ -9,7 +9,8 @@
 //! (job references and the field checks every request passes).
 //!
 //! Not here: the journal-local state `unpublished` ([`crate::job_state`])
-//! and client policy windows ([`crate::policy`]).
+//! and the client policy windows ([`crate::state::STALE_AFTER_SECS`],
+//! [`crate::roster::ONLINE_WINDOW_SECS`]).
 
 use nostr_sdk::prelude::*;
 
@@ -34,8 +35,6 @@ pub use status::{status_update, StatusUpdate};
 /// The job state moved to [`crate::job_state`] (it holds the
 /// journal-local `unpublished`); this alias keeps old imports working.
 pub use crate::job_state::JobState;
-/// Client policy moved to [`crate::policy`]; aliases for old imports.
-pub use crate::policy::{ONLINE_WINDOW_SECS, STALE_AFTER_SECS};
 
 /// Kind 5100: job request (client).
 pub const KIND_JOB_REQUEST: u16 = 5100;
