@@ -7,11 +7,13 @@
 //! [`relays`] (the network), [`output`] (tables and JSON).
 
 pub mod blobs;
+pub mod blossom;
 pub mod config;
 pub mod deadline;
 pub mod dispatch;
 pub mod error;
 pub mod follow;
+pub mod hive;
 pub mod journal;
 pub mod keys;
 pub mod logs;
