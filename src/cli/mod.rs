@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 use jobctl::error::Result;
 use jobctl::settings::{GlobalFlags, Settings};
 
+mod ci;
 mod completions;
 mod config;
 mod ctx;
@@ -18,6 +19,7 @@ mod key;
 mod manage;
 mod pay;
 pub(crate) mod render;
+mod runs;
 mod serve;
 
 pub(crate) use completions::Shell;
@@ -131,6 +133,11 @@ pub enum Command {
     /// Show or create the config file.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// A repository's Hive CI runs, newest first (like `gh run list`).
+    Runs(runs::RunsArgs),
+    /// Hive CI helpers for runner scripts (`ci report`).
+    #[command(subcommand)]
+    Ci(ci::CiCommand),
     /// Print a shell completion script to stdout.
     Completions {
         /// The shell.
@@ -163,6 +170,8 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Workers(a) => follow::workers(&ctx, a),
         Command::Key(cmd) => key::run(&ctx, cmd),
         Command::Config(cmd) => config::run(&ctx, cmd),
+        Command::Runs(a) => runs::run(&ctx, a),
+        Command::Ci(cmd) => ci::run(&ctx, cmd),
         Command::Completions { shell } => completions::run(shell),
     }
 }
