@@ -246,10 +246,7 @@ fn runs_filters_and_other_address_forms() {
     let w = world();
     let npub = w.owner.public_key().to_bech32().expect("npub");
     let enc = w.repo_relay.url.replace(':', "%3A").replace('/', "%2F");
-    let forms = [
-        format!("nostr://{npub}/{enc}/jobctl"),
-        format!("{}", w.coord),
-    ];
+    let forms = [format!("nostr://{npub}/{enc}/jobctl"), w.coord.to_string()];
     for (i, repo) in forms.iter().enumerate() {
         let mut extra = vec!["--json", "--all-authors"];
         if i == 1 {
@@ -370,7 +367,7 @@ fn ci_report_uploads_the_log_and_publishes_the_result_runs_then_shows() {
         &publisher,
         now() - 5,
     );
-    publish(&w.owner, &[&w.repo_relay], &[run.clone()]);
+    publish(&w.owner, &[&w.repo_relay], std::slice::from_ref(&run));
     let log = env.home().join("act.log");
     std::fs::write(&log, "step 1 ok\nstep 2 failed\n").expect("log");
     let nsec = publisher.secret_key().to_secret_hex();
@@ -471,7 +468,8 @@ fn ci_report_without_a_log_and_its_bad_inputs() {
     let missing = env.home().join("nope.log");
     let present = env.home().join("act.log");
     std::fs::write(&present, "log").expect("log");
-    let bad: Vec<(Vec<(&str, &str)>, Vec<&str>, &str)> = vec![
+    type Case<'a> = (Vec<(&'a str, &'a str)>, Vec<&'a str>, &'a str);
+    let bad: Vec<Case> = vec![
         (vec![("HIVE_CI_RUN_ID", &run)], vec![], "HIVE_CI_NSEC"),
         (
             vec![("HIVE_CI_NSEC", "nope"), ("HIVE_CI_RUN_ID", &run)],

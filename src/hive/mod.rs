@@ -12,6 +12,8 @@ pub mod run;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_exec;
 
 pub use exec::{plan_fresh, plan_rerun, Exec, FreshRun, RunPlan};
 pub use list::{list_runs, RunView, RunsPage, RunsQuery};
