@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use nostr_sdk::prelude::*;
 use serde::Serialize;
 
-use super::repo::{self, Announcement, RepoRef};
+use super::repo::{Announcement, RepoRef};
 use super::run::{
     run_state, trusted_result, ResultEvent, RunEvent, StateSource, KIND_WORKFLOW_RESULT,
 };
@@ -176,13 +176,7 @@ pub async fn list_runs(
     q: &RunsQuery,
     deadline: &Deadline,
 ) -> RunsPage {
-    let urls = repo::merge_relays(urls, &q.repo.relays);
-    let client = relays::reader(keys, &urls, false).await;
-    let (announcement, _) =
-        repo::fetch_announcement(&client, &urls, &q.repo, deadline.share(3)).await;
-    relays::shutdown(&client).await;
-    let more = announcement.as_ref().map(|a| a.repo.relays.clone());
-    let urls = repo::merge_relays(&urls, &more.unwrap_or_default());
+    let (announcement, urls) = super::start::repo_relays(keys, urls, &q.repo, deadline).await;
     let client = relays::reader(keys, &urls, false).await;
     let mut f = Filter::new()
         .kind(Kind::Custom(KIND_WORKFLOW_RUN))

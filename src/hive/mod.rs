@@ -1,14 +1,16 @@
 //! Hive CI (Budabit's pipelines) from the terminal: repositories
 //! ([`repo`]), the 5401 run and 5402 result events and a run's state
 //! ([`run`]), the 5100 job that executes a run and the plans that start
-//! one ([`exec`]), listing a repository's runs ([`list`]) and a runner's
-//! report ([`report`]). Wire format: `loom-protocol.md`, "Hive CI".
+//! one ([`exec`]) and their network side ([`start`]), listing a
+//! repository's runs ([`list`]) and a runner's report ([`report`]).
+//! Wire format: `loom-protocol.md`, "Hive CI".
 
 pub mod exec;
 pub mod list;
 pub mod repo;
 pub mod report;
 pub mod run;
+pub mod start;
 
 #[cfg(test)]
 mod tests;
