@@ -488,6 +488,7 @@ fn ci_report_without_a_log_and_its_bad_inputs() {
             "Blossom server",
         ),
         (ok.to_vec(), vec!["--duration", "soon"], "--duration"),
+        (ok.to_vec(), vec!["--duration=-3"], "--duration"),
         (ok.to_vec(), vec!["--run", "xyz"], "--run"),
     ];
     for (vars, extra, want) in bad {
@@ -504,5 +505,81 @@ fn ci_report_without_a_log_and_its_bad_inputs() {
         relay.query(Filter::new().kind(Kind::Custom(5402))).len(),
         1,
         "nothing more published"
+    );
+}
+
+/// Write an executable stub command into `dir`.
+fn stub(dir: &std::path::Path, name: &str, body: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    let p = dir.join(name);
+    std::fs::write(&p, format!("#!/bin/sh\n{body}\n")).expect("stub");
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+}
+
+#[test]
+fn the_built_in_runner_script_reports_with_jobctl() {
+    let env = TestEnv::new();
+    let relay = TestRelay::start();
+    let blobs = blob_server(env.home());
+    // Stand-ins for git (with a nostr:// helper) and act: act fails with 4.
+    let bin = env.home().join("bin");
+    std::fs::create_dir_all(&bin).expect("bin");
+    stub(
+        &bin,
+        "git",
+        r#"if [ "$1" = clone ]; then for a; do d="$a"; done; mkdir -p "$d"; fi"#,
+    );
+    stub(
+        &bin,
+        "act",
+        r#"echo "act ran $2 on $(basename "$PWD")"; exit 4"#,
+    );
+    let script = env.home().join("runner.sh");
+    std::fs::write(&script, jobctl::hive::exec::RUNNER_SCRIPT).expect("script");
+    let publisher = Keys::generate();
+    let run = EventId::all_zeros().to_hex();
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = std::process::Command::new("bash")
+        .arg(&script)
+        .env_clear()
+        .env("PATH", path)
+        .env("HOME", env.home())
+        .env("XDG_CONFIG_HOME", env.home().join("config"))
+        .env("XDG_DATA_HOME", env.home().join("data"))
+        .env("JOBCTL", assert_cmd::cargo::cargo_bin("jobctl"))
+        .env("HIVE_CI_RUN_ID", &run)
+        .env("HIVE_CI_REPOSITORY", "nostr://npub1x/jobctl")
+        .env("HIVE_CI_WORKFLOW", ".github/workflows/ci.yml")
+        .env("HIVE_CI_BRANCH", "main")
+        .env("HIVE_CI_COMMIT", "abc")
+        .env("HIVE_CI_RELAYS", &relay.url)
+        .env("HIVE_CI_BLOSSOM_SERVER", &blobs.base)
+        .env("HIVE_CI_NSEC", publisher.secret_key().to_secret_hex())
+        .output()
+        .expect("bash");
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    let stored = relay.query(Filter::new().kind(Kind::Custom(5402)));
+    assert_eq!(stored.len(), 1, "{}", stderr(&out));
+    let r = jobctl::hive::ResultEvent::from_event(&stored[0]).expect("a 5402");
+    assert_eq!(r.author, publisher.public_key());
+    assert_eq!(
+        (r.result.status.as_str(), r.result.exit_code),
+        ("failure", Some(4))
+    );
+    let url = r.result.log_url.expect("log_url");
+    let log = RT
+        .block_on(jobctl::blossom::download(
+            &url,
+            None,
+            std::time::Duration::from_secs(5),
+        ))
+        .expect("log");
+    assert_eq!(
+        String::from_utf8_lossy(&log),
+        "act ran .github/workflows/ci.yml on repo\n"
     );
 }

@@ -92,12 +92,7 @@ fn resolve(a: &ReportArgs) -> Result<(Report, Vec<RelayUrl>, Keys)> {
             .filter(|s| !s.is_empty()),
     )
     .map_err(|e| Error::input(format!("relays: {e}")))?;
-    let duration = a
-        .duration
-        .as_deref()
-        .map(|d| jobctl::config::parse_duration(d).map(|d| d.as_secs_f64()))
-        .transpose()
-        .map_err(|e| Error::input(format!("--duration: {e}")))?;
+    let duration = a.duration.as_deref().map(parse_seconds).transpose()?;
     let nsec = env_nonempty(env::NSEC)
         .ok_or_else(|| Error::input(format!("{} is not set: it holds the run's key", env::NSEC)))?;
     let keys = jobctl::keys::parse_plain_secret(&nsec)
@@ -121,6 +116,20 @@ fn resolve(a: &ReportArgs) -> Result<(Report, Vec<RelayUrl>, Keys)> {
     };
     r.check(&urls)?;
     Ok((r, urls, keys))
+}
+
+/// `--duration`: plain seconds (`0`, `61`, `1.5`), or `90s`, `2m`, `1h`.
+fn parse_seconds(d: &str) -> Result<f64> {
+    match d.trim().parse::<f64>() {
+        Ok(s) if s.is_finite() && s >= 0.0 => Ok(s),
+        Ok(_) => Err(Error::input(format!(
+            "--duration: `{}` is negative or not finite",
+            d.trim()
+        ))),
+        Err(_) => jobctl::config::parse_duration(d)
+            .map(|d| d.as_secs_f64())
+            .map_err(|e| Error::input(format!("--duration: {e}"))),
+    }
 }
 
 fn report_cmd(ctx: &Ctx, a: ReportArgs) -> Result<i32> {

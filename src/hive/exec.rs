@@ -37,6 +37,10 @@ pub mod env {
     pub const NSEC: &str = "HIVE_CI_NSEC";
 }
 
+/// The built-in runner script (`src/hive/runner.sh`): clone, `act -W`,
+/// then `jobctl ci report` uploads the log and publishes the 5402.
+pub const RUNNER_SCRIPT: &str = include_str!("runner.sh");
+
 /// Whether a variable is one of Hive CI's own (replaced on every run).
 pub fn is_hive_var(name: &str) -> bool {
     name.starts_with(env::PREFIX)

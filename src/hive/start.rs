@@ -90,6 +90,27 @@ pub async fn publish_run(
     relays::publish(keys, &plan.run_event, urls, deadline.share(2)).await
 }
 
+/// Upload a runner script (`--script FILE`, else
+/// [`super::exec::RUNNER_SCRIPT`]) to the Blossom `server`, authorised by
+/// `keys`; returns its URL for [`super::exec::FreshRun::runner_url`].
+pub async fn upload_runner(
+    server: &str,
+    keys: &Keys,
+    script: Option<Vec<u8>>,
+    deadline: &Deadline,
+) -> Result<String> {
+    let body = script.unwrap_or_else(|| super::exec::RUNNER_SCRIPT.as_bytes().to_vec());
+    let d = crate::blossom::upload(
+        server,
+        keys,
+        body,
+        Some("text/x-shellscript"),
+        deadline.share(2),
+    )
+    .await?;
+    Ok(d.url)
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
