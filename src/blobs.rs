@@ -92,6 +92,7 @@ struct Head {
     content_length: Option<usize>,
     authorization: Option<String>,
     content_type: Option<String>,
+    expect_continue: bool,
 }
 
 fn parse_head(head: &str) -> Head {
@@ -103,6 +104,7 @@ fn parse_head(head: &str) -> Head {
         content_length: None,
         authorization: None,
         content_type: None,
+        expect_continue: false,
     };
     for line in lines {
         let Some((k, v)) = line.split_once(':') else {
@@ -113,6 +115,7 @@ fn parse_head(head: &str) -> Head {
             "content-length" => h.content_length = v.parse().ok(),
             "authorization" => h.authorization = Some(v),
             "content-type" => h.content_type = Some(v),
+            "expect" => h.expect_continue = v.eq_ignore_ascii_case("100-continue"),
             _ => {}
         }
     }
@@ -194,6 +197,10 @@ async fn upload(
     };
     if len > MAX_UPLOAD_BYTES {
         return refuse(413, "blob too large").to_http();
+    }
+    // curl waits for this before sending a large body.
+    if head.expect_continue && body.is_empty() {
+        let _ = sock.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").await;
     }
     let mut chunk = vec![0u8; 64 * 1024];
     while body.len() < len {

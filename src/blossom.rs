@@ -407,4 +407,33 @@ mod tests {
             .await
             .is_err());
     }
+
+    #[tokio::test]
+    async fn the_blob_server_answers_expect_100_continue_like_curl_wants() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let dir = tempfile::tempdir().expect("dir");
+        let store = BlobStore::open(&dir.path().join("blobs")).expect("store");
+        let server = BlobServer::start(store, "127.0.0.1:0".parse().expect("addr"))
+            .await
+            .expect("server");
+        let body = vec![b'x'; 200_000];
+        let auth = upload_auth(&Keys::generate(), &sha256_hex(&body), Timestamp::now()).unwrap();
+        let addr = server.base.trim_start_matches("http://").to_string();
+        let mut sock = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        let head = format!(
+            "PUT /upload HTTP/1.1\r\nHost: x\r\nAuthorization: {}\r\nContent-Length: {}\r\nExpect: 100-continue\r\n\r\n",
+            auth_header(&auth),
+            body.len()
+        );
+        sock.write_all(head.as_bytes()).await.unwrap();
+        let mut buf = vec![0u8; 64];
+        let n = sock.read(&mut buf).await.unwrap();
+        assert!(buf[..n].starts_with(b"HTTP/1.1 100 Continue"));
+        sock.write_all(&body).await.unwrap();
+        let mut resp = Vec::new();
+        sock.read_to_end(&mut resp).await.unwrap();
+        let text = String::from_utf8_lossy(&resp);
+        assert!(text.starts_with("HTTP/1.1 200 OK"), "{text}");
+        assert!(text.contains(&sha256_hex(&body)));
+    }
 }
