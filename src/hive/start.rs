@@ -90,6 +90,59 @@ pub async fn publish_run(
     relays::publish(keys, &plan.run_event, urls, deadline.share(2)).await
 }
 
+/// What dispatching a run did: the 5401's outcomes and the 5100's report.
+#[derive(Debug, Clone)]
+pub struct RunDispatch {
+    /// Where the 5401 went.
+    pub run: Vec<RelayOutcome>,
+    /// The 5100, journaled and published.
+    pub job: crate::dispatch::DispatchReport,
+}
+
+/// Publish the plan's 5401; once `min_accept` relays have it, build,
+/// sign, journal and publish its 5100 (encrypting its secrets to the
+/// worker). A 5401 that did not reach enough relays sends no job: an
+/// error, with nothing journaled. Make the payment token after this
+/// returns for the 5401 (or build the plan with the token and accept an
+/// orphan run on a crash: the journal holds the job before it is sent).
+#[allow(clippy::too_many_arguments)]
+pub async fn dispatch_plan(
+    journal: &mut crate::journal::Journal,
+    client: &Client,
+    keys: &Keys,
+    plan: &RunPlan,
+    urls: &[RelayUrl],
+    deadline: &Deadline,
+    min_accept: usize,
+    idempotency_key: Option<&str>,
+    rerun_of: Option<EventId>,
+) -> Result<RunDispatch> {
+    let req = crate::dispatch::build(&plan.job, keys)?;
+    let event = crate::dispatch::sign(&req, keys)?;
+    let run = relays::publish_with(client, &plan.run_event, urls, deadline.share(2)).await;
+    let accepted = relays::accepted(&run);
+    if accepted < min_accept {
+        return Err(Error::Relay(format!(
+            "the workflow run reached {accepted} of the {min_accept} relay(s) needed; no job was sent: {}",
+            relays::failure_summary(&run)
+        )));
+    }
+    let job = crate::dispatch::dispatch_journaled(
+        journal,
+        client,
+        keys,
+        &plan.job,
+        event,
+        urls,
+        deadline.remaining(),
+        min_accept,
+        idempotency_key,
+        rerun_of,
+    )
+    .await?;
+    Ok(RunDispatch { run, job })
+}
+
 /// Upload a runner script (`--script FILE`, else
 /// [`super::exec::RUNNER_SCRIPT`]) to the Blossom `server`, authorised by
 /// `keys`; returns its URL for [`super::exec::FreshRun::runner_url`].
@@ -180,6 +233,75 @@ mod tests {
         assert!(matches!(missing, Err(crate::Error::Runtime(_))));
         let not_a_run = load_run(None, &urls, job_ev.id, &deadline).await;
         assert_eq!(not_a_run.map(|_| ()).unwrap_err().exit_code(), 2);
+        relay.shutdown();
+    }
+
+    #[tokio::test]
+    async fn dispatch_plan_sends_the_run_then_journals_and_sends_the_job() {
+        let relay = LocalRelay::new(RelayBuilder::default());
+        relay.run().await.expect("relay");
+        let urls = vec![relay.url().await];
+        let deadline = Deadline::after(Duration::from_secs(8));
+        let dir = tempfile::tempdir().expect("dir");
+        let mut journal = crate::journal::Journal::open(&dir.path().join("j.sqlite")).expect("j");
+        let (me, worker) = (Keys::generate(), Keys::generate());
+        let exec = Exec {
+            worker: worker.public_key(),
+            relays: urls.clone(),
+            blossom: "http://127.0.0.1:1".into(),
+            token: None,
+        };
+        let fresh = FreshRun {
+            repo: RepoRef {
+                owner: me.public_key(),
+                identifier: "x".into(),
+                relays: vec![],
+            },
+            workflow: "ci.yml".into(),
+            branch: "main".into(),
+            commit: "abc".into(),
+            runner_url: "http://127.0.0.1:1/r.sh".into(),
+        };
+        let plan = exec::plan_fresh(&me, &fresh, &exec, Timestamp::now()).expect("plan");
+        let client = relays::client(&me, &urls).await;
+        let d = dispatch_plan(
+            &mut journal,
+            &client,
+            &me,
+            &plan,
+            &urls,
+            &deadline,
+            1,
+            None,
+            None,
+        )
+        .await
+        .expect("dispatch");
+        assert_eq!((relays::accepted(&d.run), d.job.accepted), (1, 1));
+        let id = EventId::parse(&d.job.id).expect("id");
+        assert!(
+            journal.get(&id).expect("get").is_some(),
+            "the job is journaled"
+        );
+        let (run, job) = load_run(None, &urls, plan.run_event.id, &deadline)
+            .await
+            .expect("load");
+        assert_eq!(
+            (run.id, job.parent),
+            (plan.run_event.id, Some(plan.run_event.id))
+        );
+        // A run no relay takes sends no job and journals nothing.
+        let dead: Vec<RelayUrl> = vec![RelayUrl::parse("ws://127.0.0.1:1").expect("url")];
+        let plan2 = exec::plan_fresh(&me, &fresh, &exec, Timestamp::now()).expect("plan");
+        let c2 = relays::client(&me, &dead).await;
+        let short = Deadline::after(Duration::from_secs(2));
+        let err = dispatch_plan(&mut journal, &c2, &me, &plan2, &dead, &short, 1, None, None)
+            .await
+            .map(|_| ())
+            .expect_err("no relay");
+        assert_eq!(err.exit_code(), 1);
+        assert_eq!(journal.list(None, None, 10).expect("list").len(), 1);
+        relays::shutdown(&client).await;
         relay.shutdown();
     }
 }
