@@ -39,6 +39,17 @@ pub async fn repo_relays(
     (ann, all)
 }
 
+/// A run to re-run, with its job.
+#[derive(Debug, Clone)]
+pub struct LoadedRun {
+    /// The 5401.
+    pub run: RunEvent,
+    /// Its job (5100), parsed.
+    pub job: JobRequest,
+    /// The job's id (`rerun_of` when the new job is journaled).
+    pub job_id: EventId,
+}
+
 /// The run `id` (a 5401) and the job attached to it: the newest 5100
 /// with `e` = the run, signed by the run's author.
 pub async fn load_run(
@@ -46,7 +57,7 @@ pub async fn load_run(
     urls: &[RelayUrl],
     id: EventId,
     deadline: &Deadline,
-) -> Result<(RunEvent, JobRequest)> {
+) -> Result<LoadedRun> {
     let client = relays::reader(keys, urls, false).await;
     let filters = vec![
         Filter::new().id(id).limit(1),
@@ -73,11 +84,11 @@ pub async fn load_run(
     let run = RunEvent::from_event(ev)
         .map_err(|e| Error::Runtime(format!("run {id} is malformed: {e}")))?;
     let jobs = super::list::attach_jobs(std::slice::from_ref(&run), &fetched.events);
-    let job = jobs
+    let (job, job_id) = jobs
         .get(&id)
-        .and_then(JobRequest::from_event)
+        .and_then(|e| JobRequest::from_event(e).map(|j| (j, e.id)))
         .ok_or_else(|| Error::Runtime(format!("run {id} has no job (kind 5100) attached")))?;
-    Ok((run, job))
+    Ok(LoadedRun { run, job, job_id })
 }
 
 /// Publish the plan's 5401 to `urls` (signed already; `keys` answer AUTH).
@@ -206,9 +217,11 @@ mod tests {
         relays::publish(&me, &job_ev, &urls, Duration::from_secs(5)).await;
         let (ann, all) = repo_relays(Some(&me), &urls, &repo, &deadline).await;
         assert!(ann.is_none() && all == urls);
-        let (run, old_job) = load_run(None, &urls, plan.run_event.id, &deadline)
+        let loaded = load_run(None, &urls, plan.run_event.id, &deadline)
             .await
             .expect("load");
+        assert_eq!(loaded.job_id, job_ev.id);
+        let (run, old_job) = (loaded.run, loaded.job);
         assert_eq!((run.id, old_job.parent), (plan.run_event.id, Some(run.id)));
         let x = exec::rerun_exec(&old_job, None, None, None, None).expect("exec");
         let again =
@@ -220,9 +233,10 @@ mod tests {
         let job2 = crate::dispatch::build(&again.job, &me).expect("build");
         let job2_ev = crate::dispatch::sign(&job2, &me).expect("sign");
         relays::publish(&me, &job2_ev, &urls, Duration::from_secs(5)).await;
-        let (rerun, new_job) = load_run(None, &urls, again.run_event.id, &deadline)
+        let l2 = load_run(None, &urls, again.run_event.id, &deadline)
             .await
             .expect("the re-run loads with its job");
+        let (rerun, new_job) = (l2.run, l2.job);
         assert_eq!(new_job.parent, Some(rerun.id));
         assert_eq!(
             (new_job.cmd, new_job.args),
@@ -283,9 +297,10 @@ mod tests {
             journal.get(&id).expect("get").is_some(),
             "the job is journaled"
         );
-        let (run, job) = load_run(None, &urls, plan.run_event.id, &deadline)
+        let l = load_run(None, &urls, plan.run_event.id, &deadline)
             .await
             .expect("load");
+        let (run, job) = (l.run, l.job);
         assert_eq!(
             (run.id, job.parent),
             (plan.run_event.id, Some(plan.run_event.id))
