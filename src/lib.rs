@@ -9,10 +9,12 @@
 //! [`relays`] (publish, subscribe) -> reports the binary renders.
 //! Following jobs: [`follow`], [`state`], [`tracking`], [`listing`],
 //! [`detail`], [`roster`]. Money: [`payment`], [`wallet`]. The reference
-//! worker: [`worker`]. `docs/architecture.md` has the full map.
+//! worker: [`worker`]. Hive CI workflow runs: [`hive`], [`blossom`].
+//! `docs/architecture.md` has the full map.
 
 pub mod batch;
 pub mod blobs;
+pub mod blossom;
 pub mod cancel;
 pub mod config;
 pub mod deadline;
@@ -20,6 +22,7 @@ pub mod detail;
 pub mod dispatch;
 pub mod error;
 pub mod follow;
+pub mod hive;
 pub mod job_state;
 pub mod journal;
 pub mod keys;

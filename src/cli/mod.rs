@@ -11,6 +11,7 @@ use jobctl::settings::{GlobalFlags, Settings};
 
 mod batch;
 mod cancel;
+mod ci;
 mod completions;
 mod config;
 mod ctx;
@@ -25,6 +26,7 @@ pub(crate) mod render;
 mod render_jobs;
 mod republish;
 mod rerun;
+mod runs;
 mod serve;
 mod show;
 mod stats;
@@ -149,6 +151,11 @@ pub enum Command {
     /// Show or create the config file.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// A repository's Hive CI runs, newest first (like `gh run list`).
+    Runs(runs::RunsArgs),
+    /// Hive CI helpers for runner scripts (`ci report`).
+    #[command(subcommand)]
+    Ci(ci::CiCommand),
     /// Print a shell completion script to stdout.
     Completions {
         /// The shell.
@@ -181,6 +188,8 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Workers(a) => workers::run(&ctx, a),
         Command::Key(cmd) => key::run(&ctx, cmd),
         Command::Config(cmd) => config::run(&ctx, cmd),
+        Command::Runs(a) => runs::run(&ctx, a),
+        Command::Ci(cmd) => ci::run(&ctx, cmd),
         Command::Completions { shell } => completions::run(&ctx, shell),
     }
 }
