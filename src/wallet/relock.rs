@@ -1,0 +1,150 @@
+//! Swapping a bearer token into one locked (NUT-11) to a worker, minding
+//! the mint's input fees.
+
+use super::*;
+
+/// The result of swapping a bearer token into one locked to a worker.
+#[derive(Debug, Clone)]
+pub struct Relocked {
+    /// The locked token.
+    pub sent: Sent,
+    /// Value of the token given.
+    pub given: u64,
+    /// What the swap into the wallet credited (given minus input fees).
+    pub received: u64,
+    /// Value locked to the worker.
+    pub locked: u64,
+}
+
+impl LocalWallet {
+    /// Swap a bearer `token` into one locked to a worker, minding the
+    /// mint's input fees: refused before anything is swapped when the fees
+    /// would eat it all; otherwise the locked token holds what the swap
+    /// credited minus the fee of the locked token itself. Every error after
+    /// the swap says where the value is.
+    pub async fn relock(
+        &self,
+        token: &PaymentToken,
+        lock: Lock,
+        mut journal: Option<&mut Journal>,
+    ) -> Result<Relocked> {
+        let mint = token.info().mint.clone();
+        let given = token.info().amount;
+        let _g = self.guard(&mint, journal.as_deref_mut()).await?;
+        let w = self.wallet(&mint).await?;
+        // Input fees of the token's own proofs (NUT-02), before swapping.
+        let t = Token::from_str(token.expose()).map_err(werr)?;
+        let infos = keyset_infos(
+            w.keysets(KeysetLoadPolicy::CacheThenNetwork)
+                .await
+                .map_err(|e| cdk_err(&format!("mint {mint}"), e))?,
+        );
+        let max_ppk = infos
+            .iter()
+            .filter(|k| k.active)
+            .map(|k| k.input_fee_ppk)
+            .min()
+            .unwrap_or(0);
+        let proofs = t.proofs(&infos).map_err(|e| {
+            Error::input(format!(
+                "the token's proofs do not match the mint's keysets: {e}"
+            ))
+        })?;
+        let fee_in: u64 = w
+            .get_proofs_fee(&proofs)
+            .await
+            .map(|f| f.total.into())
+            .unwrap_or(0);
+        // The locked token needs at least one proof, whose fee is paid too.
+        let min_out_fee = max_ppk.div_ceil(1000);
+        if given <= fee_in + min_out_fee {
+            return Err(Error::input(format!(
+                "the token holds {given} sat and mint {mint} charges input fees ({fee_in} sat to swap it, \
+                 at least {min_out_fee} sat for the locked token): nothing would be left to lock; \
+                 nothing was swapped"
+            )));
+        }
+        let received: u64 = w
+            .receive(token.expose().trim(), ReceiveOptions::default())
+            .await
+            .map_err(|e| cdk_err("swapping the token into the wallet", e))?
+            .into();
+        let where_ = |what: String| {
+            Error::Wallet(format!(
+                "{what}; the token's value ({received} sat after fees) is in the wallet at {mint} \
+                 (`jobctl wallet balance`)"
+            ))
+        };
+        // The largest amount whose locked token, with its fees, fits in
+        // what the swap credited.
+        let mut amount = received.saturating_sub(min_out_fee);
+        let conditions = conditions(Some(lock))?;
+        for _ in 0..8 {
+            if amount == 0 {
+                break;
+            }
+            let prepared = match w
+                .prepare_send(
+                    Amount::from(amount),
+                    SendOptions {
+                        conditions: conditions.clone(),
+                        include_fee: true,
+                        ..Default::default()
+                    },
+                )
+                .await
+            {
+                Ok(p) => p,
+                Err(cdk::Error::InsufficientFunds) => {
+                    amount -= 1;
+                    continue;
+                }
+                Err(e) => return Err(where_(cdk_err("locking it to the worker", e).to_string())),
+            };
+            let fee: u64 = prepared.fee().into();
+            if amount + fee > received {
+                let _ = prepared.cancel().await;
+                amount = received.saturating_sub(fee).min(amount - 1);
+                continue;
+            }
+            let op_id = prepared.operation_id().to_string();
+            if let Some(j) = journal.as_deref_mut() {
+                if let Err(e) = j.send_prepared(&op_id, &mint, amount, "lock") {
+                    let _ = prepared.cancel().await;
+                    return Err(where_(e.to_string()));
+                }
+            }
+            let locked = match prepared.confirm(None).await {
+                Ok(t) => encode_token(&w, &t, self.format).await,
+                Err(e) => {
+                    if let Some(j) = journal.as_deref_mut() {
+                        let _ = j.send_state(&op_id, "failed", &e.to_string());
+                    }
+                    return Err(where_(cdk_err("locking it to the worker", e).to_string()));
+                }
+            };
+            if let Some(j) = journal {
+                if let Err(e) = j.send_created(&op_id, &locked) {
+                    if let Ok(op) = parse_op(&op_id) {
+                        let _ = w.revoke_send(op).await;
+                    }
+                    return Err(where_(e.to_string()));
+                }
+            }
+            return Ok(Relocked {
+                sent: Sent {
+                    token: locked,
+                    op_id,
+                    fee,
+                },
+                given,
+                received,
+                locked: amount,
+            });
+        }
+        Err(where_(format!(
+            "cannot lock any of it to the worker: the mint's fees take it all (swap fee {} sat)",
+            given.saturating_sub(received)
+        )))
+    }
+}
