@@ -17,6 +17,7 @@ pub mod keys;
 pub mod logs;
 pub mod payment;
 pub mod protocol;
+pub mod reclaim;
 pub mod relays;
 pub mod settings;
 pub mod state;

@@ -12,6 +12,7 @@ use crate::error::Result;
 use crate::journal::{self, Journal};
 use crate::keys::{self, SigningKey};
 use crate::wallet::{self, LocalWallet};
+use crate::worker::WorkerConfig;
 
 /// The environment variables jobctl reads, all in one place.
 pub mod env {
@@ -138,6 +139,90 @@ impl Settings {
     /// Open the wallet, creating it on first use.
     pub async fn wallet(&self) -> Result<LocalWallet> {
         LocalWallet::open(&self.wallet_dir).await
+    }
+}
+
+/// `jobctl worker`'s flags that override its config file (empty lists and
+/// `None` leave the file's value).
+#[derive(Debug, Clone, Default)]
+pub struct WorkerFlags {
+    /// `--worker-config PATH`.
+    pub worker_config: Option<PathBuf>,
+    /// `--allow-cmd` (replaces the file's list).
+    pub allow_cmds: Vec<String>,
+    /// `--price`.
+    pub price: Option<u64>,
+    /// `--accept-mint`.
+    pub mints: Vec<String>,
+    /// `--unpaid-client`.
+    pub unpaid_clients: Vec<String>,
+    /// `--concurrency`.
+    pub concurrency: Option<usize>,
+    /// `--max-duration` (seconds).
+    pub max_duration: Option<u64>,
+    /// `--min-duration` (seconds).
+    pub min_duration: Option<u64>,
+    /// `--catch-up` (a duration; `0` = only new jobs).
+    pub catch_up: Option<String>,
+    /// `--mint-timeout` (a duration).
+    pub mint_timeout: Option<String>,
+    /// `--freelist`.
+    pub freelist: Vec<String>,
+    /// `--freelist-timeout` (a duration).
+    pub freelist_timeout: Option<String>,
+}
+
+/// A duration flag in whole seconds; a bad one is exit 2 naming the flag.
+fn flag_secs(flag: &str, value: &str) -> Result<u64> {
+    config::parse_duration(value)
+        .map(|d| d.as_secs())
+        .map_err(|e| crate::error::Error::input(format!("{flag}: {e}")))
+}
+
+impl Settings {
+    /// The worker's settings: a flag beats the `--worker-config` file beats
+    /// the built-in default; the wallet is the file's `wallet_dir`, else
+    /// the global one (`--wallet`, `JOBCTL_WALLET_DIR`).
+    pub fn worker_config(&self, f: WorkerFlags) -> Result<WorkerConfig> {
+        let mut w = match &f.worker_config {
+            Some(p) => {
+                let text = std::fs::read_to_string(p).map_err(|e| {
+                    crate::error::Error::input(format!("--worker-config {}: {e}", p.display()))
+                })?;
+                WorkerConfig::from_toml(p, &text)?
+            }
+            None => WorkerConfig::default(),
+        };
+        let replace = |to: &mut Vec<String>, from: Vec<String>| {
+            if !from.is_empty() {
+                *to = from;
+            }
+        };
+        replace(&mut w.allow_cmds, f.allow_cmds);
+        replace(&mut w.mints, f.mints);
+        replace(&mut w.unpaid_clients, f.unpaid_clients);
+        replace(&mut w.freelist, f.freelist);
+        w.price_per_second = f.price.unwrap_or(w.price_per_second);
+        w.concurrency = f.concurrency.unwrap_or(w.concurrency);
+        w.max_duration = f.max_duration.unwrap_or(w.max_duration);
+        w.min_duration = f.min_duration.unwrap_or(w.min_duration);
+        if let Some(d) = &f.catch_up {
+            w.catch_up = if d.trim() == "0" {
+                0
+            } else {
+                flag_secs("--catch-up", d)?
+            };
+        }
+        if let Some(d) = &f.mint_timeout {
+            w.mint_timeout = flag_secs("--mint-timeout", d)?.max(1);
+        }
+        if let Some(d) = &f.freelist_timeout {
+            w.freelist_timeout = flag_secs("--freelist-timeout", d)?.max(1);
+        }
+        if w.wallet_dir.is_none() {
+            w.wallet_dir = Some(self.wallet_dir.clone());
+        }
+        Ok(w)
     }
 }
 

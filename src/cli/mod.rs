@@ -17,8 +17,10 @@ mod follow;
 mod key;
 mod manage;
 mod pay;
+mod reclaim;
 pub(crate) mod render;
-mod serve;
+mod wallet;
+mod worker;
 
 pub(crate) use completions::Shell;
 pub(crate) use config::ConfigCommand;
@@ -29,8 +31,9 @@ pub(crate) use follow::{
 };
 pub(crate) use key::KeyCommand;
 pub(crate) use manage::{CancelArgs, RepublishArgs, StatsArgs};
-pub(crate) use pay::{ReclaimArgs, WalletCommand};
-pub(crate) use serve::WorkerArgs;
+pub(crate) use reclaim::ReclaimArgs;
+pub(crate) use wallet::WalletCommand;
+pub(crate) use worker::WorkerArgs;
 
 pub const EXIT_CODES: &str = "\
 EXIT CODES:
@@ -149,9 +152,9 @@ pub fn run(cli: Cli) -> Result<i32> {
     let ctx = Ctx::new(settings, cli.quiet);
     match cli.command {
         Command::Rerun(args) => dispatch::rerun(&ctx, *args),
-        Command::Wallet(c) => pay::wallet(&ctx, c),
-        Command::Reclaim(a) => pay::reclaim(&ctx, a),
-        Command::Worker(a) => serve::worker(&ctx, a),
+        Command::Wallet(c) => wallet::run(&ctx, c),
+        Command::Reclaim(a) => reclaim::run(&ctx, a),
+        Command::Worker(a) => worker::run(&ctx, a),
         Command::Cancel(a) => manage::cancel(&ctx, a),
         Command::Republish(a) => manage::republish(&ctx, a),
         Command::Stats(a) => manage::stats(&ctx, a),

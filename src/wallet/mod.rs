@@ -96,22 +96,48 @@ fn werr(msg: impl std::fmt::Display) -> Error {
     Error::Wallet(msg.to_string())
 }
 
-/// Translate cdk errors into one line, naming "already spent" plainly.
-fn cdk_err(what: &str, e: impl std::fmt::Display) -> Error {
-    let s = e.to_string();
-    let lower = s.to_ascii_lowercase();
-    if lower.contains("already spent") || lower.contains("token already spent") {
-        Error::Wallet(format!("{what}: the token is already spent"))
-    } else if lower.contains("http transport error") || lower.contains("connection refused") {
-        let why = s.rsplit(": ").next().unwrap_or(&s).to_string();
-        Error::Wallet(format!("{what}: cannot reach the mint ({why})"))
-    } else if lower.contains("pending") && lower.contains("proof") {
-        Error::Wallet(format!(
-            "{what}: the token's proofs are pending at the mint"
-        ))
-    } else {
-        Error::Wallet(format!("{what}: {s}"))
+/// What a cdk error means for the user, by cdk's error variant.
+#[derive(Debug, PartialEq, Eq)]
+enum Fault<'a> {
+    /// The mint says the token's proofs are spent.
+    Spent,
+    /// The mint could not be reached (or answered garbage): the last
+    /// part of the transport's message.
+    Unreachable(&'a str),
+    /// The mint says the proofs are pending (being spent).
+    Pending,
+    /// Anything else: cdk's own words.
+    Other,
+}
+
+fn fault(e: &cdk::Error) -> Fault<'_> {
+    match e {
+        cdk::Error::TokenAlreadySpent => Fault::Spent,
+        cdk::Error::TokenPending => Fault::Pending,
+        cdk::Error::HttpError(_, m) => Fault::Unreachable(m.rsplit(": ").next().unwrap_or(m)),
+        _ => Fault::Other,
     }
+}
+
+/// Translate cdk errors into one line, naming "already spent" plainly.
+fn cdk_err(what: &str, e: cdk::Error) -> Error {
+    match fault(&e) {
+        Fault::Spent => Error::Wallet(format!("{what}: the token is already spent")),
+        Fault::Unreachable(why) => Error::Wallet(format!("{what}: cannot reach the mint ({why})")),
+        Fault::Pending => Error::Wallet(format!(
+            "{what}: the token's proofs are pending at the mint"
+        )),
+        Fault::Other => Error::Wallet(format!("{what}: {e}")),
+    }
+}
+
+/// What redeeming a token did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Redeemed {
+    /// This much was credited to the wallet.
+    Credited(u64),
+    /// The mint says someone spent it first.
+    AlreadySpent,
 }
 
 /// A NUT-11 lock: spendable by `worker`, refundable by `refund` after `locktime`.
@@ -293,6 +319,31 @@ impl LocalWallet {
         Ok(out)
     }
 
+    /// The mint holding the most sat that can cover `amount` (or any, if
+    /// 0): where `wallet send`/`wallet pay` take from without `--mint`.
+    pub async fn richest_mint(&self, amount: u64) -> Result<String> {
+        let balances = self.balances().await?;
+        balances
+            .iter()
+            .filter(|b| b.unit == "sat" && b.amount >= amount)
+            .max_by_key(|b| b.amount)
+            .map(|b| b.mint.clone())
+            .ok_or_else(|| {
+                let have: Vec<String> = balances
+                    .iter()
+                    .map(|b| format!("{} {} at {}", b.amount, b.unit, b.mint))
+                    .collect();
+                Error::input(format!(
+                    "no mint in the wallet holds {amount} sat (wallet: {})",
+                    if have.is_empty() {
+                        "empty".to_string()
+                    } else {
+                        have.join(", ")
+                    }
+                ))
+            })
+    }
+
     /// Spendable sat balance at one mint.
     pub async fn balance_at(&self, mint: &str) -> Result<u64> {
         let norm = |s: &str| s.trim_end_matches('/').to_ascii_lowercase();
@@ -308,10 +359,18 @@ impl LocalWallet {
     /// Redeem a token into the wallet; `keys` sign locked proofs (the
     /// worker's key, or the refund key after the locktime).
     pub async fn receive(&self, token: &str, keys: Vec<cdk::nuts::SecretKey>) -> Result<u64> {
+        match self.redeem(token, keys).await? {
+            Redeemed::Credited(amount) => Ok(amount),
+            Redeemed::AlreadySpent => Err(cdk_err("receive", cdk::Error::TokenAlreadySpent)),
+        }
+    }
+
+    /// [`LocalWallet::receive`], telling "already spent" apart as data.
+    pub async fn redeem(&self, token: &str, keys: Vec<cdk::nuts::SecretKey>) -> Result<Redeemed> {
         let t = PaymentToken::parse_any_size(token)?;
         let _g = self.guard(&t.info().mint, None).await?;
         let w = self.wallet(&t.info().mint).await?;
-        let amount = w
+        let received = w
             .receive(
                 token.trim(),
                 ReceiveOptions {
@@ -319,9 +378,12 @@ impl LocalWallet {
                     ..Default::default()
                 },
             )
-            .await
-            .map_err(|e| cdk_err("receive", e))?;
-        Ok(amount.into())
+            .await;
+        match received {
+            Ok(amount) => Ok(Redeemed::Credited(amount.into())),
+            Err(e) if fault(&e) == Fault::Spent => Ok(Redeemed::AlreadySpent),
+            Err(e) => Err(cdk_err("receive", e)),
+        }
     }
 
     /// Mint `amount` sat at `mint` over Lightning: `on_invoice` gets the
