@@ -2,7 +2,9 @@
 //! `JOBCTL_SECRET_KEY`, then the config's key file), how key files are
 //! written (0600, never overwritten by accident) and read (refused when
 //! group or others can read them, as ssh does). A secret key is never
-//! printed or logged: `Debug` of the loaded key shows only the npub.
+//! printed or logged: `Debug` of the loaded key shows only the npub. The
+//! library never prompts: an ncryptsec key's passphrase comes from
+//! `JOBCTL_KEY_PASSPHRASE`, else from the caller's [`AskPassphrase`].
 
 use std::fmt;
 use std::io::Write;
@@ -61,11 +63,20 @@ pub fn npub(pk: &PublicKey) -> String {
     pk.to_bech32().unwrap_or_else(|_| pk.to_hex())
 }
 
+/// How to ask for the passphrase of an ncryptsec key when
+/// `JOBCTL_KEY_PASSPHRASE` is unset: the binary prompts on the terminal;
+/// `None` (no terminal to ask on) makes an encrypted key an error.
+pub type AskPassphrase = fn() -> std::io::Result<String>;
+
 /// Resolve the signing key: `flag` beats `JOBCTL_SECRET_KEY` beats the
-/// config's key file.
-pub fn resolve(flag: Option<&Path>, config_key_file: &Path) -> Result<SigningKey> {
+/// config's key file. `ask` gets an ncryptsec key's passphrase.
+pub fn resolve(
+    flag: Option<&Path>,
+    config_key_file: &Path,
+    ask: Option<AskPassphrase>,
+) -> Result<SigningKey> {
     if let Some(path) = flag {
-        let keys = load_key_file(path)?;
+        let keys = load_key_file(path, ask)?;
         return Ok(SigningKey {
             keys,
             source: KeySource::Flag(path.to_path_buf()),
@@ -92,7 +103,7 @@ pub fn resolve(flag: Option<&Path>, config_key_file: &Path) -> Result<SigningKey
                 .into(),
         });
     }
-    let keys = load_key_file(config_key_file)?;
+    let keys = load_key_file(config_key_file, ask)?;
     Ok(SigningKey {
         keys,
         source: KeySource::Config(config_key_file.to_path_buf()),
@@ -107,13 +118,13 @@ pub fn parse_plain_secret(s: &str) -> Result<Keys> {
 }
 
 /// Parse any accepted key text: nsec, hex, or ncryptsec (NIP-49, needs the
-/// passphrase from `JOBCTL_KEY_PASSPHRASE` or a terminal prompt).
-pub fn parse_secret_text(s: &str) -> Result<Keys> {
+/// passphrase from `JOBCTL_KEY_PASSPHRASE`, else from `ask`).
+pub fn parse_secret_text(s: &str, ask: Option<AskPassphrase>) -> Result<Keys> {
     let s = s.trim();
     if s.starts_with("ncryptsec1") {
         let enc = EncryptedSecretKey::from_bech32(s)
             .map_err(|_| Error::input("malformed ncryptsec key"))?;
-        let pass = passphrase()?;
+        let pass = passphrase(ask)?;
         let sk = enc
             .decrypt(&pass)
             .map_err(|_| Error::input("wrong passphrase for the ncryptsec key"))?;
@@ -122,19 +133,23 @@ pub fn parse_secret_text(s: &str) -> Result<Keys> {
     parse_plain_secret(s)
 }
 
-fn passphrase() -> Result<String> {
+/// `JOBCTL_KEY_PASSPHRASE`, else what `ask` gets.
+fn passphrase(ask: Option<AskPassphrase>) -> Result<String> {
     if let Ok(p) = std::env::var(ENV_PASSPHRASE) {
         return Ok(p);
     }
-    rpassword::prompt_password("passphrase for the ncryptsec key: ").map_err(|_| {
-        Error::input(format!(
-            "the key is encrypted (ncryptsec): set {ENV_PASSPHRASE} or run in a terminal"
-        ))
-    })
+    ask.ok_or(())
+        .and_then(|ask| ask().map_err(|_| ()))
+        .map_err(|()| {
+            Error::input(format!(
+                "the key is encrypted (ncryptsec): set {ENV_PASSPHRASE} or run in a terminal"
+            ))
+        })
 }
 
-/// Read a key file, refusing one that group or others can read.
-pub fn load_key_file(path: &Path) -> Result<Keys> {
+/// Read a key file, refusing one that group or others can read; `ask`
+/// gets an ncryptsec key's passphrase.
+pub fn load_key_file(path: &Path, ask: Option<AskPassphrase>) -> Result<Keys> {
     let kerr = |msg: String| Error::KeyFile {
         path: path.to_path_buf(),
         msg,
@@ -147,7 +162,7 @@ pub fn load_key_file(path: &Path) -> Result<Keys> {
         .map(str::trim)
         .find(|l| !l.is_empty() && !l.starts_with('#'))
         .ok_or_else(|| kerr("is empty".into()))?;
-    parse_secret_text(first).map_err(|e| kerr(e.to_string()))
+    parse_secret_text(first, ask).map_err(|e| kerr(e.to_string()))
 }
 
 fn check_permissions(path: &Path, meta: &std::fs::Metadata) -> Result<()> {
@@ -380,10 +395,10 @@ pub fn generate(path: &Path, force: bool) -> Result<Keys> {
 
 /// Import key text (nsec, hex, or ncryptsec). An ncryptsec is checked by
 /// decrypting it and stored encrypted as given; nsec and hex are stored as
-/// nsec.
-pub fn import(path: &Path, text: &str, force: bool) -> Result<Keys> {
+/// nsec. `ask` gets an ncryptsec key's passphrase.
+pub fn import(path: &Path, text: &str, force: bool, ask: Option<AskPassphrase>) -> Result<Keys> {
     let text = text.trim();
-    let keys = parse_secret_text(text)?;
+    let keys = parse_secret_text(text, ask)?;
     let stored = if text.starts_with("ncryptsec1") {
         text.to_string()
     } else {

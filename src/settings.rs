@@ -64,6 +64,8 @@ pub struct Settings {
     /// The wallet directory.
     pub wallet_dir: PathBuf,
     config: OnceCell<Config>,
+    /// Asks for an ncryptsec key's passphrase (the binary's prompt).
+    ask_passphrase: Option<keys::AskPassphrase>,
 }
 
 impl Settings {
@@ -75,7 +77,20 @@ impl Settings {
             wallet_dir: wallet::resolve_dir(flags.wallet_dir.as_deref()),
             flags,
             config: OnceCell::new(),
+            ask_passphrase: None,
         }
+    }
+
+    /// Ask with `ask` for an ncryptsec key's passphrase when
+    /// `JOBCTL_KEY_PASSPHRASE` is unset (without it, such a key is an error).
+    pub fn with_passphrase_prompt(mut self, ask: keys::AskPassphrase) -> Settings {
+        self.ask_passphrase = Some(ask);
+        self
+    }
+
+    /// What asks for an ncryptsec key's passphrase, if anything.
+    pub fn passphrase_prompt(&self) -> Option<keys::AskPassphrase> {
+        self.ask_passphrase
     }
 
     /// The config file (with `JOBCTL_RELAYS`/`JOBCTL_WORKER` applied),
@@ -105,7 +120,11 @@ impl Settings {
     /// The signing key (required): `--key-file` beats `JOBCTL_SECRET_KEY`
     /// beats the config's key file.
     pub fn signing_key(&self) -> Result<SigningKey> {
-        keys::resolve(self.key_file_flag(), &self.config()?.key_file)
+        keys::resolve(
+            self.key_file_flag(),
+            &self.config()?.key_file,
+            self.ask_passphrase,
+        )
     }
 
     /// The signing key, or `None` when there is none at all (reads work

@@ -148,7 +148,8 @@ pub fn run(cli: Cli) -> Result<i32> {
         key_file: cli.key_file,
         journal: cli.journal,
         wallet_dir: cli.wallet_dir,
-    });
+    })
+    .with_passphrase_prompt(key::ask_passphrase);
     let ctx = Ctx::new(settings, cli.quiet);
     match cli.command {
         Command::Rerun(args) => dispatch::rerun(&ctx, *args),

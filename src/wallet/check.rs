@@ -45,51 +45,7 @@ pub async fn check_token(token: &PaymentToken, timeout: Duration) -> Result<Toke
                 "the token's proofs do not match the mint's keysets: {e}"
             ))
         })?;
-        // Each proof's keyset must be the mint's, in the token's unit, hold
-        // a key for the proof's amount, and (NUT-12) its DLEQ proof, when
-        // there is one, must verify against that key.
-        let mut keys: std::collections::HashMap<cdk::nuts::Id, cdk::nuts::Keys> =
-            std::collections::HashMap::new();
-        for p in &proofs {
-            let info = infos.iter().find(|i| i.id == p.keyset_id).ok_or_else(|| {
-                Error::input(format!(
-                    "the token names keyset {} that mint {mint} does not have",
-                    p.keyset_id
-                ))
-            })?;
-            if info.unit != unit {
-                return Err(Error::input(format!(
-                    "the token says its unit is `{}` but its keyset {} at {mint} is in `{}`",
-                    crate::text::sanitize(&unit.to_string()),
-                    p.keyset_id,
-                    info.unit
-                )));
-            }
-            let keyset_keys = match keys.entry(p.keyset_id) {
-                std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-                std::collections::hash_map::Entry::Vacant(e) => e.insert(
-                    connector
-                        .get_mint_keyset(p.keyset_id)
-                        .await
-                        .map_err(unreachable)?
-                        .keys,
-                ),
-            };
-            let key = keyset_keys
-                .amount_key(p.amount)
-                .ok_or_else(|| {
-                    Error::input(format!(
-                        "the token holds a proof of {} {unit} but keyset {} at {mint} has no such denomination (edited token)",
-                        p.amount, p.keyset_id
-                    ))
-                })?;
-            if p.dleq.is_some() && p.verify_dleq(key).is_err() {
-                return Err(Error::input(format!(
-                    "a proof of {} {unit} in the token fails its DLEQ check against mint {mint}'s key (edited or forged token)",
-                    p.amount
-                )));
-            }
-        }
+        verify_proofs(&connector, &proofs, &infos, &unit, &mint).await?;
         let ys = proofs.ys().map_err(werr)?;
         let resp = connector
             .post_check_state(CheckStateRequest { ys })
@@ -111,4 +67,63 @@ pub async fn check_token(token: &PaymentToken, timeout: Duration) -> Result<Toke
             token.info().mint
         ))
     })?
+}
+
+/// Each proof's keyset must be the mint's, in the token's unit, hold a
+/// key for the proof's amount, and (NUT-12) its DLEQ proof, when there is
+/// one, must verify against that key.
+async fn verify_proofs(
+    connector: &std::sync::Arc<dyn cdk::wallet::MintConnector + Send + Sync>,
+    proofs: &[cdk::nuts::Proof],
+    infos: &[KeySetInfo],
+    unit: &CurrencyUnit,
+    mint: &str,
+) -> Result<()> {
+    let unreachable = |e: cdk::Error| werr(format!("cannot reach mint {mint}: {e}"));
+    // Each proof's keyset must be the mint's, in the token's unit, hold
+    // a key for the proof's amount, and (NUT-12) its DLEQ proof, when
+    // there is one, must verify against that key.
+    let mut keys: std::collections::HashMap<cdk::nuts::Id, cdk::nuts::Keys> =
+        std::collections::HashMap::new();
+    for p in proofs {
+        let info = infos.iter().find(|i| i.id == p.keyset_id).ok_or_else(|| {
+            Error::input(format!(
+                "the token names keyset {} that mint {mint} does not have",
+                p.keyset_id
+            ))
+        })?;
+        if info.unit != *unit {
+            return Err(Error::input(format!(
+                "the token says its unit is `{}` but its keyset {} at {mint} is in `{}`",
+                crate::text::sanitize(&unit.to_string()),
+                p.keyset_id,
+                info.unit
+            )));
+        }
+        let keyset_keys = match keys.entry(p.keyset_id) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(e) => e.insert(
+                connector
+                    .get_mint_keyset(p.keyset_id)
+                    .await
+                    .map_err(unreachable)?
+                    .keys,
+            ),
+        };
+        let key = keyset_keys
+            .amount_key(p.amount)
+            .ok_or_else(|| {
+                Error::input(format!(
+                    "the token holds a proof of {} {unit} but keyset {} at {mint} has no such denomination (edited token)",
+                    p.amount, p.keyset_id
+                ))
+            })?;
+        if p.dleq.is_some() && p.verify_dleq(key).is_err() {
+            return Err(Error::input(format!(
+                "a proof of {} {unit} in the token fails its DLEQ check against mint {mint}'s key (edited or forged token)",
+                p.amount
+            )));
+        }
+    }
+    Ok(())
 }

@@ -32,31 +32,7 @@ impl LocalWallet {
         let given = token.info().amount;
         let _g = self.guard(&mint, journal.as_deref_mut()).await?;
         let w = self.wallet(&mint).await?;
-        // Input fees of the token's own proofs (NUT-02), before swapping.
-        let t = Token::from_str(token.expose()).map_err(werr)?;
-        let infos = keyset_infos(
-            w.keysets(KeysetLoadPolicy::CacheThenNetwork)
-                .await
-                .map_err(|e| cdk_err(&format!("mint {mint}"), e))?,
-        );
-        let max_ppk = infos
-            .iter()
-            .filter(|k| k.active)
-            .map(|k| k.input_fee_ppk)
-            .min()
-            .unwrap_or(0);
-        let proofs = t.proofs(&infos).map_err(|e| {
-            Error::input(format!(
-                "the token's proofs do not match the mint's keysets: {e}"
-            ))
-        })?;
-        let fee_in: u64 = w
-            .get_proofs_fee(&proofs)
-            .await
-            .map(|f| f.total.into())
-            .unwrap_or(0);
-        // The locked token needs at least one proof, whose fee is paid too.
-        let min_out_fee = max_ppk.div_ceil(1000);
+        let (fee_in, min_out_fee) = input_fees(&w, token, &mint).await?;
         if given <= fee_in + min_out_fee {
             return Err(Error::input(format!(
                 "the token holds {given} sat and mint {mint} charges input fees ({fee_in} sat to swap it, \
@@ -83,68 +59,128 @@ impl LocalWallet {
             if amount == 0 {
                 break;
             }
-            let prepared = match w
-                .prepare_send(
-                    Amount::from(amount),
-                    SendOptions {
-                        conditions: conditions.clone(),
-                        include_fee: true,
-                        ..Default::default()
-                    },
+            let tried = self
+                .try_lock(
+                    &w,
+                    &mint,
+                    amount,
+                    received,
+                    &conditions,
+                    journal.as_deref_mut(),
                 )
-                .await
-            {
-                Ok(p) => p,
-                Err(cdk::Error::InsufficientFunds) => {
-                    amount -= 1;
-                    continue;
-                }
-                Err(e) => return Err(where_(cdk_err("locking it to the worker", e).to_string())),
-            };
-            let fee: u64 = prepared.fee().into();
-            if amount + fee > received {
-                let _ = prepared.cancel().await;
-                amount = received.saturating_sub(fee).min(amount - 1);
-                continue;
-            }
-            let op_id = prepared.operation_id().to_string();
-            if let Some(j) = journal.as_deref_mut() {
-                if let Err(e) = j.send_prepared(&op_id, &mint, amount, "lock") {
-                    let _ = prepared.cancel().await;
-                    return Err(where_(e.to_string()));
+                .await;
+            match tried.map_err(where_)? {
+                Attempt::Smaller(next) => amount = next,
+                Attempt::Locked(sent) => {
+                    return Ok(Relocked {
+                        sent,
+                        given,
+                        received,
+                        locked: amount,
+                    })
                 }
             }
-            let locked = match prepared.confirm(None).await {
-                Ok(t) => encode_token(&w, &t, self.format).await,
-                Err(e) => {
-                    if let Some(j) = journal.as_deref_mut() {
-                        let _ = j.send_state(&op_id, "failed", &e.to_string());
-                    }
-                    return Err(where_(cdk_err("locking it to the worker", e).to_string()));
-                }
-            };
-            if let Some(j) = journal {
-                if let Err(e) = j.send_created(&op_id, &locked) {
-                    if let Ok(op) = parse_op(&op_id) {
-                        let _ = w.revoke_send(op).await;
-                    }
-                    return Err(where_(e.to_string()));
-                }
-            }
-            return Ok(Relocked {
-                sent: Sent {
-                    token: locked,
-                    op_id,
-                    fee,
-                },
-                given,
-                received,
-                locked: amount,
-            });
         }
         Err(where_(format!(
             "cannot lock any of it to the worker: the mint's fees take it all (swap fee {} sat)",
             given.saturating_sub(received)
         )))
     }
+
+    /// One try at locking `amount` of the `received` sat to the worker:
+    /// journaled `prepared` before the mint is asked, `created` after.
+    /// An error says what failed; the caller adds where the value is.
+    async fn try_lock(
+        &self,
+        w: &Wallet,
+        mint: &str,
+        amount: u64,
+        received: u64,
+        conditions: &Option<SpendingConditions>,
+        mut journal: Option<&mut Journal>,
+    ) -> std::result::Result<Attempt, String> {
+        let options = SendOptions {
+            conditions: conditions.clone(),
+            include_fee: true,
+            ..Default::default()
+        };
+        let prepared = match w.prepare_send(Amount::from(amount), options).await {
+            Ok(p) => p,
+            Err(cdk::Error::InsufficientFunds) => return Ok(Attempt::Smaller(amount - 1)),
+            Err(e) => return Err(cdk_err("locking it to the worker", e).to_string()),
+        };
+        let fee: u64 = prepared.fee().into();
+        if amount + fee > received {
+            let _ = prepared.cancel().await;
+            return Ok(Attempt::Smaller(
+                received.saturating_sub(fee).min(amount - 1),
+            ));
+        }
+        let op_id = prepared.operation_id().to_string();
+        if let Some(j) = journal.as_deref_mut() {
+            if let Err(e) = j.send_prepared(&op_id, mint, amount, "lock") {
+                let _ = prepared.cancel().await;
+                return Err(e.to_string());
+            }
+        }
+        let locked = match prepared.confirm(None).await {
+            Ok(t) => encode_token(w, &t, self.format).await,
+            Err(e) => {
+                if let Some(j) = journal.as_deref_mut() {
+                    let _ = j.send_state(&op_id, "failed", &e.to_string());
+                }
+                return Err(cdk_err("locking it to the worker", e).to_string());
+            }
+        };
+        if let Some(j) = journal {
+            if let Err(e) = j.send_created(&op_id, &locked) {
+                if let Ok(op) = parse_op(&op_id) {
+                    let _ = w.revoke_send(op).await;
+                }
+                return Err(e.to_string());
+            }
+        }
+        Ok(Attempt::Locked(Sent {
+            token: locked,
+            op_id,
+            fee,
+        }))
+    }
+}
+
+/// What one try at locking gave.
+enum Attempt {
+    /// Too much for what the swap credited: try this amount.
+    Smaller(u64),
+    /// Locked.
+    Locked(Sent),
+}
+
+/// Input fees of the token's own proofs (NUT-02), before swapping, and the
+/// least fee of the locked token (it needs at least one proof, whose fee
+/// is paid too).
+async fn input_fees(w: &Wallet, token: &PaymentToken, mint: &str) -> Result<(u64, u64)> {
+    let t = Token::from_str(token.expose()).map_err(werr)?;
+    let infos = keyset_infos(
+        w.keysets(KeysetLoadPolicy::CacheThenNetwork)
+            .await
+            .map_err(|e| cdk_err(&format!("mint {mint}"), e))?,
+    );
+    let max_ppk = infos
+        .iter()
+        .filter(|k| k.active)
+        .map(|k| k.input_fee_ppk)
+        .min()
+        .unwrap_or(0);
+    let proofs = t.proofs(&infos).map_err(|e| {
+        Error::input(format!(
+            "the token's proofs do not match the mint's keysets: {e}"
+        ))
+    })?;
+    let fee_in: u64 = w
+        .get_proofs_fee(&proofs)
+        .await
+        .map(|f| f.total.into())
+        .unwrap_or(0);
+    Ok((fee_in, max_ppk.div_ceil(1000)))
 }
