@@ -470,4 +470,36 @@ mod tests {
         );
         assert!(parse_plain_secret("npub1xyz").is_err());
     }
+
+    #[test]
+    fn an_ncryptsec_passphrase_comes_from_the_callers_prompt_never_a_library_one() {
+        if std::env::var_os(ENV_PASSPHRASE).is_some() {
+            return; // the environment answers first
+        }
+        let keys = Keys::generate();
+        let enc = EncryptedSecretKey::new(keys.secret_key(), "pw", 4, KeySecurity::Medium)
+            .expect("encrypt")
+            .to_bech32()
+            .expect("bech32");
+        let right: AskPassphrase = || Ok("pw".into());
+        let wrong: AskPassphrase = || Ok("nope".into());
+        let no_tty: AskPassphrase = || Err(std::io::Error::other("no terminal"));
+        assert_eq!(
+            parse_secret_text(&enc, Some(right))
+                .expect("decrypts")
+                .public_key(),
+            keys.public_key()
+        );
+        assert!(parse_secret_text(&enc, Some(wrong)).is_err());
+        for ask in [None, Some(no_tty)] {
+            let e = parse_secret_text(&enc, ask).expect_err("no passphrase");
+            assert_eq!(
+                e.to_string(),
+                Error::input(format!(
+                    "the key is encrypted (ncryptsec): set {ENV_PASSPHRASE} or run in a terminal"
+                ))
+                .to_string()
+            );
+        }
+    }
 }

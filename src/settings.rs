@@ -249,3 +249,58 @@ impl Settings {
 pub fn env_nonempty(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.trim().is_empty())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings() -> Settings {
+        Settings::resolve(GlobalFlags {
+            wallet_dir: Some("/tmp/jobctl-test-wallet".into()),
+            ..GlobalFlags::default()
+        })
+    }
+
+    #[test]
+    fn worker_flags_beat_the_worker_config_and_the_wallet_falls_back_to_the_global_one() {
+        let dir = std::env::temp_dir().join(format!("jobctl-settings-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let file = dir.join("worker.toml");
+        std::fs::write(
+            &file,
+            "price_per_second = 3\nconcurrency = 4\nmints = [\"http://127.0.0.1:3338\"]\n",
+        )
+        .expect("write");
+        let w = settings()
+            .worker_config(WorkerFlags {
+                worker_config: Some(file.clone()),
+                price: Some(7),
+                allow_cmds: vec!["echo".into()],
+                catch_up: Some("0".into()),
+                mint_timeout: Some("500ms".into()),
+                ..WorkerFlags::default()
+            })
+            .expect("resolves");
+        assert_eq!(w.price_per_second, 7, "flag beats file");
+        assert_eq!(w.concurrency, 4, "file beats default");
+        assert_eq!(w.allow_cmds, vec!["echo".to_string()]);
+        assert_eq!((w.catch_up, w.mint_timeout), (0, 1));
+        assert_eq!(
+            w.wallet_dir,
+            Some(std::path::PathBuf::from("/tmp/jobctl-test-wallet"))
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_bad_worker_duration_is_bad_input_naming_its_flag() {
+        let e = settings()
+            .worker_config(WorkerFlags {
+                freelist_timeout: Some("soon".into()),
+                ..WorkerFlags::default()
+            })
+            .expect_err("bad duration");
+        assert!(matches!(e, crate::error::Error::Input(_)), "{e:?}");
+        assert!(e.to_string().starts_with("--freelist-timeout: "), "{e}");
+    }
+}

@@ -145,3 +145,55 @@ fn render_outcomes(ctx: &Ctx, outcomes: &[Outcome]) -> Result<()> {
     ctx.say(format!("reclaimed {total} sat into the wallet"));
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jobctl::reclaim::ClaimKind;
+    use jobctl::settings::{GlobalFlags, Settings};
+
+    #[test]
+    fn outcomes_are_data_lines_on_stdout_and_a_table_with_the_total_on_stderr() {
+        let settings = Settings::resolve(GlobalFlags::default());
+        let (ctx, out, err) = Ctx::for_test(settings, false, 1_700_000_000);
+        let job = |n: char| n.to_string().repeat(64);
+        let outcomes = vec![
+            Outcome {
+                job: job('a'),
+                result: ClaimResult::Claimed,
+                kind: Some(ClaimKind::Change),
+                amount: 19,
+                message: "19 sat credited from http://mint".into(),
+            },
+            Outcome {
+                job: job('b'),
+                result: ClaimResult::Skipped,
+                kind: None,
+                amount: 0,
+                message: "unpaid job: nothing to reclaim".into(),
+            },
+        ];
+        render_outcomes(&ctx, &outcomes).expect("renders");
+        assert_eq!(
+            out.text(),
+            format!("{} claimed 19\n{} skipped 0\n", job('a'), job('b'))
+        );
+        let err = err.text();
+        assert!(
+            err.contains("change") && err.contains("unpaid job"),
+            "{err}"
+        );
+        assert!(err.ends_with("reclaimed 19 sat into the wallet\n"), "{err}");
+        assert_eq!(
+            to_json(&outcomes).expect("json"),
+            format!(
+                "[{{\"job\":\"{}\",\"result\":\"claimed\",\"kind\":\"change\",\"amount\":19,\
+                 \"message\":\"19 sat credited from http://mint\"}},{{\"job\":\"{}\",\
+                 \"result\":\"skipped\",\"kind\":null,\"amount\":0,\
+                 \"message\":\"unpaid job: nothing to reclaim\"}}]",
+                job('a'),
+                job('b')
+            )
+        );
+    }
+}

@@ -97,7 +97,7 @@ impl LocalWallet {
         amount: u64,
         received: u64,
         conditions: &Option<SpendingConditions>,
-        mut journal: Option<&mut Journal>,
+        journal: Option<&mut Journal>,
     ) -> std::result::Result<Attempt, String> {
         let options = SendOptions {
             conditions: conditions.clone(),
@@ -116,35 +116,18 @@ impl LocalWallet {
                 received.saturating_sub(fee).min(amount - 1),
             ));
         }
-        let op_id = prepared.operation_id().to_string();
-        if let Some(j) = journal.as_deref_mut() {
-            if let Err(e) = j.send_prepared(&op_id, mint, amount, "lock") {
-                let _ = prepared.cancel().await;
-                return Err(e.to_string());
-            }
-        }
-        let locked = match prepared.confirm(None).await {
-            Ok(t) => encode_token(w, &t, self.format).await,
-            Err(e) => {
-                if let Some(j) = journal.as_deref_mut() {
-                    let _ = j.send_state(&op_id, "failed", &e.to_string());
-                }
-                return Err(cdk_err("locking it to the worker", e).to_string());
-            }
-        };
-        if let Some(j) = journal {
-            if let Err(e) = j.send_created(&op_id, &locked) {
-                if let Ok(op) = parse_op(&op_id) {
-                    let _ = w.revoke_send(op).await;
-                }
-                return Err(e.to_string());
-            }
-        }
-        Ok(Attempt::Locked(Sent {
-            token: locked,
-            op_id,
-            fee,
-        }))
+        self.confirm_logged(
+            w,
+            prepared,
+            mint,
+            amount,
+            journal,
+            "lock",
+            "locking it to the worker",
+        )
+        .await
+        .map(Attempt::Locked)
+        .map_err(|e| e.to_string())
     }
 }
 

@@ -53,6 +53,25 @@ impl LocalWallet {
             )
             .await
             .map_err(|e| cdk_err("send", e))?;
+        self.confirm_logged(&w, prepared, mint, amount, journal, purpose, "send")
+            .await
+    }
+
+    /// Confirm a prepared send, journaled as `purpose`: `prepared` before
+    /// the mint is asked, `created` with the token right after; a token
+    /// that cannot be journaled is taken back rather than handed out.
+    /// `what` names the step in a mint's error.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn confirm_logged(
+        &self,
+        w: &Wallet,
+        prepared: cdk::wallet::PreparedSend<'_>,
+        mint: &str,
+        amount: u64,
+        mut journal: Option<&mut Journal>,
+        purpose: &str,
+        what: &str,
+    ) -> Result<Sent> {
         let op_id = prepared.operation_id().to_string();
         let fee: u64 = prepared.fee().into();
         if let Some(j) = journal.as_deref_mut() {
@@ -62,12 +81,12 @@ impl LocalWallet {
             }
         }
         let token = match prepared.confirm(None).await {
-            Ok(t) => encode_token(&w, &t, self.format).await,
+            Ok(t) => encode_token(w, &t, self.format).await,
             Err(e) => {
                 if let Some(j) = journal.as_deref_mut() {
                     let _ = j.send_state(&op_id, "failed", &e.to_string());
                 }
-                return Err(cdk_err("send", e));
+                return Err(cdk_err(what, e));
             }
         };
         if let Some(j) = journal {
