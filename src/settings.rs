@@ -74,7 +74,7 @@ impl Settings {
         Settings {
             config_path: config::config_path(flags.config.as_deref()),
             journal_path: journal::resolve_path(flags.journal.as_deref()),
-            wallet_dir: wallet::resolve_dir(flags.wallet_dir.as_deref()),
+            wallet_dir: wallet_dir(flags.wallet_dir.as_deref()),
             flags,
             config: OnceCell::new(),
             ask_passphrase: None,
@@ -243,6 +243,18 @@ impl Settings {
         }
         Ok(w)
     }
+}
+
+/// The wallet directory: `--wallet` beats `JOBCTL_WALLET_DIR` (when not
+/// empty) beats `$XDG_DATA_HOME/jobctl/wallet`.
+pub fn wallet_dir(flag: Option<&Path>) -> PathBuf {
+    flag.map(Path::to_path_buf)
+        .or_else(|| {
+            std::env::var_os(env::WALLET_DIR)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        })
+        .unwrap_or_else(wallet::default_dir)
 }
 
 /// A variable's value when it is set to something other than blanks.

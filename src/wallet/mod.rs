@@ -39,8 +39,6 @@ use crate::journal::Journal;
 use crate::keys::FileLock;
 use crate::payment::PaymentToken;
 
-use crate::settings::env::WALLET_DIR as ENV_WALLET_DIR;
-
 mod check;
 mod reconcile;
 mod recover;
@@ -81,15 +79,10 @@ pub fn default_dir() -> PathBuf {
     crate::config::data_dir().join("wallet")
 }
 
-/// `flag` beats `JOBCTL_WALLET_DIR` beats the default.
+/// `flag` beats `JOBCTL_WALLET_DIR` beats the default (the rule lives in
+/// [`crate::settings::wallet_dir`]).
 pub fn resolve_dir(flag: Option<&Path>) -> PathBuf {
-    flag.map(Path::to_path_buf)
-        .or_else(|| {
-            std::env::var_os(ENV_WALLET_DIR)
-                .filter(|v| !v.is_empty())
-                .map(PathBuf::from)
-        })
-        .unwrap_or_else(default_dir)
+    crate::settings::wallet_dir(flag)
 }
 
 fn werr(msg: impl std::fmt::Display) -> Error {
