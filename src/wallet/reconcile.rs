@@ -350,16 +350,7 @@ async fn take_back(
     let op = parse_op(&rec.op_id)?;
     if traces.pending.contains(&rec.op_id) {
         match w.revoke_send(op).await {
-            Ok(a) => {
-                let a: u64 = a.into();
-                out.reclaimed_sends += 1;
-                out.reclaimed_amount += a;
-                j.send_state(
-                    &rec.op_id,
-                    "reclaimed",
-                    &format!("never journaled: {a} sat taken back into the wallet"),
-                )?;
-            }
+            Ok(a) => reclaimed(j, rec, a.into(), "taken back into", out)?,
             Err(e) => out
                 .problems
                 .push(cdk_err("taking back an unjournaled token", e).to_string()),
@@ -429,12 +420,22 @@ async fn put_back(
         .update_proofs_state(back.iter().map(|p| p.y).collect(), State::Unspent)
         .await
         .map_err(werr)?;
+    reclaimed(j, rec, a, "put back into", out)
+}
+
+/// Count a send taken back (`a` sat, `how` they came back) and journal it.
+fn reclaimed(
+    j: &mut Journal,
+    rec: &SendRecord,
+    a: u64,
+    how: &str,
+    out: &mut Reconciled,
+) -> Result<()> {
     out.reclaimed_sends += 1;
     out.reclaimed_amount += a;
     j.send_state(
         &rec.op_id,
         "reclaimed",
-        &format!("never journaled: {a} sat put back into the wallet"),
-    )?;
-    Ok(())
+        &format!("never journaled: {a} sat {how} the wallet"),
+    )
 }
