@@ -11,6 +11,7 @@ pub mod config;
 pub mod deadline;
 pub mod dispatch;
 pub mod error;
+pub mod files;
 pub mod follow;
 pub mod journal;
 pub mod keys;

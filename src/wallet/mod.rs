@@ -35,8 +35,8 @@ use cdk::Amount;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
+use crate::files::FileLock;
 use crate::journal::Journal;
-use crate::keys::FileLock;
 use crate::payment::PaymentToken;
 
 mod check;
@@ -69,8 +69,8 @@ pub fn lock_path(dir: &Path) -> PathBuf {
 /// "pay -> sign -> journal" so no other process can see (and take back)
 /// a token that is about to be journaled. Re-entrant in one process.
 pub fn lock(dir: &Path, wait: Duration) -> Result<FileLock> {
-    crate::keys::create_private_dir(dir)?;
-    crate::keys::refuse_open("wallet directory", dir)?;
+    crate::files::create_private_dir(dir)?;
+    crate::files::refuse_open("wallet directory", dir)?;
     FileLock::acquire(&lock_path(dir), wait)
 }
 
@@ -194,7 +194,7 @@ fn is_locked_proof(p: &cdk::nuts::Proof) -> bool {
 }
 
 fn create_private_file(path: &Path) -> Result<()> {
-    crate::keys::create_private_file(path)
+    crate::files::create_private_file(path)
         .map_err(|e| werr(format!("cannot create {}: {e}", path.display())))
 }
 
@@ -216,7 +216,7 @@ fn load_seed(dir: &Path) -> Result<[u8; 64]> {
         }
         let _ = std::fs::remove_file(&tmp);
     }
-    crate::keys::refuse_open("wallet seed", &path)?;
+    crate::files::refuse_open("wallet seed", &path)?;
     let words = std::fs::read_to_string(&path)
         .map_err(|e| werr(format!("cannot read {}: {e}", path.display())))?;
     let m = bip39::Mnemonic::from_str(words.trim()).map_err(|e| {
@@ -232,15 +232,15 @@ impl LocalWallet {
     /// Open (creating on first use) the wallet in `dir`. A directory, seed
     /// or store that group or others can read is refused (exit 2).
     pub async fn open(dir: &Path) -> Result<LocalWallet> {
-        crate::keys::create_private_dir(dir)?;
-        crate::keys::refuse_open("wallet directory", dir)?;
+        crate::files::create_private_dir(dir)?;
+        crate::files::refuse_open("wallet directory", dir)?;
         // First runs in parallel create the seed and the store's schema
         // once: one at a time.
         let creating = FileLock::acquire_async(&lock_path(dir), LOCK_WAIT).await?;
         let seed = load_seed(dir)?;
         let db_path = dir.join("wallet.sqlite");
         create_private_file(&db_path)?;
-        crate::keys::refuse_open("wallet store", &db_path)?;
+        crate::files::refuse_open("wallet store", &db_path)?;
         let store = cdk_sqlite::WalletSqliteDatabase::new(db_path.clone())
             .await
             .map_err(|e| werr(format!("cannot open {}: {e}", db_path.display())))?;

@@ -109,7 +109,7 @@ impl LocalWallet {
         mint: &str,
         journal: Option<&mut Journal>,
     ) -> Result<OpGuard<'_>> {
-        crate::keys::create_private_dir(&self.dir)?;
+        crate::files::create_private_dir(&self.dir)?;
         let file = FileLock::acquire_async(&lock_path(&self.dir), LOCK_WAIT).await?;
         {
             let _alone = self.ops.write().await;
