@@ -390,6 +390,46 @@ mod tests {
         }
     }
 
+    /// A bearer token of made-up proofs (never valid at a mint).
+    fn bearer(amount: u64) -> String {
+        use cdk::nuts::{CurrencyUnit, Id, Proof, PublicKey, Token};
+        use std::str::FromStr;
+        let c = PublicKey::from_hex(
+            "02a9acc1e48c25eeeb9289b5031cc57da9fe72f3fe2861d264bdc074209b107ba2",
+        )
+        .expect("point");
+        let id = Id::from_str("009a1f293253e41e").expect("id");
+        let proof = Proof::new(
+            cdk::Amount::from(amount),
+            id,
+            cdk::secret::Secret::generate(),
+            c,
+        );
+        Token::new(
+            cdk::mint_url::MintUrl::from_str("http://127.0.0.1:3338").expect("url"),
+            vec![proof],
+            None,
+            CurrencyUnit::Sat,
+        )
+        .to_v3_string()
+    }
+
+    #[test]
+    fn a_named_job_that_never_reached_a_relay_gives_its_bearer_payment_back() {
+        let token = bearer(8);
+        let d = decide(
+            &record(Some(&token), false),
+            &tracker(true),
+            None,
+            false,
+            Timestamp::from(1_700_000_000),
+        );
+        match d {
+            Decision::Claim(ClaimKind::Payment, t) => assert_eq!(t.info().amount, 8),
+            d => panic!("{d:?}"),
+        }
+    }
+
     #[test]
     fn skip_messages_read_as_before() {
         let now = Timestamp::from(100);

@@ -476,3 +476,28 @@ fn conditions(lock: Option<Lock>) -> Result<Option<SpendingConditions>> {
         Some(c),
     )))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mint_errors_are_classified_by_cdks_variant_not_its_words() {
+        let refused = cdk::Error::HttpError(
+            None,
+            "error sending request: tcp connect error: Connection refused (os error 111)".into(),
+        );
+        assert_eq!(
+            cdk_err("receive", refused).to_string(),
+            Error::Wallet(
+                "receive: cannot reach the mint (Connection refused (os error 111))".into()
+            )
+            .to_string()
+        );
+        assert_eq!(fault(&cdk::Error::TokenAlreadySpent), Fault::Spent);
+        assert_eq!(fault(&cdk::Error::TokenPending), Fault::Pending);
+        // Words alone no longer decide: only the mint's code does.
+        let worded = cdk::Error::Custom("token already spent".into());
+        assert_eq!(fault(&worded), Fault::Other);
+    }
+}
