@@ -52,12 +52,6 @@ pub enum Error {
     #[error("{0}")]
     Wallet(String),
 
-    /// The mint says a token is already spent. Typed so callers match the
-    /// variant, never the message text (`wallet` and `reclaim` still
-    /// classify cdk's text today: see issue 10).
-    #[error("{0}")]
-    TokenSpent(String),
-
     /// Anything else that went wrong at run time.
     #[error("{0}")]
     Runtime(String),
@@ -85,8 +79,7 @@ impl Error {
             | Error::Io { .. }
             | Error::Runtime(_)
             | Error::Journal(_)
-            | Error::Wallet(_)
-            | Error::TokenSpent(_) => exit::FAILURE,
+            | Error::Wallet(_) => exit::FAILURE,
         }
     }
 }

@@ -2,7 +2,9 @@
 //! `JOBCTL_SECRET_KEY`, then the config's key file), how key files are
 //! written (0600, never overwritten by accident) and read (refused when
 //! group or others can read them, as ssh does). A secret key is never
-//! printed or logged: `Debug` of the loaded key shows only the npub.
+//! printed or logged: `Debug` of the loaded key shows only the npub. The
+//! library never prompts: an ncryptsec key's passphrase comes from
+//! `JOBCTL_KEY_PASSPHRASE`, else from the caller's [`AskPassphrase`].
 
 use std::fmt;
 use std::io::Write;
@@ -12,6 +14,7 @@ use nostr_sdk::prelude::*;
 
 use crate::error::{Error, Result};
 
+pub use crate::files::{create_private_dir, create_private_file, refuse_open, too_open, FileLock};
 pub use crate::settings::env::KEY_PASSPHRASE as ENV_PASSPHRASE;
 pub use crate::settings::env::SECRET_KEY as ENV_SECRET_KEY;
 
@@ -61,11 +64,20 @@ pub fn npub(pk: &PublicKey) -> String {
     pk.to_bech32().unwrap_or_else(|_| pk.to_hex())
 }
 
+/// How to ask for the passphrase of an ncryptsec key when
+/// `JOBCTL_KEY_PASSPHRASE` is unset: the binary prompts on the terminal;
+/// `None` (no terminal to ask on) makes an encrypted key an error.
+pub type AskPassphrase = fn() -> std::io::Result<String>;
+
 /// Resolve the signing key: `flag` beats `JOBCTL_SECRET_KEY` beats the
-/// config's key file.
-pub fn resolve(flag: Option<&Path>, config_key_file: &Path) -> Result<SigningKey> {
+/// config's key file. `ask` gets an ncryptsec key's passphrase.
+pub fn resolve(
+    flag: Option<&Path>,
+    config_key_file: &Path,
+    ask: Option<AskPassphrase>,
+) -> Result<SigningKey> {
     if let Some(path) = flag {
-        let keys = load_key_file(path)?;
+        let keys = load_key_file(path, ask)?;
         return Ok(SigningKey {
             keys,
             source: KeySource::Flag(path.to_path_buf()),
@@ -92,7 +104,7 @@ pub fn resolve(flag: Option<&Path>, config_key_file: &Path) -> Result<SigningKey
                 .into(),
         });
     }
-    let keys = load_key_file(config_key_file)?;
+    let keys = load_key_file(config_key_file, ask)?;
     Ok(SigningKey {
         keys,
         source: KeySource::Config(config_key_file.to_path_buf()),
@@ -107,13 +119,13 @@ pub fn parse_plain_secret(s: &str) -> Result<Keys> {
 }
 
 /// Parse any accepted key text: nsec, hex, or ncryptsec (NIP-49, needs the
-/// passphrase from `JOBCTL_KEY_PASSPHRASE` or a terminal prompt).
-pub fn parse_secret_text(s: &str) -> Result<Keys> {
+/// passphrase from `JOBCTL_KEY_PASSPHRASE`, else from `ask`).
+pub fn parse_secret_text(s: &str, ask: Option<AskPassphrase>) -> Result<Keys> {
     let s = s.trim();
     if s.starts_with("ncryptsec1") {
         let enc = EncryptedSecretKey::from_bech32(s)
             .map_err(|_| Error::input("malformed ncryptsec key"))?;
-        let pass = passphrase()?;
+        let pass = passphrase(ask)?;
         let sk = enc
             .decrypt(&pass)
             .map_err(|_| Error::input("wrong passphrase for the ncryptsec key"))?;
@@ -122,19 +134,23 @@ pub fn parse_secret_text(s: &str) -> Result<Keys> {
     parse_plain_secret(s)
 }
 
-fn passphrase() -> Result<String> {
+/// `JOBCTL_KEY_PASSPHRASE`, else what `ask` gets.
+fn passphrase(ask: Option<AskPassphrase>) -> Result<String> {
     if let Ok(p) = std::env::var(ENV_PASSPHRASE) {
         return Ok(p);
     }
-    rpassword::prompt_password("passphrase for the ncryptsec key: ").map_err(|_| {
-        Error::input(format!(
-            "the key is encrypted (ncryptsec): set {ENV_PASSPHRASE} or run in a terminal"
-        ))
-    })
+    ask.ok_or(())
+        .and_then(|ask| ask().map_err(|_| ()))
+        .map_err(|()| {
+            Error::input(format!(
+                "the key is encrypted (ncryptsec): set {ENV_PASSPHRASE} or run in a terminal"
+            ))
+        })
 }
 
-/// Read a key file, refusing one that group or others can read.
-pub fn load_key_file(path: &Path) -> Result<Keys> {
+/// Read a key file, refusing one that group or others can read; `ask`
+/// gets an ncryptsec key's passphrase.
+pub fn load_key_file(path: &Path, ask: Option<AskPassphrase>) -> Result<Keys> {
     let kerr = |msg: String| Error::KeyFile {
         path: path.to_path_buf(),
         msg,
@@ -147,7 +163,7 @@ pub fn load_key_file(path: &Path) -> Result<Keys> {
         .map(str::trim)
         .find(|l| !l.is_empty() && !l.starts_with('#'))
         .ok_or_else(|| kerr("is empty".into()))?;
-    parse_secret_text(first).map_err(|e| kerr(e.to_string()))
+    parse_secret_text(first, ask).map_err(|e| kerr(e.to_string()))
 }
 
 fn check_permissions(path: &Path, meta: &std::fs::Metadata) -> Result<()> {
@@ -161,161 +177,6 @@ fn check_permissions(path: &Path, meta: &std::fs::Metadata) -> Result<()> {
         });
     }
     Ok(())
-}
-
-/// The file's permission bits when group or others may access it (unix);
-/// `None` when only the owner can, or off unix.
-pub fn too_open(meta: &std::fs::Metadata) -> Option<u32> {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let mode = meta.permissions().mode() & 0o777;
-        (mode & 0o077 != 0).then_some(mode)
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = meta;
-        None
-    }
-}
-
-/// Create `path` empty with mode 0600; an existing file is left alone
-/// (also one another process created a moment ago).
-pub fn create_private_file(path: &Path) -> std::io::Result<()> {
-    if path.exists() {
-        return Ok(());
-    }
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
-    }
-    match opts.open(path) {
-        Ok(_) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
-        Err(e) => Err(e),
-    }
-}
-
-/// Refuse a file (or directory) holding secrets or money that group or
-/// others can access: exit 2 with the `chmod` that fixes it. `what` names
-/// it ("journal", "wallet seed", "wallet directory").
-pub fn refuse_open(what: &str, path: &Path) -> Result<()> {
-    let Ok(meta) = std::fs::metadata(path) else {
-        return Ok(());
-    };
-    if let Some(mode) = too_open(&meta) {
-        let fix = if meta.is_dir() { "700" } else { "600" };
-        return Err(Error::input(format!(
-            "{what} {} has permissions {mode:04o} (group or others can access it); run `chmod {fix} {}`",
-            path.display(),
-            path.display()
-        )));
-    }
-    Ok(())
-}
-
-/// An exclusive advisory lock on a lock file, released when the last
-/// holder in this process drops it, and by the kernel when the process
-/// dies (even by `kill -9`). Re-entrant within one process: taking it
-/// again while held hands out the same lock, so an outer guard (e.g.
-/// `rerun` around pay -> sign -> journal) and inner wallet calls nest.
-#[derive(Clone)]
-pub struct FileLock {
-    _inner: std::sync::Arc<std::fs::File>,
-    path: PathBuf,
-}
-
-impl fmt::Debug for FileLock {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "FileLock({})", self.path.display())
-    }
-}
-
-type LockRegistry = std::sync::Mutex<Vec<(PathBuf, std::sync::Weak<std::fs::File>)>>;
-static HELD_LOCKS: std::sync::LazyLock<LockRegistry> =
-    std::sync::LazyLock::new(|| std::sync::Mutex::new(Vec::new()));
-
-impl FileLock {
-    /// The lock file.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    /// Take the lock without waiting: `Ok(None)` when another process holds it.
-    pub fn try_acquire(path: &Path) -> Result<Option<FileLock>> {
-        let lerr = |e: std::io::Error| Error::io(format!("cannot lock {}", path.display()), e);
-        let mut held = HELD_LOCKS.lock().unwrap_or_else(|p| p.into_inner());
-        held.retain(|(_, w)| w.strong_count() > 0);
-        if let Some(file) = held
-            .iter()
-            .find(|(p, _)| p == path)
-            .and_then(|(_, w)| w.upgrade())
-        {
-            return Ok(Some(FileLock {
-                _inner: file,
-                path: path.to_path_buf(),
-            }));
-        }
-        if let Some(dir) = path.parent() {
-            create_private_dir(dir)?;
-        }
-        create_private_file(path).map_err(lerr)?;
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(path)
-            .map_err(lerr)?;
-        match file.try_lock() {
-            Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) => return Ok(None),
-            Err(std::fs::TryLockError::Error(e)) => return Err(lerr(e)),
-        }
-        let file = std::sync::Arc::new(file);
-        held.push((path.to_path_buf(), std::sync::Arc::downgrade(&file)));
-        Ok(Some(FileLock {
-            _inner: file,
-            path: path.to_path_buf(),
-        }))
-    }
-
-    /// Take the lock, waiting up to `wait` for another process to let go.
-    pub fn acquire(path: &Path, wait: std::time::Duration) -> Result<FileLock> {
-        let deadline = std::time::Instant::now() + wait;
-        loop {
-            if let Some(l) = Self::try_acquire(path)? {
-                return Ok(l);
-            }
-            if std::time::Instant::now() >= deadline {
-                return Err(Error::Runtime(format!(
-                    "{} is held by another jobctl process for more than {}s; try again",
-                    path.display(),
-                    wait.as_secs()
-                )));
-            }
-            std::thread::sleep(std::time::Duration::from_millis(15));
-        }
-    }
-
-    /// The same, for async callers (sleeps on the runtime's timer).
-    pub async fn acquire_async(path: &Path, wait: std::time::Duration) -> Result<FileLock> {
-        let deadline = tokio::time::Instant::now() + wait;
-        loop {
-            if let Some(l) = Self::try_acquire(path)? {
-                return Ok(l);
-            }
-            if tokio::time::Instant::now() >= deadline {
-                return Err(Error::Runtime(format!(
-                    "{} is held by another jobctl process for more than {}s; try again",
-                    path.display(),
-                    wait.as_secs()
-                )));
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(15)).await;
-        }
-    }
 }
 
 /// Write key text to `path` with mode 0600 (parent dirs 0700). Refuses to
@@ -351,22 +212,6 @@ pub fn write_key_file(path: &Path, text: &str, force: bool) -> Result<()> {
         .map_err(|e| Error::io(format!("cannot write {}", path.display()), e))
 }
 
-/// Create a directory (and parents) readable only by the user.
-pub fn create_private_dir(dir: &Path) -> Result<()> {
-    if dir.as_os_str().is_empty() || dir.exists() {
-        return Ok(());
-    }
-    let mut b = std::fs::DirBuilder::new();
-    b.recursive(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::DirBuilderExt;
-        b.mode(0o700);
-    }
-    b.create(dir)
-        .map_err(|e| Error::io(format!("cannot create {}", dir.display()), e))
-}
-
 /// Generate a new key and write it as nsec to `path`.
 pub fn generate(path: &Path, force: bool) -> Result<Keys> {
     let keys = Keys::generate();
@@ -380,10 +225,10 @@ pub fn generate(path: &Path, force: bool) -> Result<Keys> {
 
 /// Import key text (nsec, hex, or ncryptsec). An ncryptsec is checked by
 /// decrypting it and stored encrypted as given; nsec and hex are stored as
-/// nsec.
-pub fn import(path: &Path, text: &str, force: bool) -> Result<Keys> {
+/// nsec. `ask` gets an ncryptsec key's passphrase.
+pub fn import(path: &Path, text: &str, force: bool, ask: Option<AskPassphrase>) -> Result<Keys> {
     let text = text.trim();
-    let keys = parse_secret_text(text)?;
+    let keys = parse_secret_text(text, ask)?;
     let stored = if text.starts_with("ncryptsec1") {
         text.to_string()
     } else {
@@ -412,35 +257,6 @@ mod tests {
     }
 
     #[test]
-    fn file_lock_is_reentrant_in_process_and_exclusive_across_processes() {
-        let dir = tempfile::tempdir().expect("dir");
-        let path = dir.path().join("lock");
-        let a = FileLock::try_acquire(&path).expect("lock").expect("free");
-        // The same process gets it again (nested guards)...
-        let b = FileLock::try_acquire(&path)
-            .expect("lock")
-            .expect("re-entrant");
-        // ...while another open file description (as another process
-        // would have) cannot take it.
-        let other = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(&path)
-            .expect("open");
-        assert!(matches!(
-            other.try_lock(),
-            Err(std::fs::TryLockError::WouldBlock)
-        ));
-        drop(a);
-        assert!(matches!(
-            other.try_lock(),
-            Err(std::fs::TryLockError::WouldBlock)
-        ));
-        drop(b);
-        other.try_lock().expect("free once every holder let go");
-    }
-
-    #[test]
     fn parses_nsec_and_hex() {
         let keys = Keys::generate();
         let hex = keys.secret_key().to_secret_hex();
@@ -454,5 +270,37 @@ mod tests {
             keys.public_key()
         );
         assert!(parse_plain_secret("npub1xyz").is_err());
+    }
+
+    #[test]
+    fn an_ncryptsec_passphrase_comes_from_the_callers_prompt_never_a_library_one() {
+        if std::env::var_os(ENV_PASSPHRASE).is_some() {
+            return; // the environment answers first
+        }
+        let keys = Keys::generate();
+        let enc = EncryptedSecretKey::new(keys.secret_key(), "pw", 4, KeySecurity::Medium)
+            .expect("encrypt")
+            .to_bech32()
+            .expect("bech32");
+        let right: AskPassphrase = || Ok("pw".into());
+        let wrong: AskPassphrase = || Ok("nope".into());
+        let no_tty: AskPassphrase = || Err(std::io::Error::other("no terminal"));
+        assert_eq!(
+            parse_secret_text(&enc, Some(right))
+                .expect("decrypts")
+                .public_key(),
+            keys.public_key()
+        );
+        assert!(parse_secret_text(&enc, Some(wrong)).is_err());
+        for ask in [None, Some(no_tty)] {
+            let e = parse_secret_text(&enc, ask).expect_err("no passphrase");
+            assert_eq!(
+                e.to_string(),
+                Error::input(format!(
+                    "the key is encrypted (ncryptsec): set {ENV_PASSPHRASE} or run in a terminal"
+                ))
+                .to_string()
+            );
+        }
     }
 }

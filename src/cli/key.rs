@@ -55,7 +55,7 @@ pub fn run(ctx: &Ctx, cmd: KeyCommand) -> Result<i32> {
                 }
                 Some(k) => k.to_string(),
             };
-            let keys = keys::import(&path, &text, force)?;
+            let keys = keys::import(&path, &text, force, ctx.settings.passphrase_prompt())?;
             ctx.say(format!(
                 "imported the key into {} (mode 0600)",
                 path.display()
@@ -79,4 +79,10 @@ pub fn run(ctx: &Ctx, cmd: KeyCommand) -> Result<i32> {
         }
     }
     Ok(exit::OK)
+}
+
+/// The terminal prompt for an ncryptsec key's passphrase (the library
+/// asks through [`jobctl::settings::Settings::with_passphrase_prompt`]).
+pub(crate) fn ask_passphrase() -> std::io::Result<String> {
+    rpassword::prompt_password("passphrase for the ncryptsec key: ")
 }

@@ -18,8 +18,8 @@ mod ctx;
 mod key;
 mod list;
 mod logs;
-mod pay;
 mod read;
+mod reclaim;
 #[cfg(test)]
 mod reference;
 pub(crate) mod render;
@@ -27,11 +27,12 @@ mod render_jobs;
 mod republish;
 mod rerun;
 mod runs;
-mod serve;
 mod show;
 mod stats;
 mod status;
+mod wallet;
 mod watch;
+mod worker;
 mod workers;
 
 pub(crate) use cancel::CancelArgs;
@@ -41,15 +42,16 @@ pub(crate) use ctx::*;
 pub(crate) use key::KeyCommand;
 pub(crate) use list::ListArgs;
 pub(crate) use logs::LogsArgs;
-pub(crate) use pay::{ReclaimArgs, WalletCommand};
 pub(crate) use read::ReadArgs;
+pub(crate) use reclaim::ReclaimArgs;
 pub(crate) use republish::RepublishArgs;
 pub(crate) use rerun::RerunArgs;
-pub(crate) use serve::WorkerArgs;
 pub(crate) use show::ShowArgs;
 pub(crate) use stats::StatsArgs;
 pub(crate) use status::StatusArgs;
+pub(crate) use wallet::WalletCommand;
 pub(crate) use watch::WatchArgs;
+pub(crate) use worker::WorkerArgs;
 pub(crate) use workers::WorkersArgs;
 
 pub const EXIT_CODES: &str = "\
@@ -170,13 +172,14 @@ pub fn run(cli: Cli) -> Result<i32> {
         key_file: cli.key_file,
         journal: cli.journal,
         wallet_dir: cli.wallet_dir,
-    });
+    })
+    .with_passphrase_prompt(key::ask_passphrase);
     let ctx = Ctx::new(settings, cli.quiet);
     match cli.command {
         Command::Rerun(args) => rerun::run(&ctx, *args),
-        Command::Wallet(c) => pay::wallet(&ctx, c),
-        Command::Reclaim(a) => pay::reclaim(&ctx, a),
-        Command::Worker(a) => serve::worker(&ctx, a),
+        Command::Wallet(c) => wallet::run(&ctx, c),
+        Command::Reclaim(a) => reclaim::run(&ctx, a),
+        Command::Worker(a) => worker::run(&ctx, a),
         Command::Cancel(a) => cancel::run(&ctx, a),
         Command::Republish(a) => republish::run(&ctx, a),
         Command::Stats(a) => stats::run(&ctx, a),

@@ -129,26 +129,6 @@ impl SendState {
     }
 }
 
-/// What [`crate::journal::Journal::send_state`] accepts: a [`SendState`],
-/// or (transitional, for callers not yet moved to the enum) its text,
-/// checked: a word that is no state is an error, never stored.
-pub trait SendStateArg {
-    /// The state, or why the text is none.
-    fn send_state(self) -> Result<SendState>;
-}
-
-impl SendStateArg for SendState {
-    fn send_state(self) -> Result<SendState> {
-        Ok(self)
-    }
-}
-
-impl SendStateArg for &str {
-    fn send_state(self) -> Result<SendState> {
-        self.parse()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -174,7 +154,7 @@ mod tests {
         assert!("Claimed".parse::<ClaimStatus>().is_err());
         assert!("skipped".parse::<ClaimStatus>().is_err());
         assert!("bogus".parse::<SendState>().is_err());
-        assert!("journaled".send_state().is_ok() && "nope".send_state().is_err());
+        assert!("journaled".parse::<SendState>().is_ok() && "nope".parse::<SendState>().is_err());
         assert!(ClaimStatus::Spent.is_final() && !ClaimStatus::Failed.is_final());
         assert!(SendState::Created.is_unfinished() && !SendState::Delivered.is_unfinished());
         assert_eq!(format!("[{:<8}]", ClaimKind::Change), "[change  ]");

@@ -30,7 +30,7 @@ mod tests;
 pub mod timeline;
 
 pub use claims::Claim;
-pub use columns::{ClaimKind, ClaimStatus, SendState, SendStateArg};
+pub use columns::{ClaimKind, ClaimStatus, SendState};
 pub use jobs::{JobRecord, NewJob};
 use migrations::MIGRATIONS;
 pub use sends::SendRecord;

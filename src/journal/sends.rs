@@ -4,7 +4,7 @@
 use rusqlite::{params, OptionalExtension};
 use serde::Serialize;
 
-use super::{now, Journal, SendState, SendStateArg};
+use super::{now, Journal, SendState};
 use crate::error::Result;
 
 /// A token the wallet made, as the journal knows it.
@@ -65,15 +65,8 @@ impl Journal {
         Ok(())
     }
 
-    /// Move a send to `state` (`delivered`, `reclaimed`, `spent`, ...). Text
-    /// that names no [`SendState`] is refused (an error), never stored.
-    pub fn send_state(
-        &mut self,
-        op_id: &str,
-        state: impl SendStateArg,
-        message: &str,
-    ) -> Result<()> {
-        let state = state.send_state()?;
+    /// Move a send to `state` (`delivered`, `reclaimed`, `spent`, ...).
+    pub fn send_state(&mut self, op_id: &str, state: SendState, message: &str) -> Result<()> {
         self.conn
             .execute(
                 "UPDATE sends SET state = ?2, message = ?3, updated_at = ?4 WHERE op_id = ?1",

@@ -123,7 +123,11 @@ fn stdin_cannot_be_shared_by_the_input_and_the_token() {
     );
     assert_eq!(e.exit_code(), exit::USAGE);
     // The --p self warning still reaches stderr before the error.
-    assert!(err.text().starts_with("warning: --p self: "), "{}", err.text());
+    assert!(
+        err.text().starts_with("warning: --p self: "),
+        "{}",
+        err.text()
+    );
 }
 
 #[test]

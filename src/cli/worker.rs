@@ -1,72 +1,20 @@
-//! `jobctl worker`: run the reference worker until SIGINT/SIGTERM.
+//! `jobctl worker`: run the reference worker until SIGINT/SIGTERM. Its
+//! settings (flags over the `--worker-config` file) resolve in
+//! [`jobctl::settings::Settings::worker_config`].
 
 use clap::Args;
 use jobctl::error::{exit, Error, Result};
 use jobctl::keys::npub;
-use jobctl::worker::{Worker, WorkerConfig};
+use jobctl::settings::WorkerFlags;
+use jobctl::worker::Worker;
 
 use super::{relays_for, require_relays, Ctx};
 
-pub fn worker(ctx: &Ctx, a: WorkerArgs) -> Result<i32> {
+pub fn run(ctx: &Ctx, a: WorkerArgs) -> Result<i32> {
     let cfg = ctx.config()?;
     let relays = relays_for(&cfg, &a.relays)?;
     require_relays(&relays)?;
-    let mut w = match &a.worker_config {
-        Some(p) => {
-            let text = std::fs::read_to_string(p)
-                .map_err(|e| Error::input(format!("--worker-config {}: {e}", p.display())))?;
-            WorkerConfig::from_toml(p, &text)?
-        }
-        None => WorkerConfig::default(),
-    };
-    if !a.allow_cmds.is_empty() {
-        w.allow_cmds = a.allow_cmds.clone();
-    }
-    if let Some(p) = a.price {
-        w.price_per_second = p;
-    }
-    if !a.mints.is_empty() {
-        w.mints = a.mints.clone();
-    }
-    if !a.unpaid_clients.is_empty() {
-        w.unpaid_clients = a.unpaid_clients.clone();
-    }
-    if let Some(c) = a.concurrency {
-        w.concurrency = c;
-    }
-    if let Some(d) = a.max_duration {
-        w.max_duration = d;
-    }
-    if let Some(d) = a.min_duration {
-        w.min_duration = d;
-    }
-    if let Some(d) = &a.catch_up {
-        w.catch_up = if d.trim() == "0" {
-            0
-        } else {
-            jobctl::config::parse_duration(d)
-                .map_err(|e| Error::input(format!("--catch-up: {e}")))?
-                .as_secs()
-        };
-    }
-    if let Some(d) = &a.mint_timeout {
-        w.mint_timeout = jobctl::config::parse_duration(d)
-            .map_err(|e| Error::input(format!("--mint-timeout: {e}")))?
-            .as_secs()
-            .max(1);
-    }
-    if !a.freelist.is_empty() {
-        w.freelist = a.freelist.clone();
-    }
-    if let Some(d) = &a.freelist_timeout {
-        w.freelist_timeout = jobctl::config::parse_duration(d)
-            .map_err(|e| Error::input(format!("--freelist-timeout: {e}")))?
-            .as_secs()
-            .max(1);
-    }
-    if w.wallet_dir.is_none() {
-        w.wallet_dir = Some(ctx.settings.wallet_dir.clone());
-    }
+    let w = ctx.settings.worker_config(a.flags())?;
     let key = ctx.key(&cfg)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -171,4 +119,24 @@ pub struct WorkerArgs {
     /// Relay URL; repeat for several [default: the configured relays].
     #[arg(long = "relay", value_name = "URL")]
     pub relays: Vec<String>,
+}
+
+impl WorkerArgs {
+    /// The flags that override the worker config file.
+    fn flags(&self) -> WorkerFlags {
+        WorkerFlags {
+            worker_config: self.worker_config.clone(),
+            allow_cmds: self.allow_cmds.clone(),
+            price: self.price,
+            mints: self.mints.clone(),
+            unpaid_clients: self.unpaid_clients.clone(),
+            concurrency: self.concurrency,
+            max_duration: self.max_duration,
+            min_duration: self.min_duration,
+            catch_up: self.catch_up.clone(),
+            mint_timeout: self.mint_timeout.clone(),
+            freelist: self.freelist.clone(),
+            freelist_timeout: self.freelist_timeout.clone(),
+        }
+    }
 }
