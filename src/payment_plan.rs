@@ -357,30 +357,6 @@ pub fn accepted(ad: &WorkerAd) -> String {
         .join(", ")
 }
 
-/// The mint holding the most sat that can cover `amount` (or any, if 0).
-pub async fn richest_mint(w: &LocalWallet, amount: u64) -> Result<String> {
-    let balances = w.balances().await?;
-    balances
-        .iter()
-        .filter(|b| b.unit == "sat" && b.amount >= amount)
-        .max_by_key(|b| b.amount)
-        .map(|b| b.mint.clone())
-        .ok_or_else(|| {
-            let have: Vec<String> = balances
-                .iter()
-                .map(|b| format!("{} {} at {}", b.amount, b.unit, b.mint))
-                .collect();
-            Error::input(format!(
-                "no mint in the wallet holds {amount} sat (wallet: {})",
-                if have.is_empty() {
-                    "empty".to_string()
-                } else {
-                    have.join(", ")
-                }
-            ))
-        })
-}
-
 /// Why `keys` may send `worker` a job without paying (its freelist holds
 /// the key), looked up within `budget`; `None` when it may not or the
 /// lookup did not finish.
