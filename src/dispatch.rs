@@ -109,6 +109,11 @@ pub struct DispatchReport {
     pub accepted: usize,
     /// How many had to.
     pub min_accept: usize,
+    /// Relays taken from the worker's NIP-65 relay list (its inbox) that
+    /// were not configured: the job went there too (in `relays` with their
+    /// outcomes). Left out of the JSON when there are none.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub worker_inbox: Vec<String>,
 }
 
 impl DispatchReport {
@@ -153,6 +158,7 @@ pub fn report(
         relays: outcomes,
         accepted,
         min_accept,
+        worker_inbox: Vec::new(),
     }
 }
 

@@ -433,6 +433,7 @@ where
     // A terminal status usually has a result right behind it (exit code,
     // logs, change): once every job is terminal, linger briefly for those.
     let mut grace: Option<Instant> = None;
+    let mut seen = std::collections::HashSet::new();
     loop {
         let linger = async {
             match grace {
@@ -444,7 +445,10 @@ where
             _ = &mut sleep => return WatchEnd::TimedOut,
             _ = linger => return WatchEnd::Finished,
             n = rx.recv() => match n {
-                Ok(RelayPoolNotification::Event { event, .. }) => {
+                Ok(note) => {
+                    let Some(event) = live_event(note).filter(|e| seen.insert(e.id)) else {
+                        continue;
+                    };
                     for (i, u) in route(trackers, &index, &event) {
                         on_update(&trackers[i], &u);
                     }
@@ -455,7 +459,6 @@ where
                         grace.get_or_insert_with(|| Instant::now() + RESULT_GRACE);
                     }
                 }
-                Ok(_) => {}
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
                     tracing::warn!("missed {n} relay notifications");
                 }
@@ -464,6 +467,22 @@ where
                 }
             },
         }
+    }
+}
+
+/// The event a pool notification carries. The pool announces an event as
+/// `Event` only the first time it sees it: one that arrived first on
+/// another subscription (the job lookup's, between its EOSE and its CLOSE,
+/// which is when a fast worker's result lands) comes to the live
+/// subscription only as a relay `Message`. Both count.
+fn live_event(note: RelayPoolNotification) -> Option<Event> {
+    match note {
+        RelayPoolNotification::Event { event, .. } => Some(*event),
+        RelayPoolNotification::Message {
+            message: RelayMessage::Event { event, .. },
+            ..
+        } => Some(event.into_owned()),
+        _ => None,
     }
 }
 
@@ -493,3 +512,6 @@ pub fn reach_error(reach: &Reach, total: Duration, doing: &str) -> crate::Error 
         crate::Error::Relay(format!("cannot finish {doing}: {}", reach.describe()))
     }
 }
+
+#[cfg(test)]
+mod tests;

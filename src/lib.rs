@@ -30,6 +30,7 @@ pub mod keys;
 pub mod listing;
 pub mod logs;
 pub mod notice;
+pub mod outbox;
 pub mod payment;
 pub mod payment_plan;
 pub mod protocol;

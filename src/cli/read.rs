@@ -112,6 +112,9 @@ pub(crate) fn load(ctx: &Ctx, jobs: &[String], read: &ReadArgs) -> Result<Loaded
     let refs = job_refs(jobs)?;
     let urls = read_relays(&cfg, &read.relays, &refs)?;
     let ids: Vec<EventId> = refs.iter().map(|r| r.id).collect();
+    // The workers' own outbox relays (NIP-65), from the journal's cache.
+    let mut journal = ctx.existing_journal()?;
+    let urls = jobctl::outbox::read_relays(journal.as_ref(), cfg.outbox, &ids, urls);
     let (mut trackers, reach) = runtime()?.block_on(async {
         let client = reader(ctx, &cfg, &urls, false).await?;
         let t = follow::load_jobs_reach(&client, &urls, &ids, deadline.remaining()).await;
@@ -126,7 +129,6 @@ pub(crate) fn load(ctx: &Ctx, jobs: &[String], read: &ReadArgs) -> Result<Loaded
     if !reach.complete() {
         ctx.warn(&reach.describe());
     }
-    let mut journal = ctx.existing_journal()?;
     warn_all(ctx, tracking::sync(journal.as_mut(), &mut trackers));
     Ok(Loaded {
         cfg,

@@ -13,6 +13,7 @@ use jobctl::dispatch::{self, DispatchReport, JobSpec};
 use jobctl::error::{exit, Error, Result};
 use jobctl::journal::{self, JobRecord, Journal};
 use jobctl::keys::{FileLock, SigningKey};
+use jobctl::outbox::{self, Route};
 use jobctl::payment::PaymentToken;
 use jobctl::payment_plan::{self, Payer, PaymentFlags, PaymentOut};
 use jobctl::request::{self, Base, JobInputs};
@@ -273,12 +274,13 @@ impl Rerun<'_> {
             Some(j) => j,
             None => self.ctx.journal()?,
         };
+        let route = self.route(spec.worker, &journal, &key.keys)?;
         if !self.a.json {
-            self.ctx
-                .say(dispatching_line(spec, self.relays.len(), base));
+            let (n, inbox) = (self.relays.len(), route.inbox.len());
+            self.ctx.say(dispatching_line(spec, n, inbox, base));
         }
         let rerun_of = base.map(|b| b.id);
-        let relays = &self.relays;
+        let relays = &outbox::targets(&self.relays, &route);
         dispatch::journal_new(
             &mut journal,
             &key.keys,
@@ -290,7 +292,7 @@ impl Rerun<'_> {
         )?;
         drop(wallet_lock);
         let payment = spec.token.as_ref().map(|t| t.info().clone());
-        runtime()?.block_on(dispatch::publish_journaled_as(
+        let mut report = runtime()?.block_on(dispatch::publish_journaled_as(
             &mut journal,
             &key.keys,
             event,
@@ -298,7 +300,26 @@ impl Rerun<'_> {
             relays,
             self.deadline.remaining(),
             self.min_accept,
-        ))
+        ))?;
+        outbox::remember(&journal, &spec.worker, &route);
+        report.worker_inbox = route.inbox.iter().map(|u| u.to_string()).collect();
+        Ok(report)
+    }
+
+    /// Where the job goes besides the configured relays (NIP-65): the
+    /// worker's inbox relays, from the journal's cache, else looked up on
+    /// the configured relays within a third of the deadline (at most
+    /// [`outbox::LOOKUP_CAP`]). None with `--no-outbox` or `outbox = false`.
+    fn route(&self, worker: PublicKey, journal: &Journal, keys: &Keys) -> Result<Route> {
+        if self.a.no_outbox || !self.cfg.outbox {
+            return Ok(Route::default());
+        }
+        if let Some(cached) = outbox::from_cache(Some(journal), &worker, &self.relays) {
+            return Ok(cached);
+        }
+        let budget = self.deadline.share(3).min(outbox::LOOKUP_CAP);
+        let lookup = outbox::lookup_alone(keys, &self.relays, worker, budget);
+        Ok(runtime()?.block_on(lookup))
     }
 }
 
@@ -433,6 +454,11 @@ pub struct RerunArgs {
     /// Fail (instead of warning) when the token's mint cannot be reached for the check.
     #[arg(long)]
     pub require_check: bool,
+
+    /// Publish only to the configured relays, not also to the worker's own
+    /// inbox relays from its NIP-65 relay list (config `outbox = false`).
+    #[arg(long)]
+    pub no_outbox: bool,
 
     /// Fail (instead of warning) when the worker's advertisement does not list the token's mint.
     #[arg(long)]

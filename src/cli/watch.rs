@@ -58,6 +58,7 @@ pub fn run(ctx: &Ctx, a: WatchArgs) -> Result<i32> {
     };
     let ids: Vec<EventId> = refs.iter().map(|r| r.id).collect();
     let journal = ctx.existing_journal()?;
+    let urls = jobctl::outbox::read_relays(journal.as_ref(), cfg.outbox, &ids, urls);
     runtime()?.block_on(async {
         let load = overall.unwrap_or_else(|| Deadline::after(cfg.query_timeout));
         let client = reader(ctx, &cfg, &urls, true).await?;

@@ -98,6 +98,8 @@ pub struct FileConfig {
     pub key_file: Option<PathBuf>,
     /// How many relays must accept for success.
     pub min_accept: Option<usize>,
+    /// Route jobs to the worker's own relays (NIP-65 outbox model).
+    pub outbox: Option<bool>,
     /// Timeouts, as `10s`, `500ms`, `2m`.
     pub timeouts: Option<FileTimeouts>,
     /// How tokens the wallet makes for jobs are written: `cashuA` or `cashuB`.
@@ -137,6 +139,9 @@ pub struct Config {
     pub key_file: PathBuf,
     /// Relays that must accept.
     pub min_accept: usize,
+    /// Route jobs to the worker's NIP-65 inbox relays too, and read its
+    /// replies from its outbox relays (`outbox`).
+    pub outbox: bool,
     /// Bound on a publish.
     pub publish_timeout: Duration,
     /// Bound on a query.
@@ -160,6 +165,7 @@ impl Config {
             p_tag: PTag::Worker,
             key_file: default_key_path(),
             min_accept: 1,
+            outbox: true,
             publish_timeout: DEFAULT_PUBLISH_TIMEOUT,
             query_timeout: DEFAULT_QUERY_TIMEOUT,
             mint_timeout: DEFAULT_MINT_TIMEOUT,
@@ -244,6 +250,9 @@ impl Config {
             }
             cfg.min_accept = n;
         }
+        if let Some(o) = file.outbox {
+            cfg.outbox = o;
+        }
         if let Some(t) = file.timeouts {
             if let Some(s) = t.publish {
                 cfg.publish_timeout =
@@ -290,6 +299,7 @@ impl Config {
             }),
             key_file: Some(self.key_file.clone()),
             min_accept: Some(self.min_accept),
+            outbox: Some(self.outbox),
             timeouts: Some(FileTimeouts {
                 publish: Some(format_duration(self.publish_timeout)),
                 query: Some(format_duration(self.query_timeout)),
@@ -329,6 +339,11 @@ p_tag = "worker"
 
 # How many relays must accept a job for `rerun` to exit 0 (--min-accept).
 min_accept = 1
+
+# Route jobs to the worker's own relays too (NIP-65 outbox model): publish
+# to the inbox relays of its kind 10002 relay list, read its replies from
+# its outbox relays (--no-outbox turns it off for one rerun).
+outbox = true
 
 # How tokens the wallet makes for jobs are written (--token-format):
 # "cashuA" (V3, decoded offline by every client) or "cashuB" (V4).

@@ -86,4 +86,6 @@ pub(super) const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX IF NOT EXISTS sends_token ON sends(token);
     "#,
+    // 4: workers' NIP-65 relay lists (owned by `crate::outbox`).
+    crate::outbox::MIGRATION,
 ];

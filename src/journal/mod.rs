@@ -113,6 +113,12 @@ impl Journal {
         &self.path
     }
 
+    /// The connection, for modules that own a table of their own
+    /// (`crate::outbox`'s relay-list cache).
+    pub(crate) fn sql(&self) -> &Connection {
+        &self.conn
+    }
+
     fn init(&mut self) -> Result<()> {
         let sql = |e: rusqlite::Error| Error::Journal(format!("not a usable jobctl journal ({e})"));
         // Concurrent processes wait for each other instead of failing.

@@ -23,13 +23,23 @@ pub(crate) fn show_notices(ctx: &Ctx, notices: &[Notice]) {
     }
 }
 
-/// `dispatching `CMD` to worker NPUB with PAYMENT via N relay(s)`.
-pub(super) fn dispatching_line(spec: &JobSpec, relays: usize, base: Option<&Base>) -> String {
+/// `dispatching `CMD` to worker NPUB with PAYMENT via N relay(s)`, and
+/// ` + M from the worker's relay list` when its inbox adds relays.
+pub(super) fn dispatching_line(
+    spec: &JobSpec,
+    relays: usize,
+    inbox: usize,
+    base: Option<&Base>,
+) -> String {
     format!(
-        "dispatching `{}` to worker {} with {} via {relays} relay(s){}",
+        "dispatching `{}` to worker {} with {} via {relays} relay(s){}{}",
         command_line(spec),
         npub(&spec.worker),
         payment_summary(spec),
+        match inbox {
+            0 => String::new(),
+            n => format!(" + {n} from the worker's relay list"),
+        },
         base.map(|b| format!(" (rerun of {})", render::short_id(&b.id.to_hex())))
             .unwrap_or_default()
     )
@@ -56,6 +66,7 @@ pub(crate) fn print_report(ctx: &Ctx, report: &DispatchReport, json: bool) -> Re
         ));
     }
     ctx.say(render::relay_table(&report.relays, color));
+    worker_inbox_lines(ctx, report);
     let verdict = if report.ok() {
         render::paint("published", color, "32")
     } else {
@@ -87,5 +98,16 @@ pub(super) fn payment_summary(spec: &JobSpec) -> String {
     match &spec.token {
         Some(t) => format!("payment {t}"),
         None => "no payment (unpaid)".to_string(),
+    }
+}
+
+/// One line under the relay table per relay that came from the worker's
+/// NIP-65 relay list.
+fn worker_inbox_lines(ctx: &Ctx, report: &DispatchReport) {
+    for u in &report.worker_inbox {
+        ctx.say(format!(
+            "  {} (worker inbox): from the worker's NIP-65 relay list",
+            render::sanitize(u)
+        ));
     }
 }

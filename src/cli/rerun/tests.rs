@@ -151,7 +151,7 @@ fn the_dispatching_line_names_the_command_worker_and_payment() {
         secrets: vec![],
         content: String::new(),
     };
-    let line = dispatching_line(&spec, 2, None);
+    let line = dispatching_line(&spec, 2, 0, None);
     assert_eq!(
         line,
         format!(
