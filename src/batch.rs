@@ -318,9 +318,20 @@ pub async fn publish(
     let client = relays::client(keys, p.relays).await;
     relays::connect_all(&client, p.relays, p.deadline.share(2)).await;
     // Relays each job already reached (idempotent retries).
+    // A journal that cannot say is no reason to stop: the same signed
+    // event goes to every relay again (relays keep one copy), and the user
+    // is told.
     let earlier: Vec<Vec<String>> = events
         .iter()
-        .map(|e| journal.accepted_relays(&e.id).unwrap_or_default())
+        .map(|e| {
+            journal.accepted_relays(&e.id).unwrap_or_else(|err| {
+                notices.push(Notice::Warning(format!(
+                    "job {}: cannot read which relays accepted it earlier ({err}); sending it to every relay",
+                    crate::notice::short_id(&e.id.to_hex())
+                )));
+                Vec::new()
+            })
+        })
         .collect();
     let client_ref = &client;
     let mut stream = futures::stream::iter(events.iter().enumerate().map(|(i, ev)| {

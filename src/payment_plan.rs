@@ -271,7 +271,7 @@ async fn pick_mint(
     };
     let mut best: Option<(String, u64)> = None;
     for p in &ad.prices {
-        let have = w.balance_at(&p.mint).await.unwrap_or(0);
+        let have = w.balance_at(&p.mint).await?;
         if have >= amount && best.as_ref().is_none_or(|(_, h)| have > *h) {
             best = Some((p.mint.clone(), have));
         }

@@ -61,7 +61,14 @@ pub fn relays_for(
     let urls = if !flags.is_empty() {
         flags.to_vec()
     } else {
-        let own = config::parse_relays(rec.relays.iter().map(String::as_str)).unwrap_or_default();
+        // Stored relays were valid when journaled: unreadable ones mean a
+        // damaged journal, said as such, never silently other relays.
+        let own = config::parse_relays(rec.relays.iter().map(String::as_str)).map_err(|e| {
+            Error::Journal(format!(
+                "job {}: its journaled relays are unreadable ({e}); pass --relay URL",
+                short_id(&rec.id)
+            ))
+        })?;
         if own.is_empty() {
             configured.to_vec()
         } else {
@@ -127,5 +134,17 @@ mod tests {
         assert!(matches!(is_reclaimed(&j, &rec), Err(Error::Journal(_))));
         assert!(select(&j, true, &[]).is_err());
         assert!(select(&j, false, std::slice::from_ref(&rec.id)).is_err());
+    }
+
+    #[test]
+    fn unreadable_journaled_relays_are_an_error_not_other_relays() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_, _, mut rec) = journal_with_a_job(dir.path());
+        rec.relays = vec!["not a relay".into()];
+        let configured = [RelayUrl::parse("ws://127.0.0.1:3").unwrap()];
+        let e = relays_for(&rec, &[], &configured).unwrap_err();
+        assert!(matches!(e, Error::Journal(_)), "{e}");
+        // --relay still overrides what the journal says.
+        assert_eq!(relays_for(&rec, &configured, &[]).unwrap(), configured.to_vec());
     }
 }
