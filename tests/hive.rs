@@ -744,6 +744,15 @@ fn a_fresh_run_uploads_its_script_runs_on_the_worker_and_reruns() {
     let script = std::fs::read(env.home().join("runner.sh")).expect("script");
     let sha = jobctl::logs::sha256_hex(&script);
     assert!(job.args[1].contains(&sha), "{:?}", job.args);
+    // `watch RUN` follows its job; the run's 5402 decides the exit status.
+    let out = env
+        .cmd()
+        .args(["watch", &run, "--exit-status", "--timeout", "30s"])
+        .args(["--relay", &relay.url])
+        .output()
+        .expect("watch");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stderr(&out).contains("workflow run"), "{}", stderr(&out));
     // The worker runs it; the runner reports; `runs` shows success.
     let row = wait_run_state(&env, &relay, &coord, &run, "success");
     let logs = env
@@ -762,6 +771,8 @@ fn a_fresh_run_uploads_its_script_runs_on_the_worker_and_reruns() {
     assert_eq!(results.len(), 1);
     let publisher = tag_value(r, "publisher").expect("publisher");
     assert_eq!(results[0].pubkey.to_hex(), publisher);
+
+    follow_verbs_show_the_run(&env, &relay, &run, &jobs[0].id.to_hex());
 
     // `rerun RUN`: a new 5401 and 5100, fresh HIVE_CI_*, `e` = the new run.
     let again = |extra: &[&str]| {
@@ -897,4 +908,81 @@ fn bad_run_input_exits_2_and_publishes_nothing() {
         assert!(stdout(&out).is_empty());
     }
     assert!(of_kind(&relay, 5401).is_empty() && of_kind(&relay, 5100).is_empty());
+}
+
+/// `status`, `show` and `logs` given a run id: the run's state from its
+/// 5402, its job, and the workflow log from the 5402's log_url.
+fn follow_verbs_show_the_run(env: &TestEnv, relay: &TestRelay, run: &str, job: &str) {
+    let read = |verb: &[&str]| {
+        let out = env
+            .cmd()
+            .args(verb)
+            .args(["--relay", &relay.url, "--timeout", "8s"])
+            .output()
+            .expect("run");
+        assert_eq!(out.status.code(), Some(0), "{verb:?}: {}", stderr(&out));
+        out
+    };
+    let v = json(&read(&["status", run, "--json"]));
+    assert_eq!(v[0]["id"], run);
+    assert_eq!(v[0]["state"], "success");
+    assert_eq!(v[0]["run"]["job"], job);
+    assert_eq!(v[0]["run"]["source"], "workflow-result");
+    assert_eq!(v[0]["run"]["exit_code"], 0);
+    assert_eq!(stdout(&read(&["status", run])), format!("{run} success"));
+    let v = json(&read(&["show", run, "--json"]));
+    assert_eq!(
+        (v["id"].as_str(), v["run"]["id"].as_str()),
+        (Some(job), Some(run))
+    );
+    let log = read(&["logs", run]);
+    assert_eq!(
+        String::from_utf8_lossy(&log.stdout),
+        "act -W .github/workflows/ci.yml at main\n"
+    );
+    // A job id still shows the job, without a run.
+    let v = json(&read(&["status", job, "--json"]));
+    assert_eq!(v[0]["id"], job);
+    assert!(v[0].get("run").is_none());
+}
+
+#[test]
+fn watch_run_exit_status_follows_a_failed_workflow() {
+    let env = TestEnv::new();
+    let relay = TestRelay::start();
+    let w = CiWorker::start(&relay, &env.keys);
+    let coord = format!("30617:{}:demo", env.keys.public_key().to_hex());
+    let script = stand_in_script(&env, 3);
+    let out = env
+        .cmd()
+        .args([
+            "rerun",
+            "--repo",
+            &coord,
+            "--workflow",
+            "ci.yml",
+            "--worker",
+            &w.hex(),
+        ])
+        .args(["--unpaid", "--blossom", &w.blobs, "--relay", &relay.url])
+        .args(["--script", script.to_str().expect("p")])
+        .output()
+        .expect("rerun");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stderr(&out).contains("no announcement"), "{}", stderr(&out));
+    let run = stdout(&out);
+    let out = env
+        .cmd()
+        .args(["watch", &run, "--exit-status", "--timeout", "30s", "--json"])
+        .args(["--relay", &relay.url])
+        .output()
+        .expect("watch");
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let last: Value =
+        serde_json::from_str(stdout(&out).lines().last().expect("a line")).expect("json");
+    assert_eq!(last["type"], "run");
+    assert_eq!(
+        (last["state"].as_str(), last["exit_code"].as_i64()),
+        (Some("failed"), Some(3))
+    );
 }
