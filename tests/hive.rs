@@ -986,3 +986,97 @@ fn watch_run_exit_status_follows_a_failed_workflow() {
         (Some("failed"), Some(3))
     );
 }
+
+fn balance(env: &TestEnv) -> String {
+    let out = env
+        .cmd()
+        .args(["wallet", "balance"])
+        .output()
+        .expect("balance");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    stdout(&out)
+}
+
+#[test]
+fn a_paid_rerun_of_a_run_pays_only_once_the_run_is_accepted() {
+    let env = TestEnv::new();
+    let (relay, refusing) = (TestRelay::start(), TestRelay::rejecting("blocked: no runs"));
+    let mint = common::mint::TestMint::start();
+    let w = CiWorker::start(&relay, &env.keys);
+    let out = env
+        .cmd()
+        .args(["wallet", "mint", "100", "--mint", &mint.url])
+        .output()
+        .expect("mint");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let coord = format!("30617:{}:demo", env.keys.public_key().to_hex());
+    let old = run_event(
+        &env.keys,
+        &coord,
+        "ci.yml",
+        "main",
+        &Keys::generate(),
+        now() - 60,
+    );
+    let old_job = budabit_job(&env.keys, &w.hex(), &old.id, now() - 59);
+    publish(&env.keys, &[&relay], &[old.clone(), old_job]);
+    let rerun = |relays: &[&str], extra: &[&str]| {
+        let mut c = env.cmd();
+        c.args([
+            "rerun",
+            &old.id.to_hex(),
+            "--amount",
+            "5",
+            "--mint",
+            &mint.url,
+        ]);
+        for r in relays {
+            c.args(["--relay", r]);
+        }
+        c.args(extra).output().expect("rerun")
+    };
+    // The run reaches 1 of the 2 relays needed: no job, no token made.
+    let out = rerun(&[&relay.url, &refusing.url], &["--min-accept", "2"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("no job was sent"), "{}", stderr(&out));
+    assert_eq!(balance(&env), "100");
+    assert!(env.journal_jobs().is_empty());
+    assert_eq!(of_kind(&relay, 5100).len(), 1);
+    // Accepted: the token is made, journaled with the job and sent.
+    let out = rerun(&[&relay.url], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let run = stdout(&out);
+    let rows = env.journal_jobs();
+    assert_eq!(rows.len(), 1);
+    assert!(rows[0].3.as_deref().is_some_and(|t| t.starts_with("cashu")));
+    let job = relay
+        .query(Filter::new().id(EventId::from_hex(&rows[0].0).expect("id")))
+        .pop()
+        .expect("the job");
+    assert_eq!(tag_value(&job, "e"), Some(run.clone()));
+    assert!(tag_value(&job, "payment").is_some());
+    // --dry-run: the signed run and job on stdout, nothing published or paid.
+    let n = of_kind(&relay, 5401).len();
+    let out = env
+        .cmd()
+        .args([
+            "rerun",
+            &run,
+            "--unpaid",
+            "--dry-run",
+            "--relay",
+            &relay.url,
+        ])
+        .output()
+        .expect("dry run");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let lines: Vec<Event> = stdout(&out)
+        .lines()
+        .map(|l| Event::from_json(l).expect("event"))
+        .collect();
+    assert_eq!(
+        lines.iter().map(|e| e.kind.as_u16()).collect::<Vec<_>>(),
+        vec![5401, 5100]
+    );
+    assert_eq!(of_kind(&relay, 5401).len(), n);
+}

@@ -129,8 +129,17 @@ pub(super) fn rerun_run(
     launch(d, plan, &urls, journal, &key, idem, Some(l.job_id))
 }
 
-/// `rerun --repo REPO --workflow PATH`: Budabit's New run.
-pub(super) fn fresh(d: &Rerun<'_>, journal: Option<Journal>, idem: Option<&str>) -> Result<i32> {
+/// A fresh run's inputs, every one checked before anything goes out.
+struct FreshInputs {
+    repo: RepoRef,
+    workflow: String,
+    worker: PublicKey,
+    blossom: String,
+    script: Option<Vec<u8>>,
+    secrets: Vec<(String, String)>,
+}
+
+fn fresh_inputs(d: &Rerun<'_>) -> Result<FreshInputs> {
     refuse_job_flags(d)?;
     let a = d.a;
     let repo = RepoRef::parse(a.repo.as_deref().unwrap_or_default())
@@ -159,50 +168,61 @@ pub(super) fn fresh(d: &Rerun<'_>, journal: Option<Journal>, idem: Option<&str>)
         None => None,
     };
     let secrets = secrets(d)?;
+    Ok(FreshInputs {
+        repo,
+        workflow,
+        worker,
+        blossom,
+        script,
+        secrets,
+    })
+}
+
+/// `rerun --repo REPO --workflow PATH`: Budabit's New run.
+pub(super) fn fresh(d: &Rerun<'_>, journal: Option<Journal>, idem: Option<&str>) -> Result<i32> {
+    let i = fresh_inputs(d)?;
     let key = d.ctx.key(d.cfg)?;
     if let Some(rec) = known_key(d, idem, journal.as_ref())? {
         return heal(d, rec, journal, &key);
     }
     let rt = runtime()?;
-    let (ann, urls) = rt.block_on(start::repo_relays(
-        Some(&key.keys),
-        &d.relays,
-        &repo,
-        &d.deadline,
-    ));
+    let lookup = start::repo_relays(Some(&key.keys), &d.relays, &i.repo, &d.deadline);
+    let (ann, urls) = rt.block_on(lookup);
     if ann.is_none() {
         d.ctx.warn(&format!(
             "no announcement (kind 30617) of {} found: Budabit will not list this run until the repository is announced",
-            repo.coordinate()
+            i.repo.coordinate()
         ));
     }
-    let runner_url = if a.dry_run {
-        let body = script.unwrap_or_else(|| exec::RUNNER_SCRIPT.as_bytes().to_vec());
-        format!("{blossom}/{}", jobctl::logs::sha256_hex(&body))
+    let runner_url = if d.a.dry_run {
+        let body = i
+            .script
+            .unwrap_or_else(|| exec::RUNNER_SCRIPT.as_bytes().to_vec());
+        format!("{}/{}", i.blossom, jobctl::logs::sha256_hex(&body))
     } else {
         rt.block_on(start::upload_runner(
-            &blossom,
+            &i.blossom,
             &key.keys,
-            script,
+            i.script,
             &d.deadline,
         ))?
     };
     drop(rt);
     let run = FreshRun {
-        repo,
-        workflow,
-        branch: a.branch.clone().unwrap_or_else(|| "main".into()),
-        commit: a.commit.clone().unwrap_or_default(),
+        repo: i.repo,
+        workflow: i.workflow,
+        branch: d.a.branch.clone().unwrap_or_else(|| "main".into()),
+        commit: d.a.commit.clone().unwrap_or_default(),
         runner_url,
     };
     let x = Exec {
-        worker,
+        worker: i.worker,
         relays: urls.clone(),
-        blossom,
+        blossom: i.blossom,
         token: None,
     };
     let mut plan = exec::plan_fresh(&key.keys, &run, &x, d.ctx.now())?;
-    let more = secrets.into_iter().filter(|(k, _)| !exec::is_hive_var(k));
+    let more = i.secrets.into_iter().filter(|(k, _)| !exec::is_hive_var(k));
     plan.job.secrets.splice(0..0, more);
     launch(d, plan, &urls, journal, &key, idem, None)
 }
