@@ -1055,6 +1055,13 @@ fn a_paid_rerun_of_a_run_pays_only_once_the_run_is_accepted() {
         .expect("the job");
     assert_eq!(tag_value(&job, "e"), Some(run.clone()));
     assert!(tag_value(&job, "payment").is_some());
+    // The old job said nowhere to report: the re-run reports where it went.
+    let req = jobctl::protocol::JobRequest::from_event(&job).expect("job");
+    let relays = req.env.iter().find(|(k, _)| k == "HIVE_CI_RELAYS");
+    assert_eq!(
+        relays.map(|(_, v)| v.trim_end_matches('/')),
+        Some(relay.url.trim_end_matches('/'))
+    );
     // --dry-run: the signed run and job on stdout, nothing published or paid.
     let n = of_kind(&relay, 5401).len();
     let out = env

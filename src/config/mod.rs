@@ -438,4 +438,22 @@ mod tests {
         assert!(cfg.relays.is_empty());
         assert_eq!(cfg.cmd, "act");
     }
+
+    #[test]
+    fn blossom_is_an_http_url_and_round_trips() {
+        let cfg = Config::from_toml(
+            Path::new("/c.toml"),
+            "blossom = \"https://blossom.example.com/\"\n",
+        )
+        .expect("blossom");
+        assert_eq!(cfg.blossom.as_deref(), Some("https://blossom.example.com"));
+        assert!(cfg
+            .to_toml()
+            .contains("blossom = \"https://blossom.example.com\""));
+        let e = Config::from_toml(Path::new("/c.toml"), "blossom = \"ftp://x\"\n")
+            .expect_err("not http");
+        assert!(e.to_string().contains("line 1 (`blossom`)"), "{e}");
+        assert!(parse_blossom("http://127.0.0.1:8080").is_ok());
+        assert!(parse_blossom("https://x.example/a b").is_err());
+    }
 }

@@ -121,11 +121,22 @@ pub(super) fn rerun_run(
     let rt = runtime()?;
     let keys = Some(&key.keys);
     let l = rt.block_on(start::load_run(keys, &d.relays, id, &d.deadline))?;
-    let x = exec::rerun_exec(&l.job, worker, None, blossom, None)?;
-    let plan = exec::plan_rerun(&key.keys, &l.run, &l.job, &x, secrets, d.ctx.now())?;
     let repo = &l.run.run.repo;
     let (_, urls) = rt.block_on(start::repo_relays(keys, &d.relays, repo, &d.deadline));
     drop(rt);
+    // What the old job did not say (a job not built by jobctl or
+    // Budabit), the re-run takes from here: the runner must report.
+    let report_to = exec::old_env(&l.job, exec::env::RELAYS)
+        .is_none()
+        .then(|| urls.clone());
+    let blossom = blossom.or_else(|| {
+        exec::old_env(&l.job, exec::env::BLOSSOM_SERVER)
+            .is_none()
+            .then(|| d.cfg.blossom.clone())
+            .flatten()
+    });
+    let x = exec::rerun_exec(&l.job, worker, report_to, blossom, None)?;
+    let plan = exec::plan_rerun(&key.keys, &l.run, &l.job, &x, secrets, d.ctx.now())?;
     launch(d, plan, &urls, journal, &key, idem, Some(l.job_id))
 }
 
