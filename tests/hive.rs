@@ -842,6 +842,29 @@ fn a_fresh_run_uploads_its_script_runs_on_the_worker_and_reruns() {
         (of_kind(&relay, 5401).len(), of_kind(&relay, 5100).len()),
         (n1, n0)
     );
+    // A key that names a plain job is not a run's: bad input, nothing new.
+    let out = env
+        .rerun_unpaid(&w.hex(), &[&relay.url])
+        .args([
+            "--cmd",
+            "bash",
+            "--idempotency-key",
+            "plain",
+            "--",
+            "-c",
+            "true",
+        ])
+        .output()
+        .expect("plain job");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let out = again(&["--idempotency-key", "plain"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("not a workflow run's job"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(of_kind(&relay, 5401).len(), n1);
     // `rerun JOB` with a job id still re-runs the job as such.
     let out = env
         .rerun_unpaid(&w.hex(), &[&relay.url])

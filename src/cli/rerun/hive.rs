@@ -256,9 +256,19 @@ fn heal(d: &Rerun<'_>, rec: JobRecord, journal: Option<Journal>, key: &SigningKe
         ));
     }
     let event = rec.signed_event()?;
+    // The key must name a workflow run's job (its `e` = its HIVE_CI_RUN_ID).
     let run = JobRequest::from_event(&event)
-        .and_then(|j| j.parent)
-        .map(|p| p.to_hex());
+        .and_then(|j| {
+            let p = j.parent?;
+            (exec::old_env(&j, exec::env::RUN_ID) == Some(p.to_hex().as_str())).then_some(p)
+        })
+        .map(|p| p.to_hex())
+        .ok_or_else(|| {
+            Error::input(format!(
+                "idempotency key already names job {}, which is not a workflow run's job",
+                rec.id
+            ))
+        })?;
     let urls = config::parse_relays(rec.relays.iter().map(String::as_str))
         .ok()
         .filter(|u| !u.is_empty())
@@ -279,7 +289,7 @@ fn heal(d: &Rerun<'_>, rec: JobRecord, journal: Option<Journal>, key: &SigningKe
         d.deadline.remaining(),
         d.min_accept,
     ))?;
-    print_report_of(d.ctx, &report, d.a.json, run.as_deref())
+    print_report_of(d.ctx, &report, d.a.json, Some(&run))
 }
 
 /// Publish the run; once enough relays took it, pay, journal the job
