@@ -1,7 +1,11 @@
 //! The local sandbox: two relays, a cdk mint with the fake Lightning
 //! backend and the reference worker, all on 127.0.0.1, then the whole loop
 //! through the real `jobctl` binary: a throwaway key, a funded wallet, a
-//! paid job dispatched, watched to the end, its result, logs and change.
+//! paid job dispatched, watched to the end, its result, logs and change;
+//! then a Hive CI workflow run end to end: a repository announcement, a
+//! fresh run whose runner script (standing in for `act`, reporting with
+//! `jobctl ci report`) goes to the worker's blob server, the worker runs
+//! it, and `jobctl runs` lists it as succeeded.
 //!
 //!     cargo run --example sandbox [-- --keep-running]
 //!
@@ -79,6 +83,76 @@ fn jobctl_bin() -> PathBuf {
     bin
 }
 
+/// A runner script that stands in for `act`: it writes a log and reports
+/// the run with `jobctl ci report` (the job's environment has no HOME).
+fn runner_script(bin: &std::path::Path) -> String {
+    format!(
+        "set -u\nexport HOME=\"$(mktemp -d)\"\nlog=\"$HOME/act.log\"\n\
+         echo \"[$HIVE_CI_WORKFLOW] act stand-in on $HIVE_CI_BRANCH: 1 job, 3 steps passed\" >\"$log\"\n\
+         '{}' ci report --exit-code 0 --duration 1 --log \"$log\"\n",
+        bin.display()
+    )
+}
+
+/// The Hive CI part: announce a repository, start a fresh run of one of
+/// its workflows on the worker, follow it and list the repository's runs.
+fn hive_ci(
+    run: &dyn Fn(&[&str]) -> String,
+    bin: &std::path::Path,
+    home: &std::path::Path,
+    relays: &[TestRelay],
+    blobs: &str,
+) {
+    let key = std::fs::read_to_string(home.join("config/jobctl/key")).expect("key file");
+    let me = Keys::parse(key.trim()).expect("key");
+    let repo = GitRepositoryAnnouncement {
+        id: "sandbox".into(),
+        name: Some("sandbox".into()),
+        description: Some("a repository for the Hive CI sandbox".into()),
+        web: vec![],
+        clone: vec![],
+        relays: relays
+            .iter()
+            .map(|r| RelayUrl::parse(&r.url).expect("url"))
+            .collect(),
+        euc: None,
+        maintainers: vec![],
+    };
+    let ann = EventBuilder::git_repository_announcement(repo)
+        .expect("announcement")
+        .sign_with_keys(&me)
+        .expect("sign");
+    let all: Vec<&TestRelay> = relays.iter().collect();
+    common::publish(&me, &all, &[ann]);
+    let coord = format!("30617:{}:sandbox", me.public_key().to_hex());
+    eprintln!("\nsandbox: announced repository {coord}");
+    let script = home.join("runner.sh");
+    std::fs::write(&script, runner_script(bin)).expect("runner script");
+    let script = script.to_str().expect("path");
+    let id = run(&[
+        "rerun",
+        "--repo",
+        &coord,
+        "--workflow",
+        ".github/workflows/ci.yml",
+        "--branch",
+        "main",
+        "--blossom",
+        blobs,
+        "--script",
+        script,
+        "--amount",
+        "5",
+    ]);
+    run(&["watch", &id, "--exit-status", "--timeout", "30s"]);
+    run(&["logs", &id]);
+    let listed = run(&["runs", "--repo", &coord, "--status", "success"]);
+    if !listed.lines().any(|l| l == id) {
+        eprintln!("sandbox: `jobctl runs` does not list run {id} as succeeded");
+        std::process::exit(1);
+    }
+}
+
 fn main() {
     let keep = std::env::args().any(|a| a == "--keep-running");
     let bin = jobctl_bin();
@@ -96,7 +170,7 @@ fn main() {
     let wkeys = Keys::generate();
     let cfg = WorkerConfig {
         name: "sandbox worker".into(),
-        allow_cmds: vec!["echo".into()],
+        allow_cmds: vec!["echo".into(), "bash".into()],
         price_per_second: 1,
         mints: vec![mint.url.clone()],
         min_duration: 1,
@@ -154,6 +228,7 @@ fn main() {
     run(&["logs", &id]);
     run(&["reclaim", &id]);
     run(&["wallet", "balance"]);
+    hive_ci(&run, &bin, home.path(), &relays, &worker.blob_base);
     eprintln!(
         "\nsandbox: relays, mint, worker and the whole job loop took {:.1}s",
         started.elapsed().as_secs_f64()

@@ -583,3 +583,530 @@ fn the_built_in_runner_script_reports_with_jobctl() {
         "act ran .github/workflows/ci.yml on repo\n"
     );
 }
+
+/// A free reference worker that runs `bash` for `client`, on `relay`.
+struct CiWorker {
+    worker: Option<jobctl::worker::Worker>,
+    keys: Keys,
+    blobs: String,
+    _dir: tempfile::TempDir,
+}
+
+impl CiWorker {
+    fn start(relay: &TestRelay, client: &Keys) -> CiWorker {
+        let dir = tempfile::tempdir().expect("dir");
+        let keys = Keys::generate();
+        let cfg = jobctl::worker::WorkerConfig {
+            name: "hive ci worker".into(),
+            allow_cmds: vec!["bash".into()],
+            unpaid_clients: vec![client.public_key().to_hex()],
+            price_per_second: 0,
+            min_duration: 1,
+            max_duration: 60,
+            concurrency: 2,
+            blob_dir: Some(dir.path().join("blobs")),
+            wallet_dir: Some(dir.path().join("wallet")),
+            ..Default::default()
+        };
+        let url = RelayUrl::parse(&relay.url).expect("url");
+        let worker = RT
+            .block_on(jobctl::worker::Worker::start(cfg, keys.clone(), &[url]))
+            .expect("worker");
+        let blobs = worker.blob_base.clone();
+        CiWorker {
+            worker: Some(worker),
+            keys,
+            blobs,
+            _dir: dir,
+        }
+    }
+
+    fn hex(&self) -> String {
+        self.keys.public_key().to_hex()
+    }
+}
+
+impl Drop for CiWorker {
+    fn drop(&mut self) {
+        if let Some(w) = self.worker.take() {
+            RT.block_on(w.shutdown());
+        }
+    }
+}
+
+/// A runner script that stands in for act: logs, then reports with
+/// `jobctl ci report` (the job's environment has no HOME: it makes one).
+fn stand_in_script(env: &TestEnv, exit: i32) -> std::path::PathBuf {
+    let bin = assert_cmd::cargo::cargo_bin("jobctl");
+    let body = format!(
+        "set -u\nexport HOME=\"$(mktemp -d)\"\nlog=\"$HOME/act.log\"\n\
+         echo \"act -W $HIVE_CI_WORKFLOW at $HIVE_CI_BRANCH\" >\"$log\"\n\
+         '{}' ci report --exit-code {exit} --duration 1 --log \"$log\"\nexit {exit}\n",
+        bin.display()
+    );
+    let p = env.home().join("runner.sh");
+    std::fs::write(&p, body).expect("script");
+    p
+}
+
+fn tag_value(e: &Event, name: &str) -> Option<String> {
+    tags(e)
+        .into_iter()
+        .find(|t| t[0] == name && t.len() > 1)
+        .map(|t| t[1].clone())
+}
+
+fn of_kind(relay: &TestRelay, kind: u16) -> Vec<Event> {
+    relay.query(Filter::new().kind(Kind::Custom(kind)))
+}
+
+/// Poll `runs --repo --json` until the run's 5402 says `want` (at most 30 s).
+fn wait_run_state(env: &TestEnv, relay: &TestRelay, coord: &str, run: &str, want: &str) -> Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let out = env
+            .cmd()
+            .args(["runs", "--repo", coord, "--relay", &relay.url, "--json"])
+            .output()
+            .expect("runs");
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        let v = json(&out);
+        let found = v
+            .as_array()
+            .and_then(|a| a.iter().find(|r| r["id"] == run).cloned());
+        let decided = |r: &Value| r["state"] == want && r["source"] == "workflow-result";
+        if let Some(r) = found.filter(decided) {
+            return r;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "run {run} never {want}: {v}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
+fn fresh_run(
+    env: &TestEnv,
+    relay: &TestRelay,
+    w: &CiWorker,
+    coord: &str,
+    extra: &[&str],
+) -> std::process::Output {
+    let script = stand_in_script(env, 0);
+    env.cmd()
+        .args([
+            "rerun",
+            "--repo",
+            coord,
+            "--workflow",
+            ".github/workflows/ci.yml",
+        ])
+        .args(["--branch", "main", "--worker", &w.hex(), "--unpaid"])
+        .args([
+            "--blossom",
+            &w.blobs,
+            "--relay",
+            &relay.url,
+            "--timeout",
+            "10s",
+        ])
+        .args(["--script", script.to_str().expect("path")])
+        .args(extra)
+        .output()
+        .expect("rerun")
+}
+
+#[test]
+fn a_fresh_run_uploads_its_script_runs_on_the_worker_and_reruns() {
+    let env = TestEnv::new();
+    let relay = TestRelay::start();
+    let w = CiWorker::start(&relay, &env.keys);
+    let ann = announcement(&env.keys, "demo", &[&relay.url], &[]);
+    publish(&env.keys, &[&relay], &[ann]);
+    let coord = format!("30617:{}:demo", env.keys.public_key().to_hex());
+    let out = fresh_run(&env, &relay, &w, &coord, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let run = stdout(&out);
+    let runs = of_kind(&relay, 5401);
+    assert_eq!(runs.len(), 1);
+    let r = &runs[0];
+    assert_eq!(r.id.to_hex(), run);
+    assert_eq!(tag_value(r, "a").as_deref(), Some(coord.as_str()));
+    assert_eq!(tag_value(r, "t").as_deref(), Some("hive-ci"));
+    let me = env.keys.public_key().to_hex();
+    assert_eq!(tag_value(r, "triggered-by").as_deref(), Some(me.as_str()));
+    // The job runs `bash -c` a bootstrap of the uploaded script.
+    let jobs = of_kind(&relay, 5100);
+    assert_eq!(jobs.len(), 1);
+    let job = jobctl::protocol::JobRequest::from_event(&jobs[0]).expect("job");
+    assert_eq!((job.parent, job.cmd.as_str()), (Some(r.id), "bash"));
+    let script = std::fs::read(env.home().join("runner.sh")).expect("script");
+    let sha = jobctl::logs::sha256_hex(&script);
+    assert!(job.args[1].contains(&sha), "{:?}", job.args);
+    // `watch RUN` follows its job; the run's 5402 decides the exit status.
+    let out = env
+        .cmd()
+        .args(["watch", &run, "--exit-status", "--timeout", "30s"])
+        .args(["--relay", &relay.url])
+        .output()
+        .expect("watch");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stderr(&out).contains("workflow run"), "{}", stderr(&out));
+    // The worker runs it; the runner reports; `runs` shows success.
+    let row = wait_run_state(&env, &relay, &coord, &run, "success");
+    let logs = env
+        .cmd()
+        .args(["logs", &jobs[0].id.to_hex(), "--relay", &relay.url])
+        .output()
+        .expect("logs");
+    assert_eq!(
+        row["source"],
+        "workflow-result",
+        "{}{}",
+        stdout(&logs),
+        stderr(&logs)
+    );
+    let results = of_kind(&relay, 5402);
+    assert_eq!(results.len(), 1);
+    let publisher = tag_value(r, "publisher").expect("publisher");
+    assert_eq!(results[0].pubkey.to_hex(), publisher);
+
+    follow_verbs_show_the_run(&env, &relay, &run, &jobs[0].id.to_hex());
+
+    // `rerun RUN`: a new 5401 and 5100, fresh HIVE_CI_*, `e` = the new run.
+    let again = |extra: &[&str]| {
+        env.cmd()
+            .args([
+                "rerun",
+                &run,
+                "--unpaid",
+                "--relay",
+                &relay.url,
+                "--timeout",
+                "10s",
+            ])
+            .args(extra)
+            .output()
+            .expect("rerun")
+    };
+    let out = again(&["--idempotency-key", "k1", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let v = json(&out);
+    let run2 = v["run"].as_str().expect("run").to_string();
+    let job2_id = v["id"].as_str().expect("id").to_string();
+    assert_ne!(run2, run);
+    let r2 = relay
+        .query(Filter::new().id(EventId::from_hex(&run2).expect("id")))
+        .pop()
+        .expect("new run");
+    assert_eq!(
+        tag_value(&r2, "workflow").as_deref(),
+        Some(".github/workflows/ci.yml")
+    );
+    let pub2 = tag_value(&r2, "publisher").expect("publisher");
+    assert_ne!(pub2, publisher, "a fresh throwaway key");
+    let j2 = relay
+        .query(Filter::new().id(EventId::from_hex(&job2_id).expect("id")))
+        .pop()
+        .expect("new job");
+    let req2 = jobctl::protocol::JobRequest::from_event(&j2).expect("job");
+    assert_eq!(req2.parent, Some(r2.id));
+    assert_eq!((req2.cmd.as_str(), &req2.args), ("bash", &job.args));
+    let env_of = |k: &str| {
+        req2.env
+            .iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.clone())
+    };
+    assert_eq!(env_of("HIVE_CI_RUN_ID"), Some(run2.clone()));
+    assert_eq!(env_of("HIVE_CI_BLOSSOM_SERVER"), Some(w.blobs.clone()));
+    let (_, ct) = req2
+        .secrets
+        .iter()
+        .find(|(k, _)| k == "HIVE_CI_NSEC")
+        .expect("HIVE_CI_NSEC");
+    let nsec = nip44::decrypt(w.keys.secret_key(), &env.keys.public_key(), ct)
+        .expect("the worker decrypts it");
+    let k = Keys::parse(&nsec).expect("a key");
+    assert_eq!(k.public_key().to_hex(), pub2);
+    let stranger = Keys::generate();
+    assert!(nip44::decrypt(stranger.secret_key(), &env.keys.public_key(), ct).is_err());
+    wait_run_state(&env, &relay, &coord, &run2, "success");
+    // The same idempotency key publishes nothing new and prints the same.
+    let (n1, n0) = (of_kind(&relay, 5401).len(), of_kind(&relay, 5100).len());
+    let out = again(&["--idempotency-key", "k1"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(stdout(&out), run2);
+    assert_eq!(
+        (of_kind(&relay, 5401).len(), of_kind(&relay, 5100).len()),
+        (n1, n0)
+    );
+    // A key that names a plain job is not a run's: bad input, nothing new.
+    let out = env
+        .rerun_unpaid(&w.hex(), &[&relay.url])
+        .args([
+            "--cmd",
+            "bash",
+            "--idempotency-key",
+            "plain",
+            "--",
+            "-c",
+            "true",
+        ])
+        .output()
+        .expect("plain job");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let out = again(&["--idempotency-key", "plain"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("not a workflow run's job"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(of_kind(&relay, 5401).len(), n1);
+    // `rerun JOB` with a job id still re-runs the job as such.
+    let out = env
+        .rerun_unpaid(&w.hex(), &[&relay.url])
+        .args([&job2_id, "--json", "--secret", "HIVE_CI_NSEC=x"])
+        .output()
+        .expect("rerun job");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(json(&out).get("run").is_none());
+    assert_eq!(
+        of_kind(&relay, 5401).len(),
+        n1,
+        "no new run for a job rerun"
+    );
+}
+
+#[test]
+fn bad_run_input_exits_2_and_publishes_nothing() {
+    let env = TestEnv::new();
+    let relay = TestRelay::start();
+    let w = CiWorker::start(&relay, &env.keys);
+    let coord = format!("30617:{}:demo", env.keys.public_key().to_hex());
+    let script = stand_in_script(&env, 0);
+    let missing = env.home().join("nope.sh");
+    let hex = w.hex();
+    let good: Vec<(&str, &str)> = vec![
+        ("--repo", &coord),
+        ("--workflow", ".github/workflows/ci.yml"),
+        ("--worker", &hex),
+        ("--blossom", &w.blobs),
+        ("--script", script.to_str().expect("p")),
+    ];
+    let cases: Vec<((&str, &str), &str)> = vec![
+        (("--repo", "github.com/x/y"), "--repo"),
+        (("--workflow", " "), "--workflow"),
+        (("--blossom", "ftp://x"), "--blossom"),
+        (("--script", missing.to_str().expect("p")), "--script"),
+        (("--worker", "nope"), "--worker"),
+        (("--cmd", "ls"), "--cmd"),
+        (("--secret", "NOT_SET_ANYWHERE"), "--secret"),
+        (("--blossom", ""), "Blossom"),
+    ];
+    for ((flag, value), want) in cases {
+        let mut c = env.cmd();
+        c.args(["rerun", "--unpaid", "--relay", &relay.url]);
+        for (f, v) in &good {
+            if *f == flag {
+                if !value.is_empty() {
+                    c.args([flag, value]);
+                }
+            } else {
+                c.args([*f, *v]);
+            }
+        }
+        if !good.iter().any(|(f, _)| *f == flag) {
+            c.args([flag, value]);
+        }
+        let out = c.output().expect("rerun");
+        assert_eq!(out.status.code(), Some(2), "{flag}: {}", stderr(&out));
+        let err = stderr(&out);
+        assert!(
+            err.contains("error:") && err.contains(want),
+            "{flag}: {err}"
+        );
+        assert!(stdout(&out).is_empty());
+    }
+    assert!(of_kind(&relay, 5401).is_empty() && of_kind(&relay, 5100).is_empty());
+}
+
+/// `status`, `show` and `logs` given a run id: the run's state from its
+/// 5402, its job, and the workflow log from the 5402's log_url.
+fn follow_verbs_show_the_run(env: &TestEnv, relay: &TestRelay, run: &str, job: &str) {
+    let read = |verb: &[&str]| {
+        let out = env
+            .cmd()
+            .args(verb)
+            .args(["--relay", &relay.url, "--timeout", "8s"])
+            .output()
+            .expect("run");
+        assert_eq!(out.status.code(), Some(0), "{verb:?}: {}", stderr(&out));
+        out
+    };
+    let v = json(&read(&["status", run, "--json"]));
+    assert_eq!(v[0]["id"], run);
+    assert_eq!(v[0]["state"], "success");
+    assert_eq!(v[0]["run"]["job"], job);
+    assert_eq!(v[0]["run"]["source"], "workflow-result");
+    assert_eq!(v[0]["run"]["exit_code"], 0);
+    assert_eq!(stdout(&read(&["status", run])), format!("{run} success"));
+    let v = json(&read(&["show", run, "--json"]));
+    assert_eq!(
+        (v["id"].as_str(), v["run"]["id"].as_str()),
+        (Some(job), Some(run))
+    );
+    let log = read(&["logs", run]);
+    assert_eq!(
+        String::from_utf8_lossy(&log.stdout),
+        "act -W .github/workflows/ci.yml at main\n"
+    );
+    // A job id still shows the job, without a run.
+    let v = json(&read(&["status", job, "--json"]));
+    assert_eq!(v[0]["id"], job);
+    assert!(v[0].get("run").is_none());
+}
+
+#[test]
+fn watch_run_exit_status_follows_a_failed_workflow() {
+    let env = TestEnv::new();
+    let relay = TestRelay::start();
+    let w = CiWorker::start(&relay, &env.keys);
+    let coord = format!("30617:{}:demo", env.keys.public_key().to_hex());
+    let script = stand_in_script(&env, 3);
+    let out = env
+        .cmd()
+        .args([
+            "rerun",
+            "--repo",
+            &coord,
+            "--workflow",
+            "ci.yml",
+            "--worker",
+            &w.hex(),
+        ])
+        .args(["--unpaid", "--blossom", &w.blobs, "--relay", &relay.url])
+        .args(["--script", script.to_str().expect("p")])
+        .output()
+        .expect("rerun");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stderr(&out).contains("no announcement"), "{}", stderr(&out));
+    let run = stdout(&out);
+    let out = env
+        .cmd()
+        .args(["watch", &run, "--exit-status", "--timeout", "30s", "--json"])
+        .args(["--relay", &relay.url])
+        .output()
+        .expect("watch");
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let last: Value =
+        serde_json::from_str(stdout(&out).lines().last().expect("a line")).expect("json");
+    assert_eq!(last["type"], "run");
+    assert_eq!(
+        (last["state"].as_str(), last["exit_code"].as_i64()),
+        (Some("failed"), Some(3))
+    );
+}
+
+fn balance(env: &TestEnv) -> String {
+    let out = env
+        .cmd()
+        .args(["wallet", "balance"])
+        .output()
+        .expect("balance");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    stdout(&out)
+}
+
+#[test]
+fn a_paid_rerun_of_a_run_pays_only_once_the_run_is_accepted() {
+    let env = TestEnv::new();
+    let (relay, refusing) = (TestRelay::start(), TestRelay::rejecting("blocked: no runs"));
+    let mint = common::mint::TestMint::start();
+    let w = CiWorker::start(&relay, &env.keys);
+    let out = env
+        .cmd()
+        .args(["wallet", "mint", "100", "--mint", &mint.url])
+        .output()
+        .expect("mint");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let coord = format!("30617:{}:demo", env.keys.public_key().to_hex());
+    let old = run_event(
+        &env.keys,
+        &coord,
+        "ci.yml",
+        "main",
+        &Keys::generate(),
+        now() - 60,
+    );
+    let old_job = budabit_job(&env.keys, &w.hex(), &old.id, now() - 59);
+    publish(&env.keys, &[&relay], &[old.clone(), old_job]);
+    let rerun = |relays: &[&str], extra: &[&str]| {
+        let mut c = env.cmd();
+        c.args([
+            "rerun",
+            &old.id.to_hex(),
+            "--amount",
+            "5",
+            "--mint",
+            &mint.url,
+        ]);
+        for r in relays {
+            c.args(["--relay", r]);
+        }
+        c.args(extra).output().expect("rerun")
+    };
+    // The run reaches 1 of the 2 relays needed: no job, no token made.
+    let out = rerun(&[&relay.url, &refusing.url], &["--min-accept", "2"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("no job was sent"), "{}", stderr(&out));
+    assert_eq!(balance(&env), "100");
+    assert!(env.journal_jobs().is_empty());
+    assert_eq!(of_kind(&relay, 5100).len(), 1);
+    // Accepted: the token is made, journaled with the job and sent.
+    let out = rerun(&[&relay.url], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let run = stdout(&out);
+    let rows = env.journal_jobs();
+    assert_eq!(rows.len(), 1);
+    assert!(rows[0].3.as_deref().is_some_and(|t| t.starts_with("cashu")));
+    let job = relay
+        .query(Filter::new().id(EventId::from_hex(&rows[0].0).expect("id")))
+        .pop()
+        .expect("the job");
+    assert_eq!(tag_value(&job, "e"), Some(run.clone()));
+    assert!(tag_value(&job, "payment").is_some());
+    // The old job said nowhere to report: the re-run reports where it went.
+    let req = jobctl::protocol::JobRequest::from_event(&job).expect("job");
+    let relays = req.env.iter().find(|(k, _)| k == "HIVE_CI_RELAYS");
+    assert_eq!(
+        relays.map(|(_, v)| v.trim_end_matches('/')),
+        Some(relay.url.trim_end_matches('/'))
+    );
+    // --dry-run: the signed run and job on stdout, nothing published or paid.
+    let n = of_kind(&relay, 5401).len();
+    let out = env
+        .cmd()
+        .args([
+            "rerun",
+            &run,
+            "--unpaid",
+            "--dry-run",
+            "--relay",
+            &relay.url,
+        ])
+        .output()
+        .expect("dry run");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let lines: Vec<Event> = stdout(&out)
+        .lines()
+        .map(|l| Event::from_json(l).expect("event"))
+        .collect();
+    assert_eq!(
+        lines.iter().map(|e| e.kind.as_u16()).collect::<Vec<_>>(),
+        vec![5401, 5100]
+    );
+    assert_eq!(of_kind(&relay, 5401).len(), n);
+}

@@ -1,11 +1,13 @@
-//! `jobctl logs`: print a job's stdout (or stderr) log to stdout, verified
-//! against its content hash when the URL carries one.
+//! `jobctl logs`: print a job's stdout (or stderr) log, or a workflow
+//! run's log, to stdout, verified against its content hash when the URL
+//! carries one.
 
 use std::io::Write;
 
 use clap::Args;
 
 use jobctl::error::{exit, Error, Result};
+use jobctl::hive::follow::RunLink;
 use jobctl::logs as joblogs;
 
 use super::read::{load_one, ReadArgs};
@@ -14,11 +16,13 @@ use super::{runtime, Ctx};
 
 #[derive(Debug, Args)]
 pub struct LogsArgs {
-    /// Job id (hex, note1, nevent1), or `-` for the first id on stdin.
-    #[arg(value_name = "JOB")]
+    /// Job id (hex, note1, nevent1), or `-` for the first id on stdin; a
+    /// workflow run's id (kind 5401) prints the workflow log its result
+    /// (kind 5402) names.
+    #[arg(value_name = "JOB|RUN")]
     pub job: String,
 
-    /// Print the stderr log instead of stdout.
+    /// Print the stderr log instead of stdout (of a run: its job's stderr).
     #[arg(long)]
     pub stderr: bool,
 
@@ -27,7 +31,10 @@ pub struct LogsArgs {
 }
 
 pub fn run(ctx: &Ctx, a: LogsArgs) -> Result<i32> {
-    let (_cfg, _urls, t) = load_one(ctx, &a.job, &a.read)?;
+    let (_cfg, _urls, t, run) = load_one(ctx, &a.job, &a.read)?;
+    if let Some(run) = run.filter(|_| !a.stderr) {
+        return workflow_log(ctx, &run, &t);
+    }
     let which = if a.stderr { "stderr" } else { "stdout" };
     let job = short_id(&t.id.to_hex());
     let result = t.result().ok_or_else(|| {
@@ -59,6 +66,32 @@ pub fn run(ctx: &Ctx, a: LogsArgs) -> Result<i32> {
     }
     let (file, total) = download(ctx, url)?;
     joblogs::copy_out(file, total, &mut *out)?;
+    Ok(exit::OK)
+}
+
+/// `logs RUN`: the workflow log its 5402 names, verified against the
+/// sha256 in the URL when there is one.
+fn workflow_log(ctx: &Ctx, run: &RunLink, job: &jobctl::state::JobTracker) -> Result<i32> {
+    let id = short_id(&run.run.id.to_hex());
+    let Some(result) = &run.result else {
+        return Err(Error::Runtime(format!(
+            "workflow run {id} has no workflow result (kind 5402) yet (state: {}); \
+             `jobctl logs {}` prints its job's output",
+            run.state(Some(job)).0,
+            job.id
+        )));
+    };
+    let url =
+        result.result.log_url.as_deref().ok_or_else(|| {
+            Error::Runtime(format!("the workflow result of run {id} has no log_url"))
+        })?;
+    if !jobctl::protocol::is_url(url) {
+        return Err(Error::Runtime(format!(
+            "the workflow result of run {id} has a log_url that is not a URL"
+        )));
+    }
+    let (file, total) = download(ctx, url)?;
+    joblogs::copy_out(file, total, &mut *ctx.out())?;
     Ok(exit::OK)
 }
 

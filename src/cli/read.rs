@@ -1,12 +1,16 @@
 //! Read-side glue shared by `watch`, `status`, `show`, `logs`, `list` and
 //! `workers` (and `ReadArgs` for other readers): where to read from, job
 //! references from the command line or stdin, the reading client, and
-//! loading named jobs synced with the journal.
+//! loading named jobs synced with the journal (a workflow run named
+//! instead of a job is followed through its job, [`jobctl::hive::follow`]).
+
+use std::collections::HashMap;
 
 use clap::Args;
 
 use jobctl::config::Config;
 use jobctl::error::{Error, Result};
+use jobctl::hive::follow::{resolve_trackers, RunLink};
 use jobctl::protocol::JobRef;
 use jobctl::relays::{self, Reach};
 use jobctl::state::JobTracker;
@@ -101,6 +105,8 @@ pub(crate) struct Loaded {
     pub(crate) urls: Vec<RelayUrl>,
     pub(crate) trackers: Vec<JobTracker>,
     pub(crate) reach: Reach,
+    /// The workflow runs named instead of jobs, by their job's id.
+    pub(crate) runs: HashMap<EventId, RunLink>,
 }
 
 /// Load jobs named on the command line, with their relays. Starts the
@@ -115,11 +121,18 @@ pub(crate) fn load(ctx: &Ctx, jobs: &[String], read: &ReadArgs) -> Result<Loaded
     // The workers' own outbox relays (NIP-65), from the journal's cache.
     let mut journal = ctx.existing_journal()?;
     let urls = jobctl::outbox::read_relays(journal.as_ref(), cfg.outbox, &ids, urls);
-    let (mut trackers, reach) = runtime()?.block_on(async {
+    let (mut trackers, reach, runs) = runtime()?.block_on(async {
         let client = reader(ctx, &cfg, &urls, false).await?;
-        let t = follow::load_jobs_reach(&client, &urls, &ids, deadline.remaining()).await;
+        let (mut t, reach) =
+            follow::load_jobs_reach(&client, &urls, &ids, deadline.remaining()).await;
+        // Ids that are no job may be workflow runs: follow their job.
+        let runs = if reach.none_answered() {
+            HashMap::new()
+        } else {
+            resolve_trackers(&client, &urls, &mut t, deadline.remaining()).await
+        };
         relays::shutdown(&client).await;
-        Ok::<_, Error>(t)
+        Ok::<_, Error>((t, reach, runs))
     })?;
     if reach.none_answered() {
         let what: Vec<String> = ids.iter().map(|id| short_id(&id.to_hex())).collect();
@@ -135,6 +148,7 @@ pub(crate) fn load(ctx: &Ctx, jobs: &[String], read: &ReadArgs) -> Result<Loaded
         urls,
         trackers,
         reach,
+        runs,
     })
 }
 
@@ -143,17 +157,25 @@ pub(crate) fn load_one(
     ctx: &Ctx,
     job: &str,
     read: &ReadArgs,
-) -> Result<(Config, Vec<RelayUrl>, JobTracker)> {
+) -> Result<(Config, Vec<RelayUrl>, JobTracker, Option<RunLink>)> {
     let Loaded {
         cfg,
         urls,
         trackers,
         reach,
+        mut runs,
     } = load(ctx, &[job.to_string()], read)?;
     let t = trackers
         .into_iter()
         .next()
         .ok_or_else(|| Error::input("no job given"))?;
+    if let Some(run) = runs.get(&t.id).filter(|_| t.request.is_none()) {
+        return Err(Error::Runtime(format!(
+            "workflow run {} has no job (kind 5100) attached on {} relay(s)",
+            run.run.id,
+            urls.len()
+        )));
+    }
     if t.request.is_none() && !reach.complete() {
         return Err(follow::reach_error(
             &reach,
@@ -168,5 +190,6 @@ pub(crate) fn load_one(
             urls.len()
         )));
     }
-    Ok((cfg, urls, t))
+    let run = runs.remove(&t.id);
+    Ok((cfg, urls, t, run))
 }

@@ -15,16 +15,20 @@ use jobctl::journal::{self, JobRecord, Journal};
 use jobctl::keys::{FileLock, SigningKey};
 use jobctl::outbox::{self, Route};
 use jobctl::payment::PaymentToken;
-use jobctl::payment_plan::{self, Payer, PaymentFlags, PaymentOut};
-use jobctl::request::{self, Base, JobInputs};
+use jobctl::payment_plan::{self, Payer, PaymentOut};
+use jobctl::request::{self, Base};
 use nostr_sdk::prelude::*;
 
 use super::{min_accept_for, read_stdin, relays_for, require_relays, runtime, Ctx};
 
+mod flags;
+mod hive;
 mod report;
 #[cfg(test)]
 mod tests;
 
+pub(crate) use flags::inputs;
+use flags::{payment_flags, token};
 pub(crate) use report::show_notices;
 use report::{dispatching_line, payment_summary, print_report};
 
@@ -53,7 +57,13 @@ pub fn run(ctx: &Ctx, a: RerunArgs) -> Result<i32> {
     // Look things up in an existing journal; create one only once every
     // input is known good and a job is about to be recorded.
     let mut journal = ctx.existing_journal()?;
-    let base = d.base(journal.as_ref())?;
+    if a.repo.is_some() {
+        return hive::fresh(&d, journal, idem.as_deref());
+    }
+    let base = match d.target(journal.as_ref())? {
+        hive::Target::Run(id) => return hive::rerun_run(&d, id, journal, idem.as_deref()),
+        hive::Target::Job(base) => base.map(|b| *b),
+    };
     let spec = d.spec(base.as_ref())?;
     let key = ctx.key(&cfg)?;
     tracing::info!(key = ?key, "signing key");
@@ -323,61 +333,45 @@ impl Rerun<'_> {
     }
 }
 
-/// The job inputs the flags give (a batch line's defaults too).
-pub(crate) fn inputs(a: &RerunArgs) -> JobInputs {
-    JobInputs {
-        worker: a.worker.clone(),
-        p_tag: a.p_tag.clone(),
-        cmd: a.cmd.clone(),
-        args: a.args.clone(),
-        env: a.env.clone(),
-        secrets: a.secrets.clone(),
-        run: a.run.clone(),
-    }
-}
-
-/// The payment flags; the token format falls back to the config's.
-fn payment_flags(cfg: &Config, a: &RerunArgs) -> PaymentFlags {
-    PaymentFlags {
-        amount: a.amount,
-        mint: a.mint.clone(),
-        max_price: a.max_price,
-        duration: a.duration,
-        lock: a.lock,
-        refund_after: a.refund_after.clone(),
-        no_check: a.no_check,
-        require_check: a.require_check,
-        strict: a.strict,
-        token_format: a.token_format.unwrap_or(cfg.token_format),
-    }
-}
-
-/// The token from `--token`, `--token -` or `$JOBCTL_TOKEN`; `None` only
-/// with `--unpaid`.
-fn token(a: &RerunArgs) -> Result<Option<PaymentToken>> {
-    if a.unpaid {
-        return Ok(None);
-    }
-    let raw = match a.token.clone().or_else(request::env_token).as_deref() {
-        Some("-") => read_stdin("the token")?,
-        Some(t) => t.to_string(),
-        None => {
-            return Err(Error::input(
-                "no payment token: pass --token (or `--token -` for stdin, or $JOBCTL_TOKEN), \
-                 or --unpaid for a job without payment",
-            ))
-        }
-    };
-    PaymentToken::parse(&raw).map(Some)
-}
-
 #[derive(Debug, Args)]
 pub struct RerunArgs {
     /// A past job to run again (hex, note1, nevent1; from the journal or the
     /// relays): same worker, cmd, args, env and parent, with a fresh token.
     /// Flags given as well override the original's values.
-    #[arg(value_name = "JOB", conflicts_with = "batch")]
+    /// A Hive CI workflow run (kind 5401) given here is re-run the way
+    /// Budabit's Re-run does: a new run and a new job (same worker, command
+    /// and env, fresh `HIVE_CI_*`; `--secret` for the old job's secrets);
+    /// the new run's id is printed.
+    #[arg(value_name = "JOB|RUN", conflicts_with = "batch")]
     pub job: Option<String>,
+
+    /// Start a fresh Hive CI workflow run of this repository (naddr1...,
+    /// nostr://npub.../relay/identifier or 30617:<pubkey>:<identifier>);
+    /// needs --workflow. The runner script is uploaded to --blossom.
+    #[arg(long, value_name = "REPO", conflicts_with_all = ["job", "batch"], requires = "workflow")]
+    pub repo: Option<String>,
+
+    /// The workflow file of a fresh run, e.g. .github/workflows/ci.yml.
+    #[arg(long, value_name = "PATH", requires = "repo")]
+    pub workflow: Option<String>,
+
+    /// The branch of a fresh run [default: main].
+    #[arg(long, value_name = "BRANCH", requires = "repo")]
+    pub branch: Option<String>,
+
+    /// The commit of a fresh run [default: none, the branch's head].
+    #[arg(long, value_name = "SHA", requires = "repo")]
+    pub commit: Option<String>,
+
+    /// Blossom server for the runner script and the run's log (http or
+    /// https) [default: config `blossom`; a re-run keeps its run's].
+    #[arg(long, value_name = "URL")]
+    pub blossom: Option<String>,
+
+    /// Runner script of a fresh run instead of the built-in one (clone,
+    /// `act -W`, `jobctl ci report`); uploaded to the Blossom server.
+    #[arg(long, value_name = "FILE", requires = "repo")]
+    pub script: Option<String>,
 
     /// Dispatch many jobs from an NDJSON file (`-` for stdin), one job spec
     /// per line: {"worker", "cmd", "args", "env", "secrets", "token",

@@ -6,6 +6,7 @@ use clap::Args;
 use jobctl::detail::JobDetail;
 use jobctl::error::{exit, Result};
 use jobctl::follow;
+use jobctl::hive::follow::RunSummary;
 use jobctl::protocol::WorkerAd;
 use jobctl::relays;
 
@@ -16,8 +17,9 @@ use super::{runtime, Ctx};
 
 #[derive(Debug, Args)]
 pub struct ShowArgs {
-    /// Job id (hex, note1, nevent1), or `-` for the first id on stdin.
-    #[arg(value_name = "JOB")]
+    /// Job id (hex, note1, nevent1), or `-` for the first id on stdin; a
+    /// workflow run's id (kind 5401) shows the run and its job.
+    #[arg(value_name = "JOB|RUN")]
     pub job: String,
 
     /// Print JSON on stdout.
@@ -29,7 +31,8 @@ pub struct ShowArgs {
 }
 
 pub fn run(ctx: &Ctx, a: ShowArgs) -> Result<i32> {
-    let (cfg, urls, t) = load_one(ctx, &a.job, &a.read)?;
+    let (cfg, urls, t, run) = load_one(ctx, &a.job, &a.read)?;
+    let run = run.map(|r| r.summary(Some(&t)));
     let worker = t.worker();
     // The worker's name is a nicety: only what is left of the deadline.
     let deadline = ctx.deadline();
@@ -48,14 +51,56 @@ pub fn run(ctx: &Ctx, a: ShowArgs) -> Result<i32> {
     };
     let d = JobDetail::new(&t, ad, journal, ctx.now())?;
     if a.json {
-        let value = serde_json::to_value(&d)
+        let mut value = serde_json::to_value(&d)
             .map_err(|e| jobctl::Error::Runtime(format!("cannot encode JSON: {e}")))?;
+        if let (Some(r), Some(o)) = (&run, value.as_object_mut()) {
+            let r = serde_json::to_value(r)
+                .map_err(|e| jobctl::Error::Runtime(format!("cannot encode JSON: {e}")))?;
+            o.insert("run".into(), r);
+        }
         ctx.print(&value.to_string())?;
         return Ok(exit::OK);
     }
-    ctx.say(text(&d, render::stderr_color(), ctx.now().as_secs()));
-    ctx.print(&d.id)?;
+    let mut text = text(&d, render::stderr_color(), ctx.now().as_secs());
+    if let Some(r) = &run {
+        text = format!("{}\n{text}", run_lines(r).join("\n"));
+    }
+    ctx.say(text);
+    ctx.print(run.as_ref().map(|r| r.id.as_str()).unwrap_or(&d.id))?;
     Ok(exit::OK)
+}
+
+/// A workflow run's part, above its job's.
+pub(crate) fn run_lines(r: &RunSummary) -> Vec<String> {
+    let mut lines = vec![
+        format!("run      {}", r.id),
+        format!(
+            "workflow {} on {}{}",
+            sanitize(&r.workflow),
+            sanitize(&r.branch),
+            if r.commit.is_empty() {
+                String::new()
+            } else {
+                format!(" at {}", sanitize(&r.commit))
+            }
+        ),
+    ];
+    let source = serde_json::to_value(r.source)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default();
+    let mut state = format!("run state {} (from the {source})", r.state);
+    if let Some(c) = r.exit_code {
+        state.push_str(&format!(", exit {c}"));
+    }
+    if let Some(d) = r.duration {
+        state.push_str(&format!(", {d}s"));
+    }
+    lines.push(state);
+    if let Some(u) = &r.log_url {
+        lines.push(format!("log      {}", sanitize(u)));
+    }
+    lines
 }
 
 /// The request part: id, age, worker, command, env, secrets, payment.

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use clap::Args;
 
 use jobctl::error::{exit, Result};
+use jobctl::hive::follow::RunSummary;
 use jobctl::relays::Reach;
 use jobctl::state::JobView;
 use jobctl::{follow, tracking};
@@ -17,8 +18,10 @@ use super::{to_json, Ctx};
 
 #[derive(Debug, Args)]
 pub struct StatusArgs {
-    /// Job ids (hex, note1, nevent1); `-` reads them from stdin.
-    #[arg(required = true, value_name = "JOB")]
+    /// Job ids (hex, note1, nevent1); `-` reads them from stdin. A workflow
+    /// run's id (kind 5401) shows the run's state: its result (5402), else
+    /// its job's.
+    #[arg(required = true, value_name = "JOB|RUN")]
     pub jobs: Vec<String>,
 
     /// Print a JSON array on stdout.
@@ -31,9 +34,24 @@ pub struct StatusArgs {
 
 pub fn run(ctx: &Ctx, a: StatusArgs) -> Result<i32> {
     let loaded = load(ctx, &a.jobs, &a.read)?;
-    let views: Vec<JobView> = loaded.trackers.iter().map(|t| t.view(ctx.now())).collect();
+    let mut views: Vec<JobView> = loaded.trackers.iter().map(|t| t.view(ctx.now())).collect();
+    let runs: Vec<Option<RunSummary>> = loaded
+        .trackers
+        .iter()
+        .map(|t| loaded.runs.get(&t.id).map(|r| r.summary(Some(t))))
+        .collect();
+    for (v, r) in views.iter_mut().zip(&runs) {
+        if let Some(r) = r {
+            as_run(v, r);
+        }
+    }
     if a.json {
-        ctx.print(&to_json(&views)?)?;
+        let text = if runs.iter().all(Option::is_none) {
+            to_json(&views)?
+        } else {
+            to_json(&with_runs(&views, &runs)?)?
+        };
+        ctx.print(&text)?;
     } else {
         render_views(ctx, &views, render::stderr_color())?;
     }
@@ -43,6 +61,37 @@ pub fn run(ctx: &Ctx, a: StatusArgs) -> Result<i32> {
     }
     ctx.error(&not_found_message(ctx, &missing, &loaded.reach));
     Ok(exit::FAILURE)
+}
+
+/// A run's row: its id and its state (5402 > 5101 > 30100), the 5402's
+/// exit code and duration.
+fn as_run(v: &mut JobView, r: &RunSummary) {
+    v.id = r.id.clone();
+    v.found = true;
+    v.state = r.state;
+    if r.exit_code.is_some() {
+        v.exit_code = r.exit_code;
+    }
+    if r.duration.is_some() {
+        v.duration = r.duration;
+    }
+}
+
+/// The JSON array: a run's entry gains a `run` object (job id, workflow,
+/// source, log_url, ...); a job's is as before.
+fn with_runs(views: &[JobView], runs: &[Option<RunSummary>]) -> Result<Vec<serde_json::Value>> {
+    let enc = |e: serde_json::Error| jobctl::Error::Runtime(format!("cannot encode JSON: {e}"));
+    views
+        .iter()
+        .zip(runs)
+        .map(|(v, r)| {
+            let mut value = serde_json::to_value(v).map_err(enc)?;
+            if let (Some(r), Some(o)) = (r, value.as_object_mut()) {
+                o.insert("run".into(), serde_json::to_value(r).map_err(enc)?);
+            }
+            Ok(value)
+        })
+        .collect()
 }
 
 /// The table on stderr, `id state` (or `id not-found`) lines on stdout.

@@ -1,6 +1,8 @@
 //! `jobctl watch`: follow jobs live until they finish (like `gh run
 //! watch`), recording what it sees in the journal; lines or NDJSON.
 
+use std::collections::HashMap;
+
 use clap::Args;
 use serde_json::json;
 
@@ -8,6 +10,7 @@ use jobctl::config;
 use jobctl::deadline::Deadline;
 use jobctl::error::{exit, Error, Result};
 use jobctl::follow::{self, WatchEnd};
+use jobctl::hive::follow::{fetch_result, resolve_trackers, RunLink, RunSummary};
 use jobctl::payment::PaymentToken;
 use jobctl::protocol::JobState;
 use jobctl::relays::{self, Reach};
@@ -22,11 +25,13 @@ use super::{runtime, Ctx};
 
 #[derive(Debug, Args)]
 pub struct WatchArgs {
-    /// Job ids (hex, note1, nevent1); `-` reads them from stdin, one per line.
-    #[arg(required = true, value_name = "JOB")]
+    /// Job ids (hex, note1, nevent1); `-` reads them from stdin, one per
+    /// line. A workflow run's id (kind 5401) follows its job; the run's
+    /// result (5402), when there is one, decides --exit-status.
+    #[arg(required = true, value_name = "JOB|RUN")]
     pub jobs: Vec<String>,
 
-    /// Exit 0 when every job succeeded, 1 when one failed, errored or was cancelled.
+    /// Exit 0 when every job (or run) succeeded, 1 when one failed, errored or was cancelled.
     #[arg(long)]
     pub exit_status: bool,
 
@@ -72,6 +77,12 @@ pub fn run(ctx: &Ctx, a: WatchArgs) -> Result<i32> {
             follow::SETTLE_GRACE,
         )
         .await;
+        // Ids that are no job may be workflow runs: follow their job.
+        let runs = if reach.none_answered() {
+            HashMap::new()
+        } else {
+            resolve_trackers(&client, &urls, &mut trackers, load.remaining()).await
+        };
         tracking::fill_from_journal(journal.as_ref(), &mut trackers);
         if let Some(code) = missing(ctx, &trackers, &reach, &urls, &load, overall)? {
             relays::shutdown(&client).await;
@@ -85,9 +96,18 @@ pub fn run(ctx: &Ctx, a: WatchArgs) -> Result<i32> {
             a: &a,
             journal,
         };
+        for (job, r) in runs.iter().filter(|_| !a.json) {
+            ctx.say(format!(
+                "workflow run {} ({}): following its job {}",
+                short_id(&r.run.id.to_hex()),
+                render::sanitize(&r.run.run.workflow),
+                short_id(&job.to_hex())
+            ));
+        }
         let end = w.follow(&client, &mut trackers, overall).await;
+        let runs = run_results(&client, &urls, runs, overall).await;
         relays::shutdown(&client).await;
-        finish(ctx, &a, &trackers, end, overall)
+        finish(ctx, &a, &trackers, &runs, end, overall)
     })
 }
 
@@ -121,11 +141,62 @@ fn missing(
     Err(e)
 }
 
-/// How the watch ended, as an exit code (and a summary per job).
+/// Once the jobs ended: each run's workflow result (5402), looked up
+/// again when none was known (the runner publishes it before its job
+/// ends), within what is left of the watch (at most 5 s).
+async fn run_results(
+    client: &Client,
+    urls: &[RelayUrl],
+    mut runs: HashMap<EventId, RunLink>,
+    overall: Option<Deadline>,
+) -> HashMap<EventId, RunLink> {
+    let bound = std::time::Duration::from_secs(5);
+    for link in runs.values_mut().filter(|l| l.result.is_none()) {
+        let left = overall.map(|d| d.remaining().min(bound)).unwrap_or(bound);
+        if left.is_zero() {
+            break;
+        }
+        link.result = fetch_result(client, urls, &link.run, left).await;
+    }
+    runs
+}
+
+/// A run's final line (text) or object (`--json`, `"type": "run"`).
+fn show_run(ctx: &Ctx, a: &WatchArgs, r: &RunSummary) -> Result<()> {
+    if a.json {
+        let mut v = serde_json::to_value(r)
+            .map_err(|e| Error::Runtime(format!("cannot encode JSON: {e}")))?;
+        if let Some(o) = v.as_object_mut() {
+            o.insert("type".into(), "run".into());
+        }
+        return ctx.print(&v.to_string());
+    }
+    let mut line = format!(
+        "workflow run {} ({}): {}",
+        short_id(&r.id),
+        render::sanitize(&r.workflow),
+        r.state
+    );
+    if let Some(c) = r.exit_code {
+        line.push_str(&format!(", exit {c}"));
+    }
+    if let Some(d) = r.duration {
+        line.push_str(&format!(", {d}s"));
+    }
+    if let Some(u) = &r.log_url {
+        line.push_str(&format!(", log {}", render::sanitize(u)));
+    }
+    ctx.say(line);
+    Ok(())
+}
+
+/// How the watch ended, as an exit code (and a summary per job; a run's
+/// state is its 5402's when there is one).
 fn finish(
     ctx: &Ctx,
     a: &WatchArgs,
     trackers: &[JobTracker],
+    runs: &HashMap<EventId, RunLink>,
     end: WatchEnd,
     overall: Option<Deadline>,
 ) -> Result<i32> {
@@ -153,7 +224,18 @@ fn finish(
             ctx.say(summary(&t.view(ctx.now()), color));
         }
     }
-    let all_ok = trackers.iter().all(|t| t.state() == JobState::Success);
+    let mut all_ok = true;
+    for t in trackers {
+        let state = match runs.get(&t.id) {
+            Some(r) => {
+                let summary = r.summary(Some(t));
+                show_run(ctx, a, &summary)?;
+                summary.state
+            }
+            None => t.state(),
+        };
+        all_ok &= state == JobState::Success;
+    }
     Ok(if a.exit_status && !all_ok {
         exit::FAILURE
     } else {

@@ -104,6 +104,8 @@ pub struct FileConfig {
     pub timeouts: Option<FileTimeouts>,
     /// How tokens the wallet makes for jobs are written: `cashuA` or `cashuB`.
     pub token_format: Option<String>,
+    /// Blossom server (http or https) for Hive CI runner scripts and logs.
+    pub blossom: Option<String>,
 }
 
 /// `[timeouts]` table.
@@ -150,6 +152,8 @@ pub struct Config {
     pub mint_timeout: Duration,
     /// How tokens the wallet makes for jobs are written.
     pub token_format: crate::wallet::TokenFormat,
+    /// The Blossom server `rerun --repo --workflow` uploads its runner script to.
+    pub blossom: Option<String>,
 }
 
 impl Config {
@@ -170,6 +174,7 @@ impl Config {
             query_timeout: DEFAULT_QUERY_TIMEOUT,
             mint_timeout: DEFAULT_MINT_TIMEOUT,
             token_format: crate::wallet::TokenFormat::V3,
+            blossom: None,
         }
     }
 
@@ -240,6 +245,9 @@ impl Config {
         }
         if let Some(f) = file.token_format {
             cfg.token_format = f.parse().map_err(|e| err(format!("token_format: {e}")))?;
+        }
+        if let Some(b) = file.blossom {
+            cfg.blossom = Some(parse_blossom(&b).map_err(|e| err(format!("blossom: {e}")))?);
         }
         if let Some(k) = file.key_file {
             cfg.key_file = expand_tilde(&k);
@@ -312,8 +320,27 @@ impl Config {
                 }
                 .to_string(),
             ),
+            blossom: self.blossom.clone(),
         };
         toml::to_string(&file).unwrap_or_default()
+    }
+}
+
+/// A Blossom server's base URL: http(s), no trailing slash.
+pub fn parse_blossom(s: &str) -> std::result::Result<String, String> {
+    let t = s.trim().trim_end_matches('/');
+    let ok = (t.starts_with("http://") || t.starts_with("https://"))
+        && url::Url::parse(t).is_ok_and(|u| u.host_str().is_some())
+        && !t
+            .chars()
+            .any(|c| c.is_whitespace() || c == '\'' || c == '\\');
+    if ok {
+        Ok(t.to_string())
+    } else {
+        Err(format!(
+            "`{}` is not an http(s) URL",
+            crate::text::clip(s, 200)
+        ))
     }
 }
 
@@ -348,6 +375,10 @@ outbox = true
 # How tokens the wallet makes for jobs are written (--token-format):
 # "cashuA" (V3, decoded offline by every client) or "cashuB" (V4).
 # token_format = "cashuA"
+
+# Blossom server that `rerun --repo --workflow` uploads its runner script to
+# and that Hive CI runs upload their logs to (--blossom).
+# blossom = "https://blossom.example.com"
 
 [timeouts]
 # Each is the default --timeout of a group of commands, and bounds the whole
@@ -421,5 +452,23 @@ mod tests {
         let cfg = Config::from_toml(Path::new("/c.toml"), TEMPLATE).expect("template");
         assert!(cfg.relays.is_empty());
         assert_eq!(cfg.cmd, "act");
+    }
+
+    #[test]
+    fn blossom_is_an_http_url_and_round_trips() {
+        let cfg = Config::from_toml(
+            Path::new("/c.toml"),
+            "blossom = \"https://blossom.example.com/\"\n",
+        )
+        .expect("blossom");
+        assert_eq!(cfg.blossom.as_deref(), Some("https://blossom.example.com"));
+        assert!(cfg
+            .to_toml()
+            .contains("blossom = \"https://blossom.example.com\""));
+        let e = Config::from_toml(Path::new("/c.toml"), "blossom = \"ftp://x\"\n")
+            .expect_err("not http");
+        assert!(e.to_string().contains("line 1 (`blossom`)"), "{e}");
+        assert!(parse_blossom("http://127.0.0.1:8080").is_ok());
+        assert!(parse_blossom("https://x.example/a b").is_err());
     }
 }

@@ -2,10 +2,12 @@
 //! ([`repo`]), the 5401 run and 5402 result events and a run's state
 //! ([`run`]), the 5100 job that executes a run and the plans that start
 //! one ([`exec`]) and their network side ([`start`]), listing a
-//! repository's runs ([`list`]) and a runner's report ([`report`]).
+//! repository's runs ([`list`]), following one run with the job verbs
+//! ([`follow`]) and a runner's report ([`report`]).
 //! Wire format: `loom-protocol.md`, "Hive CI".
 
 pub mod exec;
+pub mod follow;
 pub mod list;
 pub mod repo;
 pub mod report;

@@ -110,12 +110,88 @@ pub struct RunDispatch {
     pub job: crate::dispatch::DispatchReport,
 }
 
+/// Publish the plan's 5401 to `urls` and require `min_accept` of them to
+/// take it: a run that did not reach enough relays gets no job (an
+/// error; nothing is journaled, no payment need be made).
+pub async fn send_run(
+    keys: &Keys,
+    plan: &RunPlan,
+    urls: &[RelayUrl],
+    deadline: &Deadline,
+    min_accept: usize,
+) -> Result<Vec<RelayOutcome>> {
+    let run = publish_run(keys, plan, urls, deadline).await;
+    run_accepted(&run, min_accept)?;
+    Ok(run)
+}
+
+fn run_accepted(run: &[RelayOutcome], min_accept: usize) -> Result<()> {
+    let accepted = relays::accepted(run);
+    if accepted < min_accept {
+        return Err(Error::Relay(format!(
+            "the workflow run reached {accepted} of the {min_accept} relay(s) needed; no job was sent: {}",
+            relays::failure_summary(run)
+        )));
+    }
+    Ok(())
+}
+
+/// Where a run's job is dispatched: its journal, relays and bounds.
+pub struct JobTarget<'a> {
+    /// The journal the job is recorded in before it is published.
+    pub journal: &'a mut crate::journal::Journal,
+    /// Relays (the repository's and the configured ones).
+    pub urls: &'a [RelayUrl],
+    /// The command's one deadline.
+    pub deadline: &'a Deadline,
+    /// Relays that must accept.
+    pub min_accept: usize,
+    /// `--idempotency-key`.
+    pub idempotency_key: Option<&'a str>,
+    /// The job re-run (`rerun RUN`).
+    pub rerun_of: Option<EventId>,
+}
+
+/// Build, sign and journal the plan's 5100 (with the token the plan now
+/// carries; `wallet_lock`, the wallet's lock held since the token was
+/// made, is released once the job is journaled), then publish it.
+pub async fn dispatch_job(
+    t: JobTarget<'_>,
+    client: &Client,
+    keys: &Keys,
+    plan: &RunPlan,
+    wallet_lock: Option<crate::keys::FileLock>,
+) -> Result<crate::dispatch::DispatchReport> {
+    let req = crate::dispatch::build(&plan.job, keys)?;
+    let event = crate::dispatch::sign(&req, keys)?;
+    crate::dispatch::journal_new(
+        t.journal,
+        keys,
+        &plan.job,
+        &event,
+        t.urls,
+        t.idempotency_key,
+        t.rerun_of,
+    )?;
+    drop(wallet_lock);
+    let payment = plan.job.token.as_ref().map(|t| t.info().clone());
+    crate::dispatch::publish_journaled(
+        t.journal,
+        client,
+        event,
+        payment,
+        t.urls,
+        t.deadline.remaining(),
+        t.min_accept,
+    )
+    .await
+}
+
 /// Publish the plan's 5401; once `min_accept` relays have it, build,
 /// sign, journal and publish its 5100 (encrypting its secrets to the
 /// worker). A 5401 that did not reach enough relays sends no job: an
-/// error, with nothing journaled. Make the payment token after this
-/// returns for the 5401 (or build the plan with the token and accept an
-/// orphan run on a crash: the journal holds the job before it is sent).
+/// error, with nothing journaled. `jobctl rerun` uses [`send_run`] and
+/// [`dispatch_job`] instead, to make the payment token in between.
 #[allow(clippy::too_many_arguments)]
 pub async fn dispatch_plan(
     journal: &mut crate::journal::Journal,
@@ -128,37 +204,38 @@ pub async fn dispatch_plan(
     idempotency_key: Option<&str>,
     rerun_of: Option<EventId>,
 ) -> Result<RunDispatch> {
-    let req = crate::dispatch::build(&plan.job, keys)?;
-    let event = crate::dispatch::sign(&req, keys)?;
+    // Sign first: a plan that cannot be built publishes nothing.
+    crate::dispatch::build(&plan.job, keys)?;
     let run = relays::publish_with(client, &plan.run_event, urls, deadline.share(2)).await;
-    let accepted = relays::accepted(&run);
-    if accepted < min_accept {
-        return Err(Error::Relay(format!(
-            "the workflow run reached {accepted} of the {min_accept} relay(s) needed; no job was sent: {}",
-            relays::failure_summary(&run)
-        )));
-    }
-    crate::dispatch::journal_new(
+    run_accepted(&run, min_accept)?;
+    let target = JobTarget {
         journal,
-        keys,
-        &plan.job,
-        &event,
         urls,
+        deadline,
+        min_accept,
         idempotency_key,
         rerun_of,
-    )?;
-    let payment = plan.job.token.as_ref().map(|t| t.info().clone());
-    let job = crate::dispatch::publish_journaled(
-        journal,
-        client,
-        event,
-        payment,
-        urls,
-        deadline.remaining(),
-        min_accept,
-    )
-    .await?;
+    };
+    let job = dispatch_job(target, client, keys, plan, None).await?;
     Ok(RunDispatch { run, job })
+}
+
+/// The kind of event `id` is, when one of `urls` has it within
+/// `timeout` (to tell a run from a job before loading either).
+pub async fn probe(
+    keys: Option<&Keys>,
+    urls: &[RelayUrl],
+    id: EventId,
+    timeout: std::time::Duration,
+) -> Option<Event> {
+    let client = relays::reader(keys, urls, false).await;
+    let fetched =
+        relays::fetch_reach(&client, urls, vec![Filter::new().id(id).limit(1)], timeout).await;
+    relays::shutdown(&client).await;
+    fetched
+        .events
+        .into_iter()
+        .find(|e| e.id == id && e.verify().is_ok())
 }
 
 /// Upload a runner script (`--script FILE`, else

@@ -47,9 +47,31 @@ pub(super) fn dispatching_line(
 
 /// Print a dispatch report: JSON, or the table, summary and id.
 pub(crate) fn print_report(ctx: &Ctx, report: &DispatchReport, json: bool) -> Result<i32> {
+    print_report_of(ctx, report, json, None)
+}
+
+/// [`print_report`] of a workflow run's job: the run's id is printed
+/// instead of the job's, and the JSON gains a `run` field.
+pub(crate) fn print_report_of(
+    ctx: &Ctx,
+    report: &DispatchReport,
+    json: bool,
+    run: Option<&str>,
+) -> Result<i32> {
     let color = render::stderr_color();
     if json {
-        ctx.print(&to_json(report)?)?;
+        let text = match run {
+            None => to_json(report)?,
+            Some(run) => {
+                let mut v = serde_json::to_value(report)
+                    .map_err(|e| jobctl::Error::Runtime(format!("cannot encode JSON: {e}")))?;
+                if let Some(o) = v.as_object_mut() {
+                    o.insert("run".into(), run.into());
+                }
+                to_json(&v)?
+            }
+        };
+        ctx.print(&text)?;
         return Ok(if report.ok() { exit::OK } else { exit::FAILURE });
     }
     let tally = format!(
@@ -80,7 +102,7 @@ pub(crate) fn print_report(ctx: &Ctx, report: &DispatchReport, json: bool) -> Re
         ));
         ctx.say("the job and its token are kept in the journal: `jobctl republish --all` retries");
     }
-    ctx.print(&report.id)?;
+    ctx.print(run.unwrap_or(&report.id))?;
     Ok(if report.ok() { exit::OK } else { exit::FAILURE })
 }
 
