@@ -145,6 +145,9 @@ mod tests {
         let e = relays_for(&rec, &[], &configured).unwrap_err();
         assert!(matches!(e, Error::Journal(_)), "{e}");
         // --relay still overrides what the journal says.
-        assert_eq!(relays_for(&rec, &configured, &[]).unwrap(), configured.to_vec());
+        assert_eq!(
+            relays_for(&rec, &configured, &[]).unwrap(),
+            configured.to_vec()
+        );
     }
 }

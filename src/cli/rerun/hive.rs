@@ -19,7 +19,7 @@ use jobctl::relays;
 use jobctl::request::{self, Base};
 use nostr_sdk::prelude::*;
 
-use super::report::{dispatching_line, print_report_of};
+use super::report::{command_line, dispatching_line, print_report_of};
 use super::{runtime, Rerun};
 use crate::cli::render;
 
@@ -336,7 +336,14 @@ fn launch(
         None => d.ctx.journal()?,
     };
     if !d.a.json {
-        d.ctx.say(dispatching_line(&plan.job, urls.len(), 0, None));
+        // The bootstrap that fetches and checks the runner script is long
+        // and the same every time: `show` has it in full.
+        let line = dispatching_line(&plan.job, urls.len(), 0, None).replacen(
+            &command_line(&plan.job),
+            "bash -c <fetch, check and run the runner script>",
+            1,
+        );
+        d.ctx.say(line);
     }
     let target = JobTarget {
         journal: &mut journal,
