@@ -13,7 +13,7 @@ use jobctl::dispatch::{self, DispatchReport, JobSpec};
 use jobctl::error::{exit, Error, Result};
 use jobctl::journal::{self, JobRecord, Journal};
 use jobctl::keys::{FileLock, SigningKey};
-use jobctl::outbox::{self, Route};
+use jobctl::outbox;
 use jobctl::payment::PaymentToken;
 use jobctl::payment_plan::{self, Payer, PaymentFlags, PaymentOut};
 use jobctl::request::{self, Base, JobInputs};
@@ -274,7 +274,10 @@ impl Rerun<'_> {
             Some(j) => j,
             None => self.ctx.journal()?,
         };
-        let route = self.route(spec.worker, &journal, &key.keys)?;
+        let on = !self.a.no_outbox && self.cfg.outbox;
+        let (relays, worker) = (&self.relays, spec.worker);
+        let route = outbox::route(on, &journal, &key.keys, relays, worker, self.deadline);
+        let route = runtime()?.block_on(route);
         if !self.a.json {
             let (n, inbox) = (self.relays.len(), route.inbox.len());
             self.ctx.say(dispatching_line(spec, n, inbox, base));
@@ -304,22 +307,6 @@ impl Rerun<'_> {
         outbox::remember(&journal, &spec.worker, &route);
         report.worker_inbox = route.inbox.iter().map(|u| u.to_string()).collect();
         Ok(report)
-    }
-
-    /// Where the job goes besides the configured relays (NIP-65): the
-    /// worker's inbox relays, from the journal's cache, else looked up on
-    /// the configured relays within a third of the deadline (at most
-    /// [`outbox::LOOKUP_CAP`]). None with `--no-outbox` or `outbox = false`.
-    fn route(&self, worker: PublicKey, journal: &Journal, keys: &Keys) -> Result<Route> {
-        if self.a.no_outbox || !self.cfg.outbox {
-            return Ok(Route::default());
-        }
-        if let Some(cached) = outbox::from_cache(Some(journal), &worker, &self.relays) {
-            return Ok(cached);
-        }
-        let budget = self.deadline.share(3).min(outbox::LOOKUP_CAP);
-        let lookup = outbox::lookup_alone(keys, &self.relays, worker, budget);
-        Ok(runtime()?.block_on(lookup))
     }
 }
 
