@@ -77,7 +77,9 @@ pub async fn client(keys: &Keys, urls: &[RelayUrl]) -> Client {
 /// `persistent` clients reconnect to relays that drop.
 pub async fn reader(keys: Option<&Keys>, urls: &[RelayUrl], persistent: bool) -> Client {
     let opts = ClientOptions::new().automatic_authentication(keys.is_some());
-    let mut builder = Client::builder().opts(opts);
+    let mut builder = Client::builder()
+        .opts(opts)
+        .websocket_transport(crate::transport::NoDelayTransport);
     if let Some(k) = keys {
         builder = builder.signer(k.clone());
     }
