@@ -290,12 +290,13 @@ pub async fn lookup_alone(
 }
 
 /// The route of one dispatch to `worker` (`on`: routing is not turned
-/// off): the cached one when fresh, else a lookup on `relays` within a
-/// third of `deadline`, at most [`LOOKUP_CAP`]; none when off.
+/// off): the cached one when fresh, else a lookup on `relays` through the
+/// dispatch's own pool `client`, within a third of `deadline`, at most
+/// [`LOOKUP_CAP`]; none when off.
 pub async fn route(
     on: bool,
     journal: &Journal,
-    keys: &Keys,
+    client: &Client,
     relays: &[RelayUrl],
     worker: PublicKey,
     deadline: Deadline,
@@ -307,7 +308,7 @@ pub async fn route(
         return cached;
     }
     let budget = deadline.share(3).min(LOOKUP_CAP);
-    lookup_alone(keys, relays, worker, budget).await
+    lookup(client, relays, worker, budget).await
 }
 
 /// `configured` followed by the route's inbox relays: where the job goes.

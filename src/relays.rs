@@ -68,6 +68,16 @@ fn relay_options(persistent: bool) -> RelayOptions {
         .ping(persistent)
 }
 
+/// Add relays to a client's pool (one already there is left as it is).
+pub async fn add_relays(client: &Client, urls: &[RelayUrl]) {
+    for url in urls {
+        let _ = client
+            .pool()
+            .add_relay(url.clone(), relay_options(false))
+            .await;
+    }
+}
+
 /// A relay client signing AUTH challenges with `keys`.
 pub async fn client(keys: &Keys, urls: &[RelayUrl]) -> Client {
     reader(Some(keys), urls, false).await

@@ -16,6 +16,7 @@ use jobctl::keys::{FileLock, SigningKey};
 use jobctl::outbox;
 use jobctl::payment::PaymentToken;
 use jobctl::payment_plan::{self, Payer, PaymentFlags, PaymentOut};
+use jobctl::relays;
 use jobctl::request::{self, Base, JobInputs};
 use nostr_sdk::prelude::*;
 
@@ -274,10 +275,14 @@ impl Rerun<'_> {
             Some(j) => j,
             None => self.ctx.journal()?,
         };
+        // One pool for the relay-list lookup and the publish.
+        let rt = runtime()?;
+        let client = rt.block_on(relays::client(&key.keys, &self.relays));
         let on = !self.a.no_outbox && self.cfg.outbox;
         let (relays, worker) = (&self.relays, spec.worker);
-        let route = outbox::route(on, &journal, &key.keys, relays, worker, self.deadline);
-        let route = runtime()?.block_on(route);
+        let route = outbox::route(on, &journal, &client, relays, worker, self.deadline);
+        let route = rt.block_on(route);
+        rt.block_on(relays::add_relays(&client, &route.inbox));
         if !self.a.json {
             let (n, inbox) = (self.relays.len(), route.inbox.len());
             self.ctx.say(dispatching_line(spec, n, inbox, base));
@@ -295,15 +300,21 @@ impl Rerun<'_> {
         )?;
         drop(wallet_lock);
         let payment = spec.token.as_ref().map(|t| t.info().clone());
-        let mut report = runtime()?.block_on(dispatch::publish_journaled_as(
-            &mut journal,
-            &key.keys,
-            event,
-            payment,
-            relays,
-            self.deadline.remaining(),
-            self.min_accept,
-        ))?;
+        let (timeout, min) = (self.deadline.remaining(), self.min_accept);
+        let mut report = rt.block_on(async {
+            let r = dispatch::publish_journaled(
+                &mut journal,
+                &client,
+                event,
+                payment,
+                relays,
+                timeout,
+                min,
+            );
+            let r = r.await;
+            relays::shutdown(&client).await;
+            r
+        })?;
         outbox::remember(&journal, &spec.worker, &route);
         report.worker_inbox = route.inbox.iter().map(|u| u.to_string()).collect();
         Ok(report)
