@@ -224,6 +224,84 @@ pub async fn publish_journaled_as(
     r
 }
 
+/// How many jobs `republish` sends at once.
+pub const REPUBLISH_CONCURRENCY: usize = 32;
+
+/// One journaled job to publish again.
+pub struct Again {
+    /// Its signed event.
+    pub event: Event,
+    /// Its payment summary.
+    pub payment: Option<TokenInfo>,
+    /// The relays it should be on.
+    pub urls: Vec<RelayUrl>,
+}
+
+/// Publish every job in `jobs` to its relays that have not accepted it yet,
+/// up to [`REPUBLISH_CONCURRENCY`] at once over one pool, all within
+/// `timeout`; record the outcomes and report per job, in order.
+pub async fn republish_many(
+    journal: &mut Journal,
+    keys: &Keys,
+    jobs: Vec<Again>,
+    timeout: Duration,
+    min_accept: usize,
+) -> Result<Vec<DispatchReport>> {
+    use futures::StreamExt;
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut plans = Vec::with_capacity(jobs.len());
+    let mut every: Vec<RelayUrl> = Vec::new();
+    for job in jobs {
+        let earlier = journal.accepted_relays(&job.event.id)?;
+        let todo: Vec<RelayUrl> = job
+            .urls
+            .iter()
+            .filter(|u| !earlier.contains(&u.to_string()))
+            .cloned()
+            .collect();
+        for u in &todo {
+            if !every.contains(u) {
+                every.push(u.clone());
+            }
+        }
+        plans.push((job, earlier, todo));
+    }
+    let client = relays::client(keys, &every).await;
+    // Connected once up front, so the jobs in flight do not each dial.
+    relays::connect_all(&client, &every, timeout / 2).await;
+    let fresh: Vec<Vec<RelayOutcome>> =
+        futures::stream::iter(plans.iter().map(|(job, _, todo)| {
+            let client = &client;
+            async move {
+                if todo.is_empty() {
+                    return Vec::new();
+                }
+                let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                relays::publish_with(client, &job.event, todo, left).await
+            }
+        }))
+        .buffered(REPUBLISH_CONCURRENCY)
+        .collect()
+        .await;
+    relays::shutdown(&client).await;
+    let to_record: Vec<(EventId, Vec<RelayOutcome>)> = plans
+        .iter()
+        .zip(&fresh)
+        .filter(|(_, o)| !o.is_empty())
+        .map(|((job, _, _), o)| (job.event.id, o.clone()))
+        .collect();
+    journal.record_outcomes_many(&to_record)?;
+    let reports = plans
+        .into_iter()
+        .zip(fresh)
+        .map(|((job, earlier, _), fresh)| {
+            let mut outcomes = accepted_earlier(&earlier);
+            outcomes.extend(fresh);
+            report(job.event, job.payment, outcomes, min_accept)
+        });
+    Ok(reports.collect())
+}
+
 /// Journal a freshly signed job (durable when this returns). The same
 /// content signed in the same second is the same event (ids are content
 /// hashes): already journaled, it is left as it is.

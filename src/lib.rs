@@ -44,6 +44,7 @@ pub mod state;
 pub mod stats;
 pub mod text;
 pub mod tracking;
+pub mod transport;
 pub mod wallet;
 pub mod worker;
 

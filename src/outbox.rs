@@ -10,6 +10,7 @@ use std::time::Duration;
 use nostr_sdk::prelude::*;
 use rusqlite::{params, OptionalExtension};
 
+use crate::deadline::Deadline;
 use crate::error::{Error, Result};
 use crate::journal::Journal;
 use crate::protocol::KIND_RELAY_LIST;
@@ -286,6 +287,28 @@ pub async fn lookup_alone(
     let route = lookup(&client, relays, worker, timeout).await;
     relays::shutdown(&client).await;
     route
+}
+
+/// The route of one dispatch to `worker` (`on`: routing is not turned
+/// off): the cached one when fresh, else a lookup on `relays` through the
+/// dispatch's own pool `client`, within a third of `deadline`, at most
+/// [`LOOKUP_CAP`]; none when off.
+pub async fn route(
+    on: bool,
+    journal: &Journal,
+    client: &Client,
+    relays: &[RelayUrl],
+    worker: PublicKey,
+    deadline: Deadline,
+) -> Route {
+    if !on {
+        return Route::default();
+    }
+    if let Some(cached) = from_cache(Some(journal), &worker, relays) {
+        return cached;
+    }
+    let budget = deadline.share(3).min(LOOKUP_CAP);
+    lookup(client, relays, worker, budget).await
 }
 
 /// `configured` followed by the route's inbox relays: where the job goes.

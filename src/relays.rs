@@ -68,6 +68,16 @@ fn relay_options(persistent: bool) -> RelayOptions {
         .ping(persistent)
 }
 
+/// Add relays to a client's pool (one already there is left as it is).
+pub async fn add_relays(client: &Client, urls: &[RelayUrl]) {
+    for url in urls {
+        let _ = client
+            .pool()
+            .add_relay(url.clone(), relay_options(false))
+            .await;
+    }
+}
+
 /// A relay client signing AUTH challenges with `keys`.
 pub async fn client(keys: &Keys, urls: &[RelayUrl]) -> Client {
     reader(Some(keys), urls, false).await
@@ -77,7 +87,9 @@ pub async fn client(keys: &Keys, urls: &[RelayUrl]) -> Client {
 /// `persistent` clients reconnect to relays that drop.
 pub async fn reader(keys: Option<&Keys>, urls: &[RelayUrl], persistent: bool) -> Client {
     let opts = ClientOptions::new().automatic_authentication(keys.is_some());
-    let mut builder = Client::builder().opts(opts);
+    let mut builder = Client::builder()
+        .opts(opts)
+        .websocket_transport(crate::transport::NoDelayTransport);
     if let Some(k) = keys {
         builder = builder.signer(k.clone());
     }

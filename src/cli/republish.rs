@@ -39,18 +39,24 @@ pub fn run(ctx: &Ctx, a: RepublishArgs) -> Result<i32> {
     let rt = runtime()?;
     // `--relay` flags replace each job's own relays.
     let flags: &[RelayUrl] = if a.relays.is_empty() { &[] } else { &flags };
-    let mut failures = 0;
+    let mut jobs = Vec::with_capacity(records.len());
     for rec in &records {
-        let urls = republish::relays_for(rec, flags, &cfg.relays)?;
-        let report = rt.block_on(dispatch::publish_journaled_as(
-            &mut journal,
-            &key.keys,
-            rec.signed_event()?,
-            dispatch::journaled_payment(rec),
-            &urls,
-            deadline.remaining(),
-            min_accept,
-        ))?;
+        jobs.push(dispatch::Again {
+            event: rec.signed_event()?,
+            payment: dispatch::journaled_payment(rec),
+            urls: republish::relays_for(rec, flags, &cfg.relays)?,
+        });
+    }
+    // Every job at once over one pool, within the command's one deadline.
+    let reports = rt.block_on(dispatch::republish_many(
+        &mut journal,
+        &key.keys,
+        jobs,
+        deadline.remaining(),
+        min_accept,
+    ))?;
+    let mut failures = 0;
+    for (rec, report) in records.iter().zip(reports) {
         if !report.ok() {
             failures += 1;
         }

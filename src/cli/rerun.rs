@@ -13,10 +13,11 @@ use jobctl::dispatch::{self, DispatchReport, JobSpec};
 use jobctl::error::{exit, Error, Result};
 use jobctl::journal::{self, JobRecord, Journal};
 use jobctl::keys::{FileLock, SigningKey};
-use jobctl::outbox::{self, Route};
+use jobctl::outbox;
 use jobctl::payment::PaymentToken;
 use jobctl::payment_plan::{self, Payer, PaymentOut};
 use jobctl::request::{self, Base};
+use jobctl::relays;
 use nostr_sdk::prelude::*;
 
 use super::{min_accept_for, read_stdin, relays_for, require_relays, runtime, Ctx};
@@ -284,7 +285,14 @@ impl Rerun<'_> {
             Some(j) => j,
             None => self.ctx.journal()?,
         };
-        let route = self.route(spec.worker, &journal, &key.keys)?;
+        // One pool for the relay-list lookup and the publish.
+        let rt = runtime()?;
+        let client = rt.block_on(relays::client(&key.keys, &self.relays));
+        let on = !self.a.no_outbox && self.cfg.outbox;
+        let (relays, worker) = (&self.relays, spec.worker);
+        let route = outbox::route(on, &journal, &client, relays, worker, self.deadline);
+        let route = rt.block_on(route);
+        rt.block_on(relays::add_relays(&client, &route.inbox));
         if !self.a.json {
             let (n, inbox) = (self.relays.len(), route.inbox.len());
             self.ctx.say(dispatching_line(spec, n, inbox, base));
@@ -302,34 +310,24 @@ impl Rerun<'_> {
         )?;
         drop(wallet_lock);
         let payment = spec.token.as_ref().map(|t| t.info().clone());
-        let mut report = runtime()?.block_on(dispatch::publish_journaled_as(
-            &mut journal,
-            &key.keys,
-            event,
-            payment,
-            relays,
-            self.deadline.remaining(),
-            self.min_accept,
-        ))?;
+        let (timeout, min) = (self.deadline.remaining(), self.min_accept);
+        let mut report = rt.block_on(async {
+            let r = dispatch::publish_journaled(
+                &mut journal,
+                &client,
+                event,
+                payment,
+                relays,
+                timeout,
+                min,
+            );
+            let r = r.await;
+            relays::shutdown(&client).await;
+            r
+        })?;
         outbox::remember(&journal, &spec.worker, &route);
         report.worker_inbox = route.inbox.iter().map(|u| u.to_string()).collect();
         Ok(report)
-    }
-
-    /// Where the job goes besides the configured relays (NIP-65): the
-    /// worker's inbox relays, from the journal's cache, else looked up on
-    /// the configured relays within a third of the deadline (at most
-    /// [`outbox::LOOKUP_CAP`]). None with `--no-outbox` or `outbox = false`.
-    fn route(&self, worker: PublicKey, journal: &Journal, keys: &Keys) -> Result<Route> {
-        if self.a.no_outbox || !self.cfg.outbox {
-            return Ok(Route::default());
-        }
-        if let Some(cached) = outbox::from_cache(Some(journal), &worker, &self.relays) {
-            return Ok(cached);
-        }
-        let budget = self.deadline.share(3).min(outbox::LOOKUP_CAP);
-        let lookup = outbox::lookup_alone(keys, &self.relays, worker, budget);
-        Ok(runtime()?.block_on(lookup))
     }
 }
 
