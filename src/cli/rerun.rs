@@ -16,8 +16,8 @@ use jobctl::keys::{FileLock, SigningKey};
 use jobctl::outbox;
 use jobctl::payment::PaymentToken;
 use jobctl::payment_plan::{self, Payer, PaymentOut};
-use jobctl::request::{self, Base};
 use jobctl::relays;
+use jobctl::request::{self, Base};
 use nostr_sdk::prelude::*;
 
 use super::{min_accept_for, read_stdin, relays_for, require_relays, runtime, Ctx};

@@ -3,6 +3,11 @@
 //! reason, or failed with its latency). NIP-42 AUTH is answered with the
 //! same key that signed the event. No relay can hold a call past its
 //! deadline: every relay runs concurrently under one `timeout_at`.
+//! Lookups (many relays, one deadline, who answered) are in [`fetch`].
+
+mod fetch;
+
+pub use fetch::{fetch, fetch_reach, fetch_settling, Fetched, Reach, Settle};
 
 use std::fmt;
 use std::time::Duration;
@@ -133,226 +138,6 @@ pub async fn connect_all(
         .collect()
 }
 
-/// Which relays answered a lookup: a lookup that timed out must not read
-/// as "nothing there".
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Reach {
-    /// Relays that answered (EOSE, or closed the subscription).
-    pub answered: usize,
-    /// Relays still silent when the lookup's time was up.
-    pub timed_out: Vec<RelayUrl>,
-    /// Relays that could not be reached, with why.
-    pub failed: Vec<(RelayUrl, String)>,
-    /// The time the lookup had.
-    pub budget: Duration,
-}
-
-impl Reach {
-    /// Relays asked.
-    pub fn asked(&self) -> usize {
-        self.answered + self.timed_out.len() + self.failed.len()
-    }
-
-    /// Every relay answered: an empty result means "not there".
-    pub fn complete(&self) -> bool {
-        self.timed_out.is_empty() && self.failed.is_empty()
-    }
-
-    /// No relay answered at all.
-    pub fn none_answered(&self) -> bool {
-        self.answered == 0
-    }
-
-    /// Some relay ran out of time.
-    pub fn any_timed_out(&self) -> bool {
-        !self.timed_out.is_empty()
-    }
-
-    /// One line on the relays that did not answer, e.g. `1 of 2 relay(s)
-    /// did not answer (ws://a: timed out; ws://b: cannot connect)`; empty
-    /// when every relay answered.
-    pub fn describe(&self) -> String {
-        if self.complete() {
-            return String::new();
-        }
-        let mut why: Vec<String> = self
-            .timed_out
-            .iter()
-            .map(|u| format!("{u}: timed out"))
-            .collect();
-        why.extend(self.failed.iter().map(|(u, e)| format!("{u}: {e}")));
-        let shown = why.len().min(3);
-        let more = why.len() - shown;
-        why.truncate(shown);
-        format!(
-            "{} of {} relay(s) did not answer ({}{})",
-            self.timed_out.len() + self.failed.len(),
-            self.asked(),
-            why.join("; "),
-            if more > 0 {
-                format!("; {more} more")
-            } else {
-                String::new()
-            }
-        )
-    }
-}
-
-/// Events from a lookup, and which relays answered it.
-#[derive(Debug, Clone, Default)]
-pub struct Fetched {
-    /// The union of what the relays sent, deduplicated by id.
-    pub events: Vec<Event>,
-    /// Who answered.
-    pub reach: Reach,
-}
-
-/// How one relay's part of a lookup ended.
-enum Part {
-    Answered,
-    TimedOut,
-    Failed(String),
-}
-
-/// Query every relay concurrently with `filters` (one REQ per relay) until
-/// each sends EOSE or `timeout` passes; returns the union, deduplicated by
-/// id. Signatures are verified by the relay pool as events arrive. A slow
-/// or dead relay only costs its own share: the others are not held up
-/// beyond the deadline.
-pub async fn fetch(
-    client: &Client,
-    urls: &[RelayUrl],
-    filters: Vec<Filter>,
-    timeout: Duration,
-) -> Vec<Event> {
-    fetch_reach(client, urls, filters, timeout).await.events
-}
-
-/// [`fetch`], also saying which relays answered, timed out or failed.
-pub async fn fetch_reach(
-    client: &Client,
-    urls: &[RelayUrl],
-    filters: Vec<Filter>,
-    timeout: Duration,
-) -> Fetched {
-    fetch_settling(client, urls, filters, timeout, None).await
-}
-
-/// When a lookup may stop early: once the relays that answered sent
-/// `enough` (e.g. every job request asked for), the others get at most
-/// `grace` more. For lookups whose gaps are filled later anyway (a watch
-/// replays stored events live) or that need one event (a past job).
-pub struct Settle<'a> {
-    /// How long the slower relays still get.
-    pub grace: Duration,
-    /// Whether the events so far are enough.
-    pub enough: &'a (dyn Fn(&[Event]) -> bool + Sync),
-}
-
-/// [`fetch_reach`], stopping early as `settle` says. Relays cut off by it
-/// count as timed out.
-pub async fn fetch_settling(
-    client: &Client,
-    urls: &[RelayUrl],
-    filters: Vec<Filter>,
-    timeout: Duration,
-    settle: Option<Settle<'_>>,
-) -> Fetched {
-    use futures::StreamExt;
-    let deadline = Instant::now() + timeout;
-    // Events of the relays that answered, and when they became enough.
-    let answered: std::sync::Mutex<Vec<Event>> = std::sync::Mutex::new(Vec::new());
-    let (settled, _keep) = tokio::sync::watch::channel(None::<Instant>);
-    let settle = &settle;
-    let answered = &answered;
-    let settled = &settled;
-    // The pool's own subscription timeout outlives ours, so a stream that
-    // ends before our deadline ended because the relay answered.
-    let sub_timeout = timeout + Duration::from_secs(1);
-    let filters = &filters;
-    let tasks = urls.iter().map(|url| async move {
-        let mut out = Vec::new();
-        let work = async {
-            let relay = client.relay(url).await.map_err(|e| e.to_string())?;
-            if !relay.is_connected() {
-                relay
-                    .try_connect(timeout)
-                    .await
-                    .map_err(|e| connect_error(&e, timeout))?;
-            }
-            let mut stream = relay
-                .stream_events(filters.clone(), sub_timeout, ReqExitPolicy::ExitOnEOSE)
-                .await
-                .map_err(|e| e.to_string())?;
-            while let Some(ev) = stream.next().await {
-                match ev {
-                    Ok(ev) => out.push(ev),
-                    Err(e) => tracing::debug!(relay = %url, "fetch: {e}"),
-                }
-            }
-            Ok::<(), String>(())
-        };
-        // Ends at the deadline, or `grace` after the answers were enough.
-        let cutoff = async {
-            let mut rx = settled.subscribe();
-            loop {
-                let at = (*rx.borrow_and_update())
-                    .zip(settle.as_ref())
-                    .map_or(deadline, |(t, s)| (t + s.grace).min(deadline));
-                tokio::select! {
-                    _ = tokio::time::sleep_until(at) => return,
-                    changed = rx.changed() => if changed.is_err() {
-                        tokio::time::sleep_until(deadline).await;
-                        return;
-                    },
-                }
-            }
-        };
-        let ended = tokio::select! {
-            r = work => Some(r),
-            _ = cutoff => None,
-        };
-        let part = match ended {
-            Some(Ok(())) => Part::Answered,
-            // A connect that gave up on its own timer is a timeout too.
-            Some(Err(e)) if e.starts_with("timed out") => Part::TimedOut,
-            Some(Err(e)) => Part::Failed(e),
-            None => Part::TimedOut,
-        };
-        if let (Part::Answered, Some(s)) = (&part, settle.as_ref()) {
-            if let Ok(mut all) = answered.lock() {
-                all.extend(out.iter().cloned());
-                if settled.borrow().is_none() && (s.enough)(&all) {
-                    settled.send_replace(Some(Instant::now()));
-                }
-            }
-        }
-        if !matches!(part, Part::Answered) {
-            tracing::debug!(relay = %url, "fetch did not complete");
-        }
-        (out, part)
-    });
-    let mut seen = std::collections::HashSet::new();
-    let mut fetched = Fetched {
-        reach: Reach {
-            budget: timeout,
-            ..Reach::default()
-        },
-        ..Fetched::default()
-    };
-    for (url, (events, part)) in urls.iter().zip(futures::future::join_all(tasks).await) {
-        fetched
-            .events
-            .extend(events.into_iter().filter(|e| seen.insert(e.id)));
-        match part {
-            Part::Answered => fetched.reach.answered += 1,
-            Part::TimedOut => fetched.reach.timed_out.push(url.clone()),
-            Part::Failed(e) => fetched.reach.failed.push((url.clone(), e)),
-        }
-    }
-    fetched
-}
-
 /// Shut a client down, bounded: a relay stuck mid-handshake cannot hold
 /// the command past its deadline.
 pub async fn shutdown(client: &Client) {
@@ -438,18 +223,25 @@ async fn send_one(
     }
 }
 
+/// Why a connection failed, in one line (`timed out after …` for a timeout).
 fn connect_error(e: &nostr_sdk::pool::relay::Error, timeout: Duration) -> String {
-    let s = e.to_string();
-    if matches!(e, nostr_sdk::pool::relay::Error::Timeout) || s == "timeout" {
-        format!(
+    if is_timeout(e) {
+        return format!(
             "timed out after {} while connecting",
             crate::config::format_duration(timeout)
-        )
-    } else if s.is_empty() {
+        );
+    }
+    let s = e.to_string();
+    if s.is_empty() {
         "cannot connect".into()
     } else {
         format!("cannot connect: {s}")
     }
+}
+
+/// Whether a connection attempt gave up on its own timer.
+fn is_timeout(e: &nostr_sdk::pool::relay::Error) -> bool {
+    matches!(e, nostr_sdk::pool::relay::Error::Timeout) || e.to_string() == "timeout"
 }
 
 /// How many outcomes are `Accepted`.
