@@ -165,17 +165,7 @@ mod tests {
     use super::*;
 
     fn tracked(author: &Keys, worker: PublicKey) -> (JobTracker, Event) {
-        let req = JobRequest {
-            worker,
-            p: worker,
-            cmd: "echo".into(),
-            args: vec![],
-            payment: None,
-            parent: None,
-            env: vec![],
-            secrets: vec![],
-            content: String::new(),
-        };
+        let req = JobRequest::bare(worker, worker, "echo");
         let ev = req.to_builder().sign_with_keys(author).unwrap();
         let mut t = JobTracker::new(ev.id);
         t.ingest(&ev);

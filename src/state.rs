@@ -347,17 +347,7 @@ pub(crate) mod tests {
     /// A request with nothing but its worker.
     pub(crate) fn bare() -> JobRequest {
         let k = Keys::generate().public_key();
-        JobRequest {
-            worker: k,
-            p: k,
-            cmd: String::new(),
-            args: vec![],
-            payment: None,
-            parent: None,
-            env: vec![],
-            secrets: vec![],
-            content: String::new(),
-        }
+        JobRequest::bare(k, k, "")
     }
 
     fn setup() -> (Keys, Keys, Event) {

@@ -51,6 +51,23 @@ pub struct JobRequest {
 }
 
 impl JobRequest {
+    /// An unpaid request for `cmd` with no arguments, environment or
+    /// parent: the starting point the unit tests build on.
+    #[cfg(test)]
+    pub(crate) fn bare(worker: PublicKey, p: PublicKey, cmd: &str) -> JobRequest {
+        JobRequest {
+            worker,
+            p,
+            cmd: cmd.into(),
+            args: vec![],
+            payment: None,
+            parent: None,
+            env: vec![],
+            secrets: vec![],
+            content: String::new(),
+        }
+    }
+
     /// The tags, in the spec's order: p, worker, cmd, args, payment, then
     /// e, env, secret.
     pub fn tags(&self) -> Vec<Tag> {
@@ -151,17 +168,7 @@ mod tests {
 
     #[test]
     fn no_args_is_a_bare_args_tag_and_unpaid_has_no_payment() {
-        let req = JobRequest {
-            worker: pk(1),
-            p: pk(2),
-            cmd: "bash".into(),
-            args: vec![],
-            payment: None,
-            parent: None,
-            env: vec![],
-            secrets: vec![],
-            content: String::new(),
-        };
+        let req = JobRequest::bare(pk(1), pk(2), "bash");
         let tags: Vec<Vec<String>> = req.tags().into_iter().map(|t| t.to_vec()).collect();
         assert_eq!(tags.len(), 4);
         assert_eq!(tags[3], vec!["args"]);
@@ -189,17 +196,7 @@ mod tests {
     #[test]
     fn p_tag_may_name_the_signer() {
         let keys = Keys::generate();
-        let req = JobRequest {
-            worker: pk(4),
-            p: keys.public_key(),
-            cmd: "act".into(),
-            args: vec![],
-            payment: None,
-            parent: None,
-            env: vec![],
-            secrets: vec![],
-            content: String::new(),
-        };
+        let req = JobRequest::bare(pk(4), keys.public_key(), "act");
         let event = req.to_builder().sign_with_keys(&keys).expect("sign");
         let first = event.tags.first().expect("tags").as_slice().to_vec();
         assert_eq!(first, vec!["p".to_string(), keys.public_key().to_hex()]);
