@@ -1110,3 +1110,34 @@ fn a_paid_rerun_of_a_run_pays_only_once_the_run_is_accepted() {
     );
     assert_eq!(of_kind(&relay, 5401).len(), n);
 }
+
+#[test]
+fn a_run_reaches_a_worker_that_listens_only_on_its_own_relay() {
+    let env = TestEnv::new();
+    let (a, home) = (TestRelay::start(), TestRelay::start());
+    // The worker serves on `home` only; its NIP-65 list says so, and the
+    // list is found on the client's relay `a`.
+    let w = CiWorker::start(&home, &env.keys);
+    let list = home.query(
+        Filter::new()
+            .kind(Kind::Custom(10002))
+            .author(w.keys.public_key()),
+    );
+    assert_eq!(list.len(), 1, "the worker publishes its relay list");
+    a.insert(&list[0]);
+    let ann = announcement(&env.keys, "routed", &[&a.url], &[]);
+    publish(&env.keys, &[&a], &[ann]);
+    let coord = format!("30617:{}:routed", env.keys.public_key().to_hex());
+    let out = fresh_run(&env, &a, &w, &coord, &["--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let report = json(&out);
+    assert_eq!(report["worker_inbox"].as_array().map(Vec::len), Some(1));
+    let run = report["run"].as_str().expect("run id").to_string();
+    // The run goes where the repository and the user say; its job also
+    // goes to the worker's inbox, where the worker takes it.
+    assert_eq!(of_kind(&home, 5401).len(), 0);
+    let job = of_kind(&home, 5100);
+    assert_eq!(job.len(), 1, "the job reached the worker's own relay");
+    assert_eq!(of_kind(&a, 5100).len(), 1);
+    wait_run_state(&env, &a, &coord, &run, "success");
+}

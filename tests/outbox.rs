@@ -188,3 +188,60 @@ fn a_worker_on_an_unconfigured_relay_gets_the_job_and_the_client_follows_it() {
     assert!(a.events().iter().all(|e| e.kind != Kind::Custom(5101)));
     RT.block_on(worker.shutdown());
 }
+
+#[test]
+fn a_batch_routes_each_job_to_its_workers_inbox_too() {
+    let env = TestEnv::new();
+    let a = TestRelay::start();
+    let home = TestRelay::start();
+    let (routed, plain) = (ScriptedWorker::new(), ScriptedWorker::new());
+    a.insert(&relay_list(&routed, &[&home.url], &[&home.url]));
+    let lines: Vec<String> = [&routed, &plain, &routed]
+        .iter()
+        .enumerate()
+        .map(|(i, w)| {
+            serde_json::json!({"worker": w.hex(), "cmd": "act", "args": [format!("j{i}")], "unpaid": true})
+                .to_string()
+        })
+        .collect();
+    let out = env
+        .cmd()
+        .args([
+            "rerun",
+            "--batch",
+            "-",
+            "--json",
+            "--relay",
+            &a.url,
+            "--timeout",
+            "10s",
+        ])
+        .write_stdin(lines.join("\n"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let reports: Vec<serde_json::Value> = stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(reports.len(), 3);
+    for (r, to_home) in reports.iter().zip([true, false, true]) {
+        let id = r["id"].as_str().unwrap();
+        assert!(has_event(&a, id));
+        assert_eq!(has_event(&home, id), to_home, "{r}");
+        let inbox = r["worker_inbox"].as_array().map_or(0, Vec::len);
+        assert_eq!(inbox, usize::from(to_home), "{r}");
+    }
+    // --no-outbox sends a new batch to the configured relay only.
+    let out = env
+        .cmd()
+        .args(["rerun", "--batch", "-", "--no-outbox", "--relay", &a.url])
+        .write_stdin(
+            serde_json::json!({"worker": routed.hex(), "cmd": "act", "args": ["off"], "unpaid": true})
+                .to_string(),
+        )
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(!has_event(&home, stdout(&out).trim()));
+}

@@ -3,7 +3,7 @@
 //! ([`jobctl::batch::plan`]); all new jobs are journaled in one
 //! transaction, then published a bounded number at a time.
 
-use jobctl::batch::{self, BatchPlan, Planned, Publish};
+use jobctl::batch::{self, BatchPlan, Planned, Publish, Targets};
 use jobctl::config::Config;
 use jobctl::dispatch::DispatchReport;
 use jobctl::error::{exit, Error, Result};
@@ -35,18 +35,29 @@ pub(crate) fn run(
         Some(j) => j,
         None => ctx.journal()?,
     };
-    // Sign every new job and journal them all before the first publish.
-    let events = batch::journal_all(&mut journal, &plan.jobs, &key.keys, relays)?;
+    // The workers' inbox relays (NIP-65), then sign every new job and
+    // journal them all before the first publish.
+    let on = !a.no_outbox && cfg.outbox;
+    let (jobs, deadline) = (&plan.jobs, ctx.deadline());
+    let routing = Targets::route(on, &journal, &key.keys, relays, jobs, deadline);
+    let targets = runtime()?.block_on(routing);
+    let events = batch::journal_all(&mut journal, &plan.jobs, &key.keys, &targets)?;
     if !a.json {
         ctx.say(format!(
-            "dispatching {} job(s) via {} relay(s), {} at a time",
+            "dispatching {} job(s) via {} relay(s){}, {} at a time",
             plan.jobs.len(),
             relays.len(),
+            match targets.added() {
+                0 => String::new(),
+                n => format!(" + {n} from the workers' relay lists"),
+            },
             a.concurrency
         ));
     }
+    let workers: Vec<PublicKey> = plan.jobs.iter().map(|p| p.spec.worker).collect();
     let how = Publish {
-        relays,
+        targets: &targets,
+        workers: &workers,
         deadline: ctx.deadline(),
         concurrency: a.concurrency,
         min_accept,
@@ -61,6 +72,7 @@ pub(crate) fn run(
         how,
         &mut notices,
     ));
+    targets.remember(&journal);
     show_notices(ctx, &notices);
     print_reports(ctx, &plan.jobs, &reports, a.json, min_accept)
 }
@@ -132,10 +144,13 @@ fn print_reports(
     );
     for (p, r) in jobs.iter().zip(reports) {
         if json {
-            let v = serde_json::json!({
+            let mut v = serde_json::json!({
                 "line": p.line, "id": r.id, "accepted": r.accepted, "ok": r.ok(),
                 "idempotent": p.existing.is_some(), "relays": r.relays,
             });
+            if !r.worker_inbox.is_empty() {
+                v["worker_inbox"] = serde_json::json!(r.worker_inbox);
+            }
             ctx.print(&v.to_string())?;
         } else {
             ctx.print(&r.id)?;

@@ -13,6 +13,7 @@ use jobctl::hive::start::{self, JobTarget};
 use jobctl::hive::RepoRef;
 use jobctl::journal::{JobRecord, Journal};
 use jobctl::keys::SigningKey;
+use jobctl::outbox;
 use jobctl::protocol::JobRef;
 use jobctl::protocol::{JobRequest, KIND_WORKFLOW_RUN};
 use jobctl::relays;
@@ -335,10 +336,14 @@ fn launch(
         Some(j) => j,
         None => d.ctx.journal()?,
     };
+    // The job goes to the worker's inbox relays too (NIP-65), as in rerun.
+    let rt = runtime()?;
+    let (client, route) = routed_client(d, &rt, &journal, key, urls, plan.job.worker);
+    let targets = outbox::targets(urls, &route);
     if !d.a.json {
         // The bootstrap that fetches and checks the runner script is long
         // and the same every time: `show` has it in full.
-        let line = dispatching_line(&plan.job, urls.len(), 0, None).replacen(
+        let line = dispatching_line(&plan.job, urls.len(), route.inbox.len(), None).replacen(
             &command_line(&plan.job),
             "bash -c <fetch, check and run the runner script>",
             1,
@@ -347,19 +352,40 @@ fn launch(
     }
     let target = JobTarget {
         journal: &mut journal,
-        urls,
+        urls: &targets,
         deadline: &d.deadline,
         min_accept: d.min_accept,
         idempotency_key: idem,
         rerun_of,
     };
-    let report = runtime()?.block_on(async {
-        let client = relays::client(&key.keys, urls).await;
+    let mut report = rt.block_on(async {
         let r = start::dispatch_job(target, &client, &key.keys, &plan, wallet_lock).await;
         relays::shutdown(&client).await;
         r
     })?;
+    outbox::remember(&journal, &plan.job.worker, &route);
+    report.worker_inbox = route.inbox.iter().map(|u| u.to_string()).collect();
     print_report_of(d.ctx, &report, d.a.json, Some(&run_id))
+}
+
+/// A pool on `urls` plus `worker`'s inbox relays (NIP-65: from the
+/// journal's cache, else looked up within the deadline; none with
+/// `--no-outbox` or `outbox = false`).
+fn routed_client(
+    d: &Rerun<'_>,
+    rt: &tokio::runtime::Runtime,
+    journal: &Journal,
+    key: &SigningKey,
+    urls: &[RelayUrl],
+    worker: PublicKey,
+) -> (Client, outbox::Route) {
+    let client = rt.block_on(relays::client(&key.keys, urls));
+    let on = !d.a.no_outbox && d.cfg.outbox;
+    let route = rt.block_on(outbox::route(
+        on, journal, &client, urls, worker, d.deadline,
+    ));
+    rt.block_on(relays::add_relays(&client, &route.inbox));
+    (client, route)
 }
 
 fn plan_workflow(plan: &RunPlan) -> String {

@@ -6,6 +6,10 @@
 //! is signed; [`journal_all`] records every new job in one transaction;
 //! [`publish`] sends them, a bounded number at a time.
 
+mod targets;
+
+pub use targets::Targets;
+
 use std::collections::{BTreeMap, HashSet};
 
 use futures::StreamExt;
@@ -251,7 +255,7 @@ pub fn journal_all(
     journal: &mut Journal,
     jobs: &[Planned],
     keys: &Keys,
-    relays: &[RelayUrl],
+    targets: &Targets,
 ) -> Result<Vec<Event>> {
     let mut events = Vec::with_capacity(jobs.len());
     for p in jobs {
@@ -262,21 +266,14 @@ pub fn journal_all(
     }
     let hashes: Vec<String> = jobs.iter().map(|p| p.spec.content_hash(keys)).collect();
     let infos = payments(jobs);
+    let to: Vec<Vec<RelayUrl>> = jobs.iter().map(|p| targets.of(&p.spec.worker)).collect();
     let fresh: Vec<crate::journal::NewJob<'_>> = jobs
         .iter()
-        .zip(&events)
+        .zip(events.iter().zip(&to))
         .zip(hashes.iter().zip(&infos))
         .filter(|((p, _), _)| p.existing.is_none())
-        .map(|((p, e), (h, info))| {
-            dispatch::new_job(
-                &p.spec,
-                e,
-                info.as_ref(),
-                relays,
-                p.idem.as_deref(),
-                h,
-                None,
-            )
+        .map(|((p, (e, to)), (h, info))| {
+            dispatch::new_job(&p.spec, e, info.as_ref(), to, p.idem.as_deref(), h, None)
         })
         .collect();
     journal.record_dispatches(&fresh)?;
@@ -293,8 +290,10 @@ pub fn payments(jobs: &[Planned]) -> Vec<Option<TokenInfo>> {
 /// How a batch is published.
 #[derive(Debug, Clone, Copy)]
 pub struct Publish<'a> {
-    /// The relays.
-    pub relays: &'a [RelayUrl],
+    /// Where the jobs go.
+    pub targets: &'a Targets,
+    /// Each job's worker, in the events' order.
+    pub workers: &'a [PublicKey],
     /// The whole batch shares the command's deadline.
     pub deadline: Deadline,
     /// Jobs published at once.
@@ -315,8 +314,9 @@ pub async fn publish(
     p: Publish<'_>,
     notices: &mut Notices,
 ) -> Vec<DispatchReport> {
-    let client = relays::client(keys, p.relays).await;
-    relays::connect_all(&client, p.relays, p.deadline.share(2)).await;
+    let every = p.targets.all();
+    let client = relays::client(keys, &every).await;
+    relays::connect_all(&client, &every, p.deadline.share(2)).await;
     // Relays each job already reached (idempotent retries).
     // A journal that cannot say is no reason to stop: the same signed
     // event goes to every relay again (relays keep one copy), and the user
@@ -336,7 +336,8 @@ pub async fn publish(
     let client_ref = &client;
     let mut stream = futures::stream::iter(events.iter().enumerate().map(|(i, ev)| {
         let todo: Vec<RelayUrl> = p
-            .relays
+            .targets
+            .of(&p.workers[i])
             .iter()
             .filter(|u| !earlier[i].contains(&u.to_string()))
             .cloned()
@@ -360,12 +361,10 @@ pub async fn publish(
         }
         let mut all = dispatch::accepted_earlier(&earlier[i]);
         all.extend(out);
-        reports[i] = Some(dispatch::report(
-            events[i].clone(),
-            payments[i].clone(),
-            all,
-            p.min_accept,
-        ));
+        let mut report =
+            dispatch::report(events[i].clone(), payments[i].clone(), all, p.min_accept);
+        report.worker_inbox = p.targets.inbox(&p.workers[i]);
+        reports[i] = Some(report);
     }
     drop(stream);
     record(journal, &mut pending, notices);
