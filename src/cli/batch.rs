@@ -23,11 +23,7 @@ pub(crate) fn run(
     min_accept: usize,
 ) -> Result<i32> {
     check_flags(a)?;
-    let text = if file == "-" {
-        read_stdin("the batch")?
-    } else {
-        std::fs::read_to_string(file).map_err(|e| Error::input(format!("--batch {file}: {e}")))?
-    };
+    let text = read_batch(file)?;
     let key = ctx.key(cfg)?;
     let existing = ctx.existing_journal()?;
     let plan = plan(ctx, cfg, a, &text, &key.keys, existing.as_ref())?;
@@ -43,15 +39,11 @@ pub(crate) fn run(
     let targets = runtime()?.block_on(routing);
     let events = batch::journal_all(&mut journal, &plan.jobs, &key.keys, &targets)?;
     if !a.json {
-        ctx.say(format!(
-            "dispatching {} job(s) via {} relay(s){}, {} at a time",
+        ctx.say(dispatching(
             plan.jobs.len(),
             relays.len(),
-            match targets.added() {
-                0 => String::new(),
-                n => format!(" + {n} from the workers' relay lists"),
-            },
-            a.concurrency
+            &targets,
+            a.concurrency,
         ));
     }
     let workers: Vec<PublicKey> = plan.jobs.iter().map(|p| p.spec.worker).collect();
@@ -75,6 +67,26 @@ pub(crate) fn run(
     targets.remember(&journal);
     show_notices(ctx, &notices);
     print_reports(ctx, &plan.jobs, &reports, a.json, min_accept)
+}
+
+/// The batch's lines, from `file` or stdin (`-`).
+fn read_batch(file: &str) -> Result<String> {
+    if file == "-" {
+        return read_stdin("the batch");
+    }
+    std::fs::read_to_string(file).map_err(|e| Error::input(format!("--batch {file}: {e}")))
+}
+
+/// `dispatching N job(s) via M relay(s)[ + K from the workers' relay
+/// lists], C at a time`.
+fn dispatching(jobs: usize, relays: usize, targets: &Targets, concurrency: usize) -> String {
+    format!(
+        "dispatching {jobs} job(s) via {relays} relay(s){}, {concurrency} at a time",
+        match targets.added() {
+            0 => String::new(),
+            n => format!(" + {n} from the workers' relay lists"),
+        },
+    )
 }
 
 /// Plan the batch's `text`; every bad line is an `error:` line, and any

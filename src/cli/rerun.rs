@@ -78,12 +78,7 @@ pub fn run(ctx: &Ctx, a: RerunArgs) -> Result<i32> {
     let spec = JobSpec { token, ..spec };
     let event = dispatch::sign(&dispatch::build(&spec, &key.keys)?, &key.keys)?;
     if a.dry_run {
-        ctx.say(format!(
-            "dry run: signed job {} not published ({})",
-            event.id,
-            payment_summary(&spec)
-        ));
-        return ctx.print(&event.as_json()).map(|_| exit::OK);
+        return dry_run(ctx, &spec, &event);
     }
     let report = d.publish(
         &spec,
@@ -96,6 +91,16 @@ pub fn run(ctx: &Ctx, a: RerunArgs) -> Result<i32> {
     )?;
     drop(key_lock);
     print_report(ctx, &report, a.json)
+}
+
+/// `--dry-run`: the signed job on stdout, nothing published.
+fn dry_run(ctx: &Ctx, spec: &JobSpec, event: &Event) -> Result<i32> {
+    ctx.say(format!(
+        "dry run: signed job {} not published ({})",
+        event.id,
+        payment_summary(spec)
+    ));
+    ctx.print(&event.as_json()).map(|_| exit::OK)
 }
 
 /// Concurrent runs with one idempotency key queue here (a lock file next
