@@ -239,9 +239,22 @@ fn connect_error(e: &nostr_sdk::pool::relay::Error, timeout: Duration) -> String
     }
 }
 
-/// Whether a connection attempt gave up on its own timer.
+/// Whether a connection attempt gave up on its own timer: the pool's own
+/// timeout, or the websocket transport's (nostr-sdk's default one, or
+/// [`crate::transport`]'s), matched by type, never by message text.
 fn is_timeout(e: &nostr_sdk::pool::relay::Error) -> bool {
-    matches!(e, nostr_sdk::pool::relay::Error::Timeout) || e.to_string() == "timeout"
+    use nostr_sdk::pool::relay::Error;
+    use nostr_sdk::pool::transport::error::TransportError;
+    match e {
+        Error::Timeout => true,
+        Error::Transport(TransportError::Backend(b)) => {
+            b.downcast_ref::<async_wsocket::Error>()
+                .is_some_and(|w| matches!(w, async_wsocket::Error::Timeout))
+                || b.downcast_ref::<std::io::Error>()
+                    .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
+        }
+        _ => false,
+    }
 }
 
 /// How many outcomes are `Accepted`.
@@ -276,6 +289,25 @@ pub fn failure_summary(outcomes: &[RelayOutcome]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn timeouts_are_told_by_type_wherever_the_transport_wraps_them() {
+        use nostr_sdk::pool::relay::Error as E;
+        use nostr_sdk::pool::transport::error::TransportError as T;
+        let io = |k| std::io::Error::new(k, "timeout");
+        assert!(is_timeout(&E::Timeout));
+        assert!(is_timeout(&E::Transport(T::backend(
+            async_wsocket::Error::Timeout
+        ))));
+        assert!(is_timeout(&E::Transport(T::backend(io(
+            std::io::ErrorKind::TimedOut
+        )))));
+        // Saying "timeout" is not being one.
+        assert!(!is_timeout(&E::Transport(T::backend(io(
+            std::io::ErrorKind::Other
+        )))));
+        assert!(!is_timeout(&E::NotConnected));
+    }
 
     fn url(port: u16) -> RelayUrl {
         RelayUrl::parse(&format!("ws://127.0.0.1:{port}")).expect("url")
