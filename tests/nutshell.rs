@@ -164,15 +164,42 @@ fn results_for(relay: &TestRelay, worker: &str, job: &str) -> Vec<Event> {
     )
 }
 
-#[test]
-fn change_at_a_fee_mint_is_fee_aware_and_the_sats_add_up() {
-    let Some(mint) = Nutshell::start(100) else {
-        return;
-    };
+/// Every paid test's start: Nutshell charging `fee_ppk` input fees, a
+/// relay, a client whose wallet holds `sats` there, and a reference worker
+/// process (`args` added to its command line). `None` (the test skips,
+/// saying so) when Nutshell's `mint` is not installed.
+struct World {
+    mint: Nutshell,
+    relay: TestRelay,
+    client: TestEnv,
+    worker: WorkerProc,
+}
+
+fn world(fee_ppk: u64, sats: u64, args: &[&str]) -> Option<World> {
+    let mint = Nutshell::start(fee_ppk)?;
     let relay = TestRelay::start();
     let client = TestEnv::new();
-    fund(&client, &mint.url, 200);
-    let mut worker = WorkerProc::start(TestEnv::new(), &mint.url, &relay.url, &[]);
+    fund(&client, &mint.url, sats);
+    let worker = WorkerProc::start(TestEnv::new(), &mint.url, &relay.url, args);
+    Some(World {
+        mint,
+        relay,
+        client,
+        worker,
+    })
+}
+
+#[test]
+fn change_at_a_fee_mint_is_fee_aware_and_the_sats_add_up() {
+    let Some(World {
+        mint: _mint, // keeps Nutshell running
+        relay,
+        client,
+        mut worker,
+    }) = world(100, 200, &[])
+    else {
+        return;
+    };
     let id = rerun(&client, &worker.hex(), &relay.url, 20, &["echo", "fees"]);
     watch_ok(&client, &id, &relay.url, &worker);
     // What the client paid: the token in the request (its face value
@@ -221,13 +248,15 @@ fn change_at_a_fee_mint_is_fee_aware_and_the_sats_add_up() {
 
 #[test]
 fn zero_fee_paid_jobs_always_get_a_result_with_change() {
-    let Some(mint) = Nutshell::start(0) else {
+    let Some(World {
+        mint: _mint, // keeps Nutshell running
+        relay,
+        client,
+        mut worker,
+    }) = world(0, 200, &[])
+    else {
         return;
     };
-    let relay = TestRelay::start();
-    let client = TestEnv::new();
-    fund(&client, &mint.url, 200);
-    let mut worker = WorkerProc::start(TestEnv::new(), &mint.url, &relay.url, &[]);
     let rounds = 4;
     for round in 0..rounds {
         let id = rerun(&client, &worker.hex(), &relay.url, 20, &["echo", "round"]);
@@ -242,13 +271,15 @@ fn zero_fee_paid_jobs_always_get_a_result_with_change() {
 
 #[test]
 fn a_restarted_worker_catches_up_on_open_jobs_only() {
-    let Some(mint) = Nutshell::start(0) else {
+    let Some(World {
+        mint,
+        relay,
+        client,
+        mut worker,
+    }) = world(0, 200, &[])
+    else {
         return;
     };
-    let relay = TestRelay::start();
-    let client = TestEnv::new();
-    fund(&client, &mint.url, 200);
-    let mut worker = WorkerProc::start(TestEnv::new(), &mint.url, &relay.url, &[]);
     let wpk = worker.hex();
     let done = rerun(&client, &wpk, &relay.url, 20, &["echo", "before"]);
     watch_ok(&client, &done, &relay.url, &worker);
@@ -299,13 +330,15 @@ fn a_restarted_worker_catches_up_on_open_jobs_only() {
 
 #[test]
 fn concurrent_paid_jobs_at_a_zero_fee_mint_all_get_change() {
-    let Some(mint) = Nutshell::start(0) else {
+    let Some(World {
+        mint: _mint, // keeps Nutshell running
+        relay,
+        client,
+        mut worker,
+    }) = world(0, 300, &[])
+    else {
         return;
     };
-    let relay = TestRelay::start();
-    let client = TestEnv::new();
-    fund(&client, &mint.url, 300);
-    let mut worker = WorkerProc::start(TestEnv::new(), &mint.url, &relay.url, &[]);
     for round in 0..2 {
         let ids: Vec<String> = (0..3)
             .map(|i| {
@@ -348,18 +381,15 @@ fn wait_running(client: &TestEnv, id: &str, relay: &str) {
 
 #[test]
 fn a_mint_that_stops_answering_cannot_hold_back_the_result() {
-    let Some(mint) = Nutshell::start(100) else {
+    let Some(World {
+        mint,
+        relay,
+        client,
+        worker,
+    }) = world(100, 100, &["--mint-timeout", "2s"])
+    else {
         return;
     };
-    let relay = TestRelay::start();
-    let client = TestEnv::new();
-    fund(&client, &mint.url, 100);
-    let worker = WorkerProc::start(
-        TestEnv::new(),
-        &mint.url,
-        &relay.url,
-        &["--mint-timeout", "2s"],
-    );
     // With input fees the change token is never made of proofs the
     // wallet already holds: it needs a swap at the mint.
     let id = rerun(&client, &worker.hex(), &relay.url, 20, &["sleep", "2"]);
@@ -392,13 +422,15 @@ fn a_mint_that_stops_answering_cannot_hold_back_the_result() {
 
 #[test]
 fn a_paid_job_interrupted_by_a_crash_runs_again_after_restart() {
-    let Some(mint) = Nutshell::start(0) else {
+    let Some(World {
+        mint,
+        relay,
+        client,
+        mut worker,
+    }) = world(0, 100, &[])
+    else {
         return;
     };
-    let relay = TestRelay::start();
-    let client = TestEnv::new();
-    fund(&client, &mint.url, 100);
-    let mut worker = WorkerProc::start(TestEnv::new(), &mint.url, &relay.url, &[]);
     let wpk = worker.hex();
     let id = rerun(&client, &wpk, &relay.url, 20, &["sleep", "3"]);
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
