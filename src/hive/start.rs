@@ -268,21 +268,17 @@ mod tests {
     use super::*;
     use crate::hive::exec::{self, Exec, FreshRun};
 
-    #[tokio::test]
-    async fn a_run_loads_reruns_and_publishes_on_a_real_relay() {
-        let relay = LocalRelay::new(RelayBuilder::default());
-        relay.run().await.expect("relay");
-        let urls = vec![relay.url().await];
-        let deadline = Deadline::after(Duration::from_secs(8));
-        let (me, worker) = (Keys::generate(), Keys::generate());
+    /// A fresh run of `me`'s repository `identifier` on a new worker key,
+    /// published to `urls`.
+    fn fresh_plan(me: &Keys, identifier: &str, urls: &[RelayUrl]) -> (RepoRef, RunPlan) {
         let repo = RepoRef {
             owner: me.public_key(),
-            identifier: "jobctl".into(),
+            identifier: identifier.into(),
             relays: vec![],
         };
         let exec = Exec {
-            worker: worker.public_key(),
-            relays: urls.clone(),
+            worker: Keys::generate().public_key(),
+            relays: urls.to_vec(),
             blossom: "http://127.0.0.1:1".into(),
             token: None,
         };
@@ -293,7 +289,18 @@ mod tests {
             commit: "abc".into(),
             runner_url: "http://127.0.0.1:1/runner.sh".into(),
         };
-        let plan = exec::plan_fresh(&me, &fresh, &exec, Timestamp::now()).expect("plan");
+        let plan = exec::plan_fresh(me, &fresh, &exec, Timestamp::now()).expect("plan");
+        (repo, plan)
+    }
+
+    #[tokio::test]
+    async fn a_run_loads_reruns_and_publishes_on_a_real_relay() {
+        let relay = LocalRelay::new(RelayBuilder::default());
+        relay.run().await.expect("relay");
+        let urls = vec![relay.url().await];
+        let deadline = Deadline::after(Duration::from_secs(8));
+        let me = Keys::generate();
+        let (repo, plan) = fresh_plan(&me, "jobctl", &urls);
         let out = publish_run(&me, &plan, &urls, &deadline).await;
         assert_eq!(relays::accepted(&out), 1, "{out:?}");
         let job = crate::dispatch::build(&plan.job, &me).expect("build");
@@ -342,25 +349,8 @@ mod tests {
         let deadline = Deadline::after(Duration::from_secs(8));
         let dir = tempfile::tempdir().expect("dir");
         let mut journal = crate::journal::Journal::open(&dir.path().join("j.sqlite")).expect("j");
-        let (me, worker) = (Keys::generate(), Keys::generate());
-        let exec = Exec {
-            worker: worker.public_key(),
-            relays: urls.clone(),
-            blossom: "http://127.0.0.1:1".into(),
-            token: None,
-        };
-        let fresh = FreshRun {
-            repo: RepoRef {
-                owner: me.public_key(),
-                identifier: "x".into(),
-                relays: vec![],
-            },
-            workflow: "ci.yml".into(),
-            branch: "main".into(),
-            commit: "abc".into(),
-            runner_url: "http://127.0.0.1:1/r.sh".into(),
-        };
-        let plan = exec::plan_fresh(&me, &fresh, &exec, Timestamp::now()).expect("plan");
+        let me = Keys::generate();
+        let (_, plan) = fresh_plan(&me, "x", &urls);
         let client = relays::client(&me, &urls).await;
         let d = dispatch_plan(
             &mut journal,
@@ -391,7 +381,7 @@ mod tests {
         );
         // A run no relay takes sends no job and journals nothing.
         let dead: Vec<RelayUrl> = vec![RelayUrl::parse("ws://127.0.0.1:1").expect("url")];
-        let plan2 = exec::plan_fresh(&me, &fresh, &exec, Timestamp::now()).expect("plan");
+        let (_, plan2) = fresh_plan(&me, "x", &urls);
         let c2 = relays::client(&me, &dead).await;
         let short = Deadline::after(Duration::from_secs(2));
         let err = dispatch_plan(&mut journal, &c2, &me, &plan2, &dead, &short, 1, None, None)
