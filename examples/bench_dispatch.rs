@@ -1,6 +1,5 @@
 //! Benchmark: one dispatch at the floor. Runs, side by side and
-//! interleaved, against the same 3 loopback relays (nostr-relay-builder
-//! LocalRelay) and one in-process cdk mint:
+//! interleaved, against the same 3 loopback relays and one loopback mint:
 //!
 //! - `raw`: examples/raw_publisher (sign one 5100, send it to each relay,
 //!   wait for each OK, nothing else);
@@ -17,24 +16,204 @@
 //! cargo run --release --locked --example bench_dispatch -- [RUNS]
 //! ```
 //!
-//! Set JOBCTL_BIN / RAW_BIN to measure other binaries.
+//! Set JOBCTL_BIN / RAW_BIN to measure other binaries. The backends
+//! (examples/bench_dispatch/backends.rs):
+//! - `BENCH_RELAY=local` (default) or `nostr-rs-relay` (3 processes; the
+//!   binary from `$NOSTR_RS_RELAY` or PATH, `cargo install nostr-rs-relay`);
+//! - `BENCH_MINT=cdk` (default, in-process) or `nutshell` (Nutshell's
+//!   `mint` on PATH, `pip install cashu`; FakeWallet, input fees on).
+//!
+//! `BENCH_TRACE=1` also writes an strace of one dispatch to
+//! /tmp/bench_dispatch.strace.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
+#[path = "../tests/common/nutshell.rs"]
+mod nutshell;
 
+#[path = "bench_dispatch/backends.rs"]
+mod backends;
+
+use std::cell::Cell;
 use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::mint::TestMint;
-use common::{ScriptedWorker, TestEnv, TestRelay};
+use backends::{MintKind, RelayKind};
+use common::{ScriptedWorker, TestEnv};
+
+/// What one measured run starts.
+#[derive(Clone, Copy)]
+enum Run {
+    Raw,
+    NoCheck,
+    Check,
+}
+
+const RUNS: [Run; 3] = [Run::Raw, Run::NoCheck, Run::Check];
+
+impl Run {
+    fn name(self) -> &'static str {
+        match self {
+            Run::Raw => "raw publisher",
+            Run::NoCheck => "jobctl rerun --no-check --token T",
+            Run::Check => "jobctl rerun --token T (spent-check)",
+        }
+    }
+}
+
+/// The binaries, the client's world and the worker the runs dispatch to.
+struct Bench {
+    bin: PathBuf,
+    raw: PathBuf,
+    env: TestEnv,
+    urls: Vec<String>,
+    worker: ScriptedWorker,
+    secret: String,
+    token: String,
+    n: Cell<usize>,
+}
+
+impl Bench {
+    /// A `jobctl` command in the client's world, the relays in the env.
+    fn jobctl(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(&self.bin);
+        c.env_clear()
+            .env("HOME", self.env.home())
+            .env("XDG_CONFIG_HOME", self.env.home().join("config"))
+            .env("XDG_DATA_HOME", self.env.home().join("data"))
+            .env("JOBCTL_RELAYS", self.urls.join(","))
+            .args(args);
+        c
+    }
+
+    /// One `rerun` of the token to the worker, with a fresh tag.
+    fn rerun(&self, no_check: bool) -> Command {
+        self.n.set(self.n.get() + 1);
+        let tag = format!("bench-{}", self.n.get());
+        let worker = self.worker.hex();
+        let mut args = vec!["rerun", "-q"];
+        if no_check {
+            args.push("--no-check");
+        }
+        args.extend(["--token", &self.token, "--worker", &worker, "--", &tag]);
+        self.jobctl(&args)
+    }
+
+    /// The command of one run, output discarded.
+    fn command(&self, what: Run) -> Command {
+        let mut c = match what {
+            Run::Raw => {
+                let mut c = Command::new(&self.raw);
+                c.env_clear()
+                    .env("JOBCTL_SECRET_KEY", &self.secret)
+                    .arg(self.worker.hex())
+                    .args(&self.urls);
+                c
+            }
+            Run::NoCheck => self.rerun(true),
+            Run::Check => self.rerun(false),
+        };
+        c.stdout(Stdio::null()).stderr(Stdio::null());
+        c
+    }
+}
 
 fn main() {
     let runs: usize = std::env::args()
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or(100);
+    let (bin, raw) = binaries();
+    assert!(
+        std::path::Path::new("/usr/bin/time").exists(),
+        "needs GNU time (/usr/bin/time) for peak RSS"
+    );
+
+    let (relay_kind, mint_kind) = (RelayKind::from_env(), MintKind::from_env());
+    let mint = mint_kind.start();
+    let relays = relay_kind.start();
+    let urls = relays.urls();
+    let worker = ScriptedWorker::new();
+    backends::publish(
+        &urls,
+        &[worker.ad("bench", Some(mint.url()), common::now())],
+    );
+    let env = TestEnv::new();
+    let secret = env.keys.secret_key().to_secret_hex();
+    let mut bench = Bench {
+        bin,
+        raw,
+        env,
+        urls,
+        worker,
+        secret,
+        token: String::new(),
+        n: Cell::new(0),
+    };
+    bench.token = fund(&bench, mint.url());
+
+    for _ in 0..5 {
+        for k in RUNS {
+            timed(&mut bench.command(k));
+        }
+    }
+    if std::env::var_os("BENCH_TRACE").is_some() {
+        trace(&bench);
+    }
+    let mut times: Vec<Vec<Duration>> = vec![Vec::new(); RUNS.len()];
+    let mut mint_rt = Vec::new();
+    for _ in 0..runs {
+        for (i, k) in RUNS.iter().enumerate() {
+            times[i].push(timed(&mut bench.command(*k)));
+        }
+        mint_rt.push(mint_round_trip(mint.url()));
+    }
+    // Peak RSS of each, measured apart (a forked child inherits the
+    // harness's high-water mark until exec; GNU time forks from a small
+    // process).
+    let rss: Vec<i64> = RUNS
+        .iter()
+        .map(|k| {
+            (0..3)
+                .map(|_| peak_rss(&bench.command(*k), None))
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+
+    println!(
+        "relays: {} x {}; mint: {}",
+        backends::RELAYS,
+        relays.describe(),
+        mint.describe()
+    );
+    let mint_med = median(&mut mint_rt);
+    println!(
+        "{runs} runs each, 3 loopback relays, mint on loopback (round trip median {:.2} ms)",
+        ms(mint_med)
+    );
+    println!("| what | median ms | p90 ms | peak RSS MB |");
+    println!("|---|---|---|---|");
+    let mut med = [Duration::ZERO; 3];
+    for (i, k) in RUNS.iter().enumerate() {
+        med[i] = median(&mut times[i]);
+        println!(
+            "| {} | {:.2} | {:.2} | {:.1} |",
+            k.name(),
+            ms(med[i]),
+            ms(p90(&times[i])),
+            rss[i] as f64 / 1024.0
+        );
+    }
+    let batch_rss = batch(&bench);
+    println!();
+    print_targets(&med, mint_med, rss[1].max(rss[2]), batch_rss);
+}
+
+/// JOBCTL_BIN and RAW_BIN, else the release builds.
+fn binaries() -> (PathBuf, PathBuf) {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let bin = std::env::var_os("JOBCTL_BIN")
         .map(PathBuf::from)
@@ -47,174 +226,66 @@ fn main() {
         raw.exists(),
         "cargo build --release --locked --example raw_publisher first"
     );
+    (bin, raw)
+}
 
-    let mint = TestMint::start();
-    let relays = [TestRelay::start(), TestRelay::start(), TestRelay::start()];
-    let urls: Vec<String> = relays.iter().map(|r| r.url.clone()).collect();
-    let worker = ScriptedWorker::new();
-    worker.send(
-        &relays.iter().collect::<Vec<_>>(),
-        &[worker.ad("bench", Some(&mint.url), common::now())],
-    );
-    let env = TestEnv::new();
-    let jobctl = |args: &[&str]| {
-        let mut c = Command::new(&bin);
-        c.env_clear()
-            .env("HOME", env.home())
-            .env("XDG_CONFIG_HOME", env.home().join("config"))
-            .env("XDG_DATA_HOME", env.home().join("data"))
-            .env("JOBCTL_RELAYS", urls.join(","))
-            .args(args);
-        c
-    };
-    // One token, checked (never spent) by every run.
-    let ok = jobctl(&["wallet", "mint", "100", "--mint", &mint.url])
+/// Fund the wallet at `mint` (its fake Lightning pays the invoice) and
+/// make the one token every run checks (and never spends).
+fn fund(bench: &Bench, mint: &str) -> String {
+    let ok = bench
+        .jobctl(&["wallet", "mint", "100", "--mint", mint, "--timeout", "60s"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()
         .expect("wallet mint");
     assert!(ok.success(), "wallet mint failed");
-    let out = jobctl(&["wallet", "send", "10"])
+    let out = bench
+        .jobctl(&["wallet", "send", "10"])
         .stderr(Stdio::null())
         .output()
         .expect("wallet send");
     let token = String::from_utf8_lossy(&out.stdout).trim().to_string();
     assert!(token.starts_with("cashu"), "no token from wallet send");
+    token
+}
 
-    let secret = env.keys.secret_key().to_secret_hex();
-    let mut n = 0usize;
-    assert!(
-        std::path::Path::new("/usr/bin/time").exists(),
-        "needs GNU time (/usr/bin/time) for peak RSS"
-    );
-    let mut make = |what: &str| -> Command {
-        n += 1;
-        let tag = format!("bench-{n}");
-        let mut c = match what {
-            "raw" => {
-                let mut c = Command::new(&raw);
-                c.env_clear()
-                    .env("JOBCTL_SECRET_KEY", &secret)
-                    .arg(worker.hex())
-                    .args(&urls);
-                c
-            }
-            "no-check" => jobctl(&[
-                "rerun",
-                "-q",
-                "--no-check",
-                "--token",
-                &token,
-                "--worker",
-                &worker.hex(),
-                "--",
-                &tag,
-            ]),
-            _ => jobctl(&[
-                "rerun",
-                "-q",
-                "--token",
-                &token,
-                "--worker",
-                &worker.hex(),
-                "--",
-                &tag,
-            ]),
-        };
-        c.stdout(Stdio::null()).stderr(Stdio::null());
-        c
-    };
-    let kinds = ["raw", "no-check", "check"];
-    for _ in 0..5 {
-        for k in kinds {
-            timed(&mut make(k));
+/// One traced dispatch, to see where the time goes.
+fn trace(bench: &Bench) {
+    let worker = bench.worker.hex();
+    let c = bench.jobctl(&[
+        "rerun",
+        "--no-check",
+        "--token",
+        &bench.token,
+        "--worker",
+        &worker,
+        "--",
+        "trace",
+    ]);
+    let mut t = Command::new("strace");
+    t.env_clear()
+        .args(["-f", "-tt", "-o", "/tmp/bench_dispatch.strace"])
+        .args([
+            "-e",
+            "trace=execve,connect,fsync,fdatasync,sendto,write,exit_group",
+        ])
+        .arg(c.get_program())
+        .args(c.get_args());
+    for (k, v) in c.get_envs() {
+        if let Some(v) = v {
+            t.env(k, v);
         }
     }
-    if std::env::var_os("BENCH_TRACE").is_some() {
-        // One traced dispatch, to see where the time goes.
-        let c = jobctl(&[
-            "rerun",
-            "--no-check",
-            "--token",
-            &token,
-            "--worker",
-            &worker.hex(),
-            "--",
-            "trace",
-        ]);
-        let mut t = Command::new("strace");
-        t.env_clear()
-            .args(["-f", "-tt", "-o", "/tmp/bench_dispatch.strace"])
-            .args([
-                "-e",
-                "trace=execve,connect,fsync,fdatasync,sendto,write,exit_group",
-            ])
-            .arg(c.get_program())
-            .args(c.get_args());
-        for (k, v) in c.get_envs() {
-            if let Some(v) = v {
-                t.env(k, v);
-            }
-        }
-        let _ = t.stdout(Stdio::null()).stderr(Stdio::null()).status();
-    }
-    let mut times: Vec<Vec<Duration>> = vec![Vec::new(); 3];
-    let mut rss = [0i64; 3];
-    let mut mint_rt = Vec::new();
-    for _ in 0..runs {
-        for (i, k) in kinds.iter().enumerate() {
-            times[i].push(timed(&mut make(k)));
-        }
-        mint_rt.push(mint_round_trip(&mint.url));
-    }
-    // Peak RSS of each, measured apart (a forked child inherits the
-    // harness's high-water mark until exec; GNU time forks from a small
-    // process).
-    for (i, k) in kinds.iter().enumerate() {
-        for _ in 0..3 {
-            rss[i] = rss[i].max(peak_rss(&make(k), None));
-        }
-    }
-    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-    let median = |v: &mut Vec<Duration>| {
-        v.sort();
-        v[v.len() / 2]
-    };
-    let p90 = |v: &Vec<Duration>| v[v.len() * 9 / 10];
-    let mint_med = median(&mut mint_rt);
-    println!(
-        "{runs} runs each, 3 loopback relays, mint on loopback (round trip median {:.2} ms)",
-        ms(mint_med)
-    );
-    println!("| what | median ms | p90 ms | peak RSS MB |");
-    println!("|---|---|---|---|");
-    let names = [
-        "raw publisher",
-        "jobctl rerun --no-check --token T",
-        "jobctl rerun --token T (spent-check)",
-    ];
-    let mut med = [Duration::ZERO; 3];
-    for i in 0..3 {
-        med[i] = median(&mut times[i]);
-        println!(
-            "| {} | {:.2} | {:.2} | {:.1} |",
-            names[i],
-            ms(med[i]),
-            ms(p90(&times[i])),
-            rss[i] as f64 / 1024.0
-        );
-    }
+    let _ = t.stdout(Stdio::null()).stderr(Stdio::null()).status();
+}
 
-    // A 1,000-job batch: peak RSS and time.
+/// A 1,000-job batch: prints its row (time and peak RSS); the peak RSS.
+fn batch(bench: &Bench) -> i64 {
+    let worker = bench.worker.hex();
     let lines: String = (0..1000)
-        .map(|i| {
-            format!(
-                "{{\"worker\":\"{}\",\"unpaid\":true,\"args\":[\"b{i}\"]}}\n",
-                worker.hex()
-            )
-        })
+        .map(|i| format!("{{\"worker\":\"{worker}\",\"unpaid\":true,\"args\":[\"b{i}\"]}}\n"))
         .collect();
-    let mut c = jobctl(&["rerun", "-q", "--batch", "-", "--concurrency", "64"]);
+    let mut c = bench.jobctl(&["rerun", "-q", "--batch", "-", "--concurrency", "64"]);
     c.stdout(Stdio::null()).stderr(Stdio::null());
     let t = Instant::now();
     let batch_rss = peak_rss(&c, Some(&lines));
@@ -224,18 +295,38 @@ fn main() {
         ms(batch_t),
         batch_rss as f64 / 1024.0
     );
-    println!();
+    batch_rss
+}
+
+/// The issue's targets against the medians `med` (raw, no-check, check).
+fn print_targets(med: &[Duration; 3], mint_med: Duration, one_rss: i64, batch_rss: i64) {
+    let [raw, no_check, check] = med.map(ms);
+    let check_target = raw + ms(mint_med) + 2.0;
     println!(
         "targets: no-check <= 1.5 x raw: {:.2} <= {:.2} {}; check <= raw + mint RTT + 2 ms: {:.2} <= {:.2} {}; one dispatch <= 20 MB: {}; batch <= 50 MB: {}",
-        ms(med[1]),
-        1.5 * ms(med[0]),
-        verdict(ms(med[1]) <= 1.5 * ms(med[0])),
-        ms(med[2]),
-        ms(med[0]) + ms(mint_med) + 2.0,
-        verdict(ms(med[2]) <= ms(med[0]) + ms(mint_med) + 2.0),
-        verdict(rss[1].max(rss[2]) <= 20 * 1024),
+        no_check,
+        1.5 * raw,
+        verdict(no_check <= 1.5 * raw),
+        check,
+        check_target,
+        verdict(check <= check_target),
+        verdict(one_rss <= 20 * 1024),
         verdict(batch_rss <= 50 * 1024),
     );
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn median(v: &mut [Duration]) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+/// The 90th percentile of sorted `v`.
+fn p90(v: &[Duration]) -> Duration {
+    v[v.len() * 9 / 10]
 }
 
 fn verdict(ok: bool) -> &'static str {
