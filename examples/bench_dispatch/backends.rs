@@ -103,14 +103,14 @@ impl Relays {
 
 /// `$NOSTR_RS_RELAY`, else `nostr-rs-relay` on PATH; exits when neither.
 fn nostr_rs_relay_exe() -> PathBuf {
-    if let Some(p) = std::env::var_os("NOSTR_RS_RELAY").filter(|p| !p.is_empty()) {
-        return PathBuf::from(p);
-    }
-    let found = std::env::var_os("PATH").and_then(|path| {
-        std::env::split_paths(&path)
-            .map(|d| d.join("nostr-rs-relay"))
-            .find(|p| p.is_file())
-    });
+    let found = match std::env::var_os("NOSTR_RS_RELAY").filter(|p| !p.is_empty()) {
+        Some(p) => Some(PathBuf::from(p)).filter(|p| p.is_file()),
+        None => std::env::var_os("PATH").and_then(|path| {
+            std::env::split_paths(&path)
+                .map(|d| d.join("nostr-rs-relay"))
+                .find(|p| p.is_file())
+        }),
+    };
     found.unwrap_or_else(|| {
         eprintln!(
             "error: BENCH_RELAY=nostr-rs-relay needs the nostr-rs-relay binary: \
