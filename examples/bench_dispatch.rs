@@ -6,7 +6,8 @@
 //! - `rerun --no-check --token T` (ad lookup, journal, publish);
 //! - `rerun --token T` (the same plus the NUT-07 spent-check at the mint);
 //! - one mint round trip (GET /v1/keysets) for reference;
-//! - peak RSS of one dispatch and of a 1,000-job `rerun --batch`.
+//! - peak RSS of one dispatch and of a 1,000-job `rerun --batch`
+//!   (`BENCH_NO_BATCH=1` leaves the batch out, e.g. to profile).
 //!
 //! Run it as:
 //!
@@ -24,7 +25,8 @@
 //!   `mint` on PATH, `pip install cashu`; FakeWallet, input fees on).
 //!
 //! `BENCH_TRACE=1` also writes an strace of one dispatch to
-//! /tmp/bench_dispatch.strace.
+//! /tmp/bench_dispatch.strace; `BENCH_TRACE="CMD ARGS"` runs that one
+//! dispatch under another tool instead (`heaptrack -o /tmp/ht`, `perf stat`).
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -262,15 +264,30 @@ fn trace(bench: &Bench) {
         "--",
         "trace",
     ]);
-    let mut t = Command::new("strace");
-    t.env_clear()
-        .args(["-f", "-tt", "-o", "/tmp/bench_dispatch.strace"])
+    // BENCH_TRACE=1: strace; any other value is a command line to run
+    // the dispatch under instead (e.g. `heaptrack -o /tmp/ht`).
+    let wrap = std::env::var("BENCH_TRACE").unwrap_or_default();
+    let mut t = if wrap == "1" {
+        let mut t = Command::new("strace");
+        t.args([
+            "-f",
+            "--seccomp-bpf",
+            "-tt",
+            "-o",
+            "/tmp/bench_dispatch.strace",
+        ])
         .args([
             "-e",
-            "trace=execve,connect,fsync,fdatasync,sendto,write,exit_group",
-        ])
-        .arg(c.get_program())
-        .args(c.get_args());
+            "trace=execve,openat,connect,fsync,sendto,recvfrom,pwrite64,clone3,exit_group",
+        ]);
+        t
+    } else {
+        let mut words = wrap.split_whitespace();
+        let mut t = Command::new(words.next().unwrap_or("env"));
+        t.args(words);
+        t
+    };
+    t.env_clear().arg(c.get_program()).args(c.get_args());
     for (k, v) in c.get_envs() {
         if let Some(v) = v {
             t.env(k, v);
@@ -281,6 +298,9 @@ fn trace(bench: &Bench) {
 
 /// A 1,000-job batch: prints its row (time and peak RSS); the peak RSS.
 fn batch(bench: &Bench) -> i64 {
+    if std::env::var_os("BENCH_NO_BATCH").is_some() {
+        return 0;
+    }
     let worker = bench.worker.hex();
     let lines: String = (0..1000)
         .map(|i| format!("{{\"worker\":\"{worker}\",\"unpaid\":true,\"args\":[\"b{i}\"]}}\n"))

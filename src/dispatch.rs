@@ -268,7 +268,8 @@ pub async fn republish_many(
     }
     let client = relays::client(keys, &every).await;
     // Connected once up front, so the jobs in flight do not each dial.
-    relays::connect_all(&client, &every, timeout / 2).await;
+    let down = relays::connect_all(&client, &every, timeout / 2).await;
+    let down = &down;
     let fresh: Vec<Vec<RelayOutcome>> =
         futures::stream::iter(plans.iter().map(|(job, _, todo)| {
             let client = &client;
@@ -277,7 +278,7 @@ pub async fn republish_many(
                     return Vec::new();
                 }
                 let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-                relays::publish_with(client, &job.event, todo, left).await
+                relays::publish_reachable(client, &job.event, todo, left, down).await
             }
         }))
         .buffered(REPUBLISH_CONCURRENCY)
@@ -304,7 +305,8 @@ pub async fn republish_many(
 
 /// Journal a freshly signed job (durable when this returns). The same
 /// content signed in the same second is the same event (ids are content
-/// hashes): already journaled, it is left as it is.
+/// hashes): already journaled, it is left as it is. Whether this call
+/// added it.
 #[allow(clippy::too_many_arguments)]
 pub fn journal_new(
     journal: &mut Journal,
@@ -314,10 +316,10 @@ pub fn journal_new(
     urls: &[RelayUrl],
     idempotency_key: Option<&str>,
     rerun_of: Option<EventId>,
-) -> Result<()> {
+) -> Result<bool> {
     if journal.get(&event.id)?.is_some() {
         tracing::info!(job = %event.id, "identical job already journaled");
-        return Ok(());
+        return Ok(false);
     }
     let payment = spec.token.as_ref().map(|t| t.info().clone());
     let hash = spec.content_hash(keys);
@@ -329,7 +331,8 @@ pub fn journal_new(
         idempotency_key,
         &hash,
         rerun_of,
-    ))
+    ))?;
+    Ok(true)
 }
 
 /// The payment summary of a journaled job (never the token).

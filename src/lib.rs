@@ -39,6 +39,7 @@ pub mod relays;
 pub mod republish;
 pub mod request;
 pub mod roster;
+pub mod round;
 pub mod settings;
 pub mod state;
 pub mod stats;

@@ -18,7 +18,6 @@ use crate::keys::FileLock;
 use crate::notice::{Notice, Notices};
 use crate::payment::PaymentToken;
 use crate::protocol::WorkerAd;
-use crate::relays;
 use crate::settings::Settings;
 use crate::wallet::{self, LocalWallet, Lock, TokenFormat, TokenState};
 
@@ -64,6 +63,9 @@ pub struct Payer<'a> {
     pub refund: PublicKey,
     /// Relays to read the worker's advertisement from.
     pub relays: &'a [RelayUrl],
+    /// The dispatch's one relay pool (its lookups and its publish share
+    /// the connections).
+    pub client: &'a Client,
     /// The command's one deadline (the plan takes shares of it).
     pub deadline: Deadline,
     /// Now, for the lock's locktime.
@@ -109,10 +111,7 @@ pub async fn plan(
     if !f.no_check {
         preflight(&token, f, p.deadline, &mut out.notices).await?;
     }
-    if let Some(ad) = &ad {
-        let what = format!("the token's mint {}", token.info().mint);
-        check_listed(ad, &token.info().mint, &what, f.strict, &mut out.notices)?;
-    }
+    check_token_listed(ad.as_ref(), &token, f, &mut out.notices)?;
     let Some(lock) = lock else {
         return Ok(Some(token));
     };
@@ -139,6 +138,86 @@ pub async fn plan(
     PaymentToken::parse(&r.sent.token).map(Some)
 }
 
+/// Whether paying needs the local wallet (a token made with `--amount`,
+/// or swapped into a `--lock`ed one): [`plan`] then runs before the job
+/// is signed. Otherwise the job is paid with the token handed in (or not
+/// at all) and [`gate`] runs beside the journal commit.
+pub fn uses_wallet(f: &PaymentFlags) -> bool {
+    f.amount.is_some() || f.lock
+}
+
+/// Whether the worker's advertisement decides if a job paid with a token
+/// handed in may go (`--strict`, `--max-price`), rather than only feeding
+/// a warning ([`advise`]).
+fn ad_gates(f: &PaymentFlags) -> bool {
+    f.strict || f.max_price.is_some()
+}
+
+/// What must pass before a job paid with `token` handed in (or unpaid,
+/// `None`) is sent: the NUT-07 spent-check at the token's mint and, with
+/// `--strict` or `--max-price`, the worker's advertisement, at once.
+/// Not for [`uses_wallet`] payments.
+pub async fn gate(
+    p: &Payer<'_>,
+    f: &PaymentFlags,
+    token: Option<&PaymentToken>,
+    notices: &mut Notices,
+) -> Result<()> {
+    let mut checked = Notices::new();
+    let check = async {
+        match token {
+            Some(t) if !f.no_check => preflight(t, f, p.deadline, &mut checked).await,
+            _ => Ok(()),
+        }
+    };
+    let mut listed = Notices::new();
+    let ad = async {
+        if !ad_gates(f) {
+            return Ok(());
+        }
+        let ad = advertisement(p, f, token.is_some()).await?;
+        if let Some(max) = f.max_price {
+            check_price(ad.as_ref(), max, f.duration)?;
+        }
+        match token {
+            Some(t) => check_token_listed(ad.as_ref(), t, f, &mut listed),
+            None => Ok(()),
+        }
+    };
+    let (check, ad) = tokio::join!(check, ad);
+    notices.extend(checked);
+    notices.extend(listed);
+    check.and(ad)
+}
+
+/// The worker's advertisement read beside the publish of a job paid with
+/// `token` handed in, for the warning it may give (a mint it does not
+/// list); nothing when [`gate`] read it already.
+pub async fn advise(p: &Payer<'_>, f: &PaymentFlags, token: Option<&PaymentToken>) -> Notices {
+    let mut notices = Notices::new();
+    let Some(token) = token.filter(|_| !ad_gates(f)) else {
+        return notices;
+    };
+    if let Ok(ad) = advertisement(p, f, true).await {
+        // Not --strict here: an unlisted mint is a warning, never an error.
+        let _ = check_token_listed(ad.as_ref(), token, f, &mut notices);
+    }
+    notices
+}
+
+/// [`check_listed`] for a token handed in.
+fn check_token_listed(
+    ad: Option<&WorkerAd>,
+    token: &PaymentToken,
+    f: &PaymentFlags,
+    notices: &mut Notices,
+) -> Result<()> {
+    let Some(ad) = ad else { return Ok(()) };
+    let mint = &token.info().mint;
+    let what = format!("the token's mint {mint}");
+    check_listed(ad, mint, &what, f.strict, notices)
+}
+
 /// The worker's advertisement, when the plan needs it: required to pick a
 /// mint or check a price (a lookup cut short is then an error, never "the
 /// worker has no ad"); for a token handed in it only feeds a warning, so
@@ -157,11 +236,7 @@ async fn advertisement(
         p.deadline.share(3).min(ADVISORY_AD_TIMEOUT)
     };
     let ad = if wanted && !p.relays.is_empty() {
-        let key = p.settings.optional_key()?;
-        let client = relays::reader(key.as_ref().map(|k| &k.keys), p.relays, false).await;
-        let ad = follow::worker_ad(&client, p.relays, p.worker, timeout).await;
-        relays::shutdown(&client).await;
-        ad
+        follow::worker_ad(p.client, p.relays, p.worker, timeout).await
     } else {
         AdLookup::Missing
     };
@@ -357,24 +432,21 @@ pub fn accepted(ad: &WorkerAd) -> String {
         .join(", ")
 }
 
-/// Why `keys` may send `worker` a job without paying (its freelist holds
-/// the key), looked up within `budget`; `None` when it may not or the
+/// Why `me` may send `worker` a job without paying (its freelist holds
+/// the key), looked up through `client` within `budget`; `None` when it may not or the
 /// lookup did not finish.
 pub async fn free_reason(
-    keys: &Keys,
+    client: &Client,
+    me: PublicKey,
     relays: &[RelayUrl],
     worker: PublicKey,
     budget: Deadline,
 ) -> Option<String> {
-    let client = relays::reader(Some(keys), relays, false).await;
-    let ad = follow::worker_ad(&client, relays, worker, budget.share(2)).await;
-    let me = keys.public_key();
-    let r = match ad.ad() {
-        Some(ad) => follow::free_for(&client, relays, ad, &me, &budget).await,
+    let ad = follow::worker_ad(client, relays, worker, budget.share(2)).await;
+    match ad.ad() {
+        Some(ad) => follow::free_for(client, relays, ad, &me, &budget).await,
         None => None,
-    };
-    relays::shutdown(&client).await;
-    r
+    }
 }
 
 #[cfg(test)]

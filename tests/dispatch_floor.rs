@@ -7,6 +7,10 @@ mod common;
 use std::collections::BTreeSet;
 
 use common::*;
+use nostr_sdk::prelude::*;
+
+/// A mint URL for tokens that are never checked (`--no-check`).
+const MINT: &str = "http://127.0.0.1:3338";
 
 /// A relay URL nothing listens on (connections are refused at once).
 fn refused_url() -> String {
@@ -63,4 +67,109 @@ fn republish_all_sends_every_journaled_job_to_every_relay_once() {
         "{}",
         stderr(&out)
     );
+}
+
+/// A TCP proxy in front of a relay that counts the connections it is
+/// given: how many connection rounds a command makes.
+struct Counting {
+    url: String,
+    accepted: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Counting {
+    fn new(relay: &TestRelay) -> Counting {
+        use std::net::{TcpListener, TcpStream};
+        use std::sync::atomic::Ordering;
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("ws://{}", listener.local_addr().unwrap());
+        let target = relay.url.trim_start_matches("ws://").trim_end_matches('/');
+        let target = target.to_string();
+        let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let count = accepted.clone();
+        std::thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                count.fetch_add(1, Ordering::SeqCst);
+                let Ok(upstream) = TcpStream::connect(&target) else {
+                    continue;
+                };
+                let pipe = |mut from: TcpStream, mut to: TcpStream| {
+                    std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut from, &mut to);
+                        let _ = to.shutdown(std::net::Shutdown::Both);
+                    });
+                };
+                pipe(client.try_clone().unwrap(), upstream.try_clone().unwrap());
+                pipe(upstream, client);
+            }
+        });
+        Counting { url, accepted }
+    }
+
+    fn connections(&self) -> usize {
+        self.accepted.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+#[test]
+fn a_paid_dispatch_makes_one_connection_round() {
+    let env = TestEnv::new();
+    let w = ScriptedWorker::new();
+    let relays = [TestRelay::start(), TestRelay::start()];
+    w.send(&[&relays[0], &relays[1]], &[w.ad("w", Some(MINT), now())]);
+    let proxies: Vec<Counting> = relays.iter().map(Counting::new).collect();
+    let urls: Vec<&str> = proxies.iter().map(|p| p.url.as_str()).collect();
+    // The worker's ad (for the token's mint) and its relay list (not
+    // cached yet) are looked up, and the job published: on one pool.
+    for strict in [false, true] {
+        let before: Vec<usize> = proxies.iter().map(Counting::connections).collect();
+        let mut cmd = env.rerun(&w.hex(), &urls);
+        cmd.args(["--no-check", "--token", &token_v4(&[4], MINT)]);
+        if strict {
+            cmd.args(["--strict", "--", "strict"]);
+        }
+        let out = cmd.output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        for (p, b) in proxies.iter().zip(before) {
+            assert_eq!(p.connections() - b, 1, "one connection per relay");
+        }
+    }
+    for r in &relays {
+        assert_eq!(r.query(Filter::new().kind(Kind::Custom(5100))).len(), 2);
+    }
+}
+
+#[test]
+fn a_job_refused_by_its_checks_is_taken_out_of_the_journal() {
+    let env = TestEnv::new();
+    let w = ScriptedWorker::new();
+    let relay = TestRelay::start();
+    w.send(
+        &[&relay],
+        &[w.ad("w", Some("https://other.mint.example"), now())],
+    );
+    // Journaled while the worker's ad was read, then refused (--strict):
+    // nothing published, nothing left in the journal.
+    let out = env
+        .rerun(&w.hex(), &[&relay.url])
+        .args(["--no-check", "--strict", "--token", &token_v4(&[4], MINT)])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("does not list"), "{}", stderr(&out));
+    assert!(relay
+        .query(Filter::new().kind(Kind::Custom(5100)))
+        .is_empty());
+    assert!(env.journal_jobs().is_empty(), "{:?}", env.journal_jobs());
+    // A token whose mint cannot be reached, with --require-check: the same.
+    let dead = "http://127.0.0.1:9";
+    let out = env
+        .rerun(&w.hex(), &[&relay.url])
+        .args(["--require-check", "--token", &token_v4(&[4], dead)])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(relay
+        .query(Filter::new().kind(Kind::Custom(5100)))
+        .is_empty());
+    assert!(env.journal_jobs().is_empty(), "{:?}", env.journal_jobs());
 }

@@ -316,7 +316,8 @@ pub async fn publish(
 ) -> Vec<DispatchReport> {
     let every = p.targets.all();
     let client = relays::client(keys, &every).await;
-    relays::connect_all(&client, &every, p.deadline.share(2)).await;
+    let down = relays::connect_all(&client, &every, p.deadline.share(2)).await;
+    let down = &down;
     // Relays each job already reached (idempotent retries).
     // A journal that cannot say is no reason to stop: the same signed
     // event goes to every relay again (relays keep one copy), and the user
@@ -346,7 +347,8 @@ pub async fn publish(
             let out = if todo.is_empty() {
                 Vec::new()
             } else {
-                relays::publish_with(client_ref, ev, &todo, p.deadline.remaining()).await
+                let left = p.deadline.remaining();
+                relays::publish_reachable(client_ref, ev, &todo, left, down).await
             };
             (i, out)
         }

@@ -56,14 +56,16 @@ pub fn run(ctx: &Ctx, a: RepublishArgs) -> Result<i32> {
         min_accept,
     ))?;
     let mut failures = 0;
+    let mut why = None;
     for (rec, report) in records.iter().zip(reports) {
         if !report.ok() {
             failures += 1;
+            why = why.or_else(|| first_failure(&report));
         }
         print_one(ctx, rec, &report, a.json)?;
     }
     if failures > 0 {
-        ctx.error(&shortfall(failures, min_accept, &deadline));
+        ctx.error(&shortfall(failures, min_accept, &deadline, why));
         return Ok(exit::FAILURE);
     }
     Ok(exit::OK)
@@ -87,19 +89,32 @@ fn print_one(ctx: &Ctx, rec: &JobRecord, report: &DispatchReport, json: bool) ->
     ctx.print(&report.id)
 }
 
-/// `N job(s) still below M relay(s)`, saying so when time ran out.
-fn shortfall(failures: usize, min_accept: usize, deadline: &Deadline) -> String {
-    format!(
-        "{failures} job(s) still below {min_accept} relay(s){}",
-        if deadline.expired() {
-            format!(
-                " (timed out after {})",
-                config::format_duration(deadline.total())
-            )
-        } else {
-            String::new()
-        }
-    )
+/// The first relay of `report` that did not accept, with its reason.
+fn first_failure(report: &DispatchReport) -> Option<String> {
+    report
+        .relays
+        .iter()
+        .find(|o| o.status != jobctl::relays::RelayStatus::Accepted)
+        .map(|o| format!("{} {}: {}", o.url, o.status, render::sanitize(&o.message)))
+}
+
+/// `N job(s) still below M relay(s)`, saying so when time ran out, else
+/// the first relay's reason (`why`).
+fn shortfall(
+    failures: usize,
+    min_accept: usize,
+    deadline: &Deadline,
+    why: Option<String>,
+) -> String {
+    let reason = if deadline.expired() {
+        format!(
+            " (timed out after {})",
+            config::format_duration(deadline.total())
+        )
+    } else {
+        why.map(|w| format!(" (first: {w})")).unwrap_or_default()
+    };
+    format!("{failures} job(s) still below {min_accept} relay(s){reason}")
 }
 
 #[derive(Debug, Args)]

@@ -9,13 +9,10 @@ use clap::Args;
 use crate::cli::render;
 use jobctl::config::Config;
 use jobctl::deadline::Deadline;
-use jobctl::dispatch::{self, DispatchReport, JobSpec};
+use jobctl::dispatch::{self, JobSpec};
 use jobctl::error::{exit, Error, Result};
 use jobctl::journal::{self, JobRecord, Journal};
 use jobctl::keys::{FileLock, SigningKey};
-use jobctl::outbox;
-use jobctl::payment::PaymentToken;
-use jobctl::payment_plan::{self, Payer, PaymentOut};
 use jobctl::relays;
 use jobctl::request::{self, Base};
 use nostr_sdk::prelude::*;
@@ -24,14 +21,15 @@ use super::{min_accept_for, read_stdin, relays_for, require_relays, runtime, Ctx
 
 mod flags;
 mod hive;
+mod new_job;
 mod report;
 #[cfg(test)]
 mod tests;
 
 pub(crate) use flags::inputs;
-use flags::{payment_flags, token};
+use new_job::NewJob;
 pub(crate) use report::show_notices;
-use report::{dispatching_line, payment_summary, print_report};
+use report::{payment_summary, print_report};
 
 pub fn run(ctx: &Ctx, a: RerunArgs) -> Result<i32> {
     let cfg = ctx.config()?;
@@ -57,7 +55,7 @@ pub fn run(ctx: &Ctx, a: RerunArgs) -> Result<i32> {
     };
     // Look things up in an existing journal; create one only once every
     // input is known good and a job is about to be recorded.
-    let mut journal = ctx.existing_journal()?;
+    let journal = ctx.existing_journal()?;
     if a.repo.is_some() {
         return hive::fresh(&d, journal, idem.as_deref());
     }
@@ -74,23 +72,25 @@ pub fn run(ctx: &Ctx, a: RerunArgs) -> Result<i32> {
             return d.heal(k, &spec, rec, journal, &key);
         }
     }
-    let (token, wallet_lock) = d.payment(&spec, &key, &mut journal)?;
-    let spec = JobSpec { token, ..spec };
-    let event = dispatch::sign(&dispatch::build(&spec, &key.keys)?, &key.keys)?;
-    if a.dry_run {
-        return dry_run(ctx, &spec, &event);
-    }
-    let report = d.publish(
-        &spec,
-        event,
-        base.as_ref(),
-        journal,
-        wallet_lock,
-        &key,
-        idem.as_deref(),
-    )?;
+    // One runtime and one relay pool for every lookup and the publish.
+    let rt = runtime()?;
+    let client = rt.block_on(relays::one_job(&key.keys, &d.relays));
+    let job = NewJob {
+        spec,
+        base: base.as_ref(),
+        key: &key,
+        idem: idem.as_deref(),
+    };
+    let report = d.new_job(&rt, &client, job, journal);
+    rt.block_on(async move {
+        relays::shutdown(&client).await;
+        drop(client);
+    });
     drop(key_lock);
-    print_report(ctx, &report, a.json)
+    match report? {
+        Some(report) => print_report(ctx, &report, a.json),
+        None => Ok(exit::OK),
+    }
 }
 
 /// `--dry-run`: the signed job on stdout, nothing published.
@@ -207,132 +207,6 @@ impl Rerun<'_> {
             self.min_accept,
         ))?;
         print_report(self.ctx, &report, self.a.json)
-    }
-
-    /// The job's payment, and the wallet's lock when the wallet made or
-    /// locked the token (held until the job carrying it is journaled). A
-    /// token the wallet makes is recorded in the journal (created here if
-    /// need be) before the mint is even asked.
-    fn payment(
-        &self,
-        spec: &JobSpec,
-        key: &SigningKey,
-        journal: &mut Option<Journal>,
-    ) -> Result<(Option<PaymentToken>, Option<FileLock>)> {
-        let a = self.a;
-        if a.dry_run && a.amount.is_some() {
-            return Err(Error::input(
-                "--dry-run cannot be combined with --amount: making the token takes money out of the wallet",
-            ));
-        }
-        let given = match a.amount {
-            Some(_) => None,
-            None => self.token_or_free(spec.worker, &key.keys)?,
-        };
-        if a.dry_run {
-            return Ok((given, None));
-        }
-        if journal.is_none() && (a.amount.is_some() || a.lock) {
-            *journal = Some(self.ctx.journal()?);
-        }
-        let payer = Payer {
-            settings: &self.ctx.settings,
-            worker: spec.worker,
-            refund: key.keys.public_key(),
-            relays: &self.relays,
-            deadline: self.deadline,
-            now: self.ctx.now(),
-        };
-        let flags = payment_flags(self.cfg, a);
-        let mut out = PaymentOut::default();
-        let token = runtime()?.block_on(payment_plan::plan(
-            &payer,
-            &flags,
-            given,
-            journal.as_mut(),
-            &mut out,
-        ));
-        show_notices(self.ctx, &out.notices);
-        Ok((token?, out.wallet_lock))
-    }
-
-    /// [`token`], except that with no token given at all, a worker whose
-    /// freelist holds our key needs none: the job goes unpaid, and says why.
-    fn token_or_free(&self, worker: PublicKey, keys: &Keys) -> Result<Option<PaymentToken>> {
-        let a = self.a;
-        let none_given = !a.unpaid && a.token.is_none() && request::env_token().is_none();
-        if none_given && !self.relays.is_empty() {
-            // A third of the command's deadline: the publish needs the rest.
-            let budget = Deadline::after(self.deadline.share(3));
-            let free = payment_plan::free_reason(keys, &self.relays, worker, budget);
-            if let Some(r) = runtime()?.block_on(free) {
-                self.ctx.say(format!("no payment needed: {r}"));
-                return Ok(None);
-            }
-        }
-        token(a)
-    }
-
-    /// Journal the signed job (and the wallet's token with it) before
-    /// anything is published, free the wallet, publish.
-    #[allow(clippy::too_many_arguments)]
-    fn publish(
-        &self,
-        spec: &JobSpec,
-        event: Event,
-        base: Option<&Base>,
-        journal: Option<Journal>,
-        wallet_lock: Option<FileLock>,
-        key: &SigningKey,
-        idem: Option<&str>,
-    ) -> Result<DispatchReport> {
-        let mut journal = match journal {
-            Some(j) => j,
-            None => self.ctx.journal()?,
-        };
-        // One pool for the relay-list lookup and the publish.
-        let rt = runtime()?;
-        let client = rt.block_on(relays::client(&key.keys, &self.relays));
-        let on = !self.a.no_outbox && self.cfg.outbox;
-        let (relays, worker) = (&self.relays, spec.worker);
-        let route = outbox::route(on, &journal, &client, relays, worker, self.deadline);
-        let route = rt.block_on(route);
-        rt.block_on(relays::add_relays(&client, &route.inbox));
-        if !self.a.json {
-            let (n, inbox) = (self.relays.len(), route.inbox.len());
-            self.ctx.say(dispatching_line(spec, n, inbox, base));
-        }
-        let rerun_of = base.map(|b| b.id);
-        let relays = &outbox::targets(&self.relays, &route);
-        dispatch::journal_new(
-            &mut journal,
-            &key.keys,
-            spec,
-            &event,
-            relays,
-            idem,
-            rerun_of,
-        )?;
-        drop(wallet_lock);
-        let payment = spec.token.as_ref().map(|t| t.info().clone());
-        let (timeout, min) = (self.deadline.remaining(), self.min_accept);
-        let mut report = rt.block_on(async {
-            let r = dispatch::publish_journaled(
-                &mut journal,
-                &client,
-                event,
-                payment,
-                relays,
-                timeout,
-                min,
-            );
-            let r = r.await;
-            relays::shutdown(&client).await;
-            r
-        })?;
-        outbox::remember(&journal, &spec.worker, &route);
-        report.worker_inbox = route.inbox.iter().map(|u| u.to_string()).collect();
-        Ok(report)
     }
 }
 

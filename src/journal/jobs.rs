@@ -102,6 +102,52 @@ impl Journal {
         self.record_dispatches(std::slice::from_ref(j))
     }
 
+    /// Take back a job journaled moments ago that a pre-flight check then
+    /// refused: it was never published and holds no wallet token (only a
+    /// job still `unpublished`, with no relay outcome, is removed).
+    pub fn withdraw(&mut self, id: &EventId) -> Result<()> {
+        let tx = self.write_tx()?;
+        let hex = id.to_hex();
+        let fresh = "SELECT 1 FROM jobs WHERE id = ?1 AND published = 0 AND state = 'unpublished'
+                     AND NOT EXISTS (SELECT 1 FROM relay_outcomes WHERE job_id = ?1)
+                     AND NOT EXISTS (SELECT 1 FROM sends WHERE job_id = ?1)";
+        let fresh: bool = tx
+            .query_row(fresh, params![hex], |_| Ok(()))
+            .optional()
+            .map_err(Self::q)?
+            .is_some();
+        if fresh {
+            tx.execute("DELETE FROM timeline WHERE job_id = ?1", params![hex])
+                .map_err(Self::q)?;
+            tx.execute("DELETE FROM jobs WHERE id = ?1", params![hex])
+                .map_err(Self::q)?;
+        }
+        tx.commit().map_err(Self::q)
+    }
+
+    /// Add relays (the worker's inbox, found after the job was journaled)
+    /// to where a journaled job goes, so `republish` knows them too.
+    pub fn add_job_relays(&mut self, id: &EventId, extra: &[RelayUrl]) -> Result<()> {
+        let Some(rec) = self.get(id)? else {
+            return Ok(());
+        };
+        let mut all = rec.relays;
+        for u in extra {
+            let u = u.to_string();
+            if !all.contains(&u) {
+                all.push(u);
+            }
+        }
+        let json = serde_json::to_string(&all).unwrap_or_default();
+        self.conn
+            .execute(
+                "UPDATE jobs SET relays = ?2 WHERE id = ?1",
+                params![id.to_hex(), json],
+            )
+            .map_err(Self::q)?;
+        Ok(())
+    }
+
     /// Record many jobs in one transaction (one fsync), all or none. A
     /// token the wallet made for a job is marked `journaled` in the same
     /// transaction.

@@ -147,3 +147,38 @@ fn garbage_is_an_error_not_a_fresh_start() {
     assert!(err.to_string().contains("journal"), "{err}");
     assert_eq!(std::fs::read(&path).expect("read"), vec![0x42u8; 8192]);
 }
+
+#[test]
+fn a_refused_job_is_withdrawn_and_a_sent_one_never() {
+    let dir = tempfile::tempdir().expect("dir");
+    let mut j = Journal::open(&dir.path().join("journal.sqlite")).expect("open");
+    let keys = Keys::generate();
+    let relays = vec![RelayUrl::parse("ws://127.0.0.1:1").expect("url")];
+    let (fresh, sent) = (event(&keys, 1), event(&keys, 2));
+    j.record_dispatch(&new_job(&fresh, &relays, Some("k")))
+        .expect("record");
+    j.record_dispatch(&new_job(&sent, &relays, None))
+        .expect("record");
+    let out = RelayOutcome {
+        url: relays[0].to_string(),
+        status: RelayStatus::Failed,
+        message: "refused".into(),
+        latency_ms: 1,
+    };
+    j.record_outcomes(&sent.id, &[out]).expect("outcomes");
+    j.withdraw(&fresh.id).expect("withdraw");
+    j.withdraw(&sent.id).expect("withdraw");
+    assert!(j.get(&fresh.id).expect("get").is_none(), "taken back");
+    assert!(j.by_idempotency_key("k").expect("key").is_none());
+    assert!(j.timeline(&fresh.id).expect("timeline").is_empty());
+    assert!(j.get(&sent.id).expect("get").is_some(), "tried once: kept");
+
+    // Relays found later are added to the job's own list, once.
+    let inbox = RelayUrl::parse("ws://127.0.0.1:2").expect("url");
+    j.add_job_relays(&sent.id, &[inbox.clone(), relays[0].clone()])
+        .expect("add");
+    j.add_job_relays(&sent.id, std::slice::from_ref(&inbox))
+        .expect("add");
+    let rec = j.get(&sent.id).expect("get").expect("row");
+    assert_eq!(rec.relays, vec![relays[0].to_string(), inbox.to_string()]);
+}

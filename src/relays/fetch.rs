@@ -240,8 +240,9 @@ async fn stream_from(
         .relay(url)
         .await
         .map_err(|e| Cut::Failed(e.to_string()))?;
-    if !relay.is_connected() {
-        relay.try_connect(timeout).await.map_err(|e| {
+    super::ensure_connected(&relay, timeout)
+        .await
+        .map_err(|e| {
             // A connect that gave up on its own timer is a timeout too.
             if is_timeout(&e) {
                 Cut::TimedOut
@@ -249,7 +250,6 @@ async fn stream_from(
                 Cut::Failed(connect_error(&e, timeout))
             }
         })?;
-    }
     // The pool's own subscription timeout outlives ours, so a stream that
     // ends before our deadline ended because the relay answered.
     let sub_timeout = timeout + Duration::from_secs(1);

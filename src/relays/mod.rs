@@ -73,14 +73,45 @@ fn relay_options(persistent: bool) -> RelayOptions {
         .ping(persistent)
 }
 
+/// Notification buffers of a pool that carries one job (its lookups,
+/// its publish): a handful of messages in flight per relay. The pool's
+/// defaults (2,048 per relay, 4,096 for the pool) are allocated and
+/// zeroed up front, which costs a one-shot dispatch more memory and time
+/// than everything else it does.
+const ONE_JOB_BUFFER: usize = 64;
+
 /// Add relays to a client's pool (one already there is left as it is).
 pub async fn add_relays(client: &Client, urls: &[RelayUrl]) {
+    add_with(client, urls, relay_options(false)).await;
+}
+
+/// [`add_relays`] for a [`one_job`] pool.
+pub async fn add_one_job_relays(client: &Client, urls: &[RelayUrl]) {
+    let opts = relay_options(false).notification_channel_size(ONE_JOB_BUFFER);
+    add_with(client, urls, opts).await;
+}
+
+async fn add_with(client: &Client, urls: &[RelayUrl], opts: RelayOptions) {
     for url in urls {
-        let _ = client
-            .pool()
-            .add_relay(url.clone(), relay_options(false))
-            .await;
+        let _ = client.pool().add_relay(url.clone(), opts.clone()).await;
     }
+}
+
+/// A client for one job: its lookups and its publish, AUTH answered with
+/// `keys`, with small notification buffers ([`ONE_JOB_BUFFER`]). Not for
+/// batches or long reads, whose many events in flight need the defaults.
+pub async fn one_job(keys: &Keys, urls: &[RelayUrl]) -> Client {
+    let pool = nostr_sdk::pool::RelayPoolOptions::new().notification_channel_size(ONE_JOB_BUFFER);
+    let opts = ClientOptions::new()
+        .automatic_authentication(true)
+        .pool(pool);
+    let client = Client::builder()
+        .opts(opts)
+        .websocket_transport(crate::transport::NoDelayTransport)
+        .signer(keys.clone())
+        .build();
+    add_one_job_relays(&client, urls).await;
+    client
 }
 
 /// A relay client signing AUTH challenges with `keys`.
@@ -121,7 +152,7 @@ pub async fn connect_all(
         if relay.is_connected() {
             return Ok(());
         }
-        match tokio::time::timeout(timeout, relay.try_connect(timeout)).await {
+        match tokio::time::timeout(timeout, ensure_connected(&relay, timeout)).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => Err(connect_error(&e, timeout)),
             Err(_) => Err(format!(
@@ -136,6 +167,35 @@ pub async fn connect_all(
         .filter_map(|(u, r)| r.err().map(|e| (u.clone(), e)))
         .inspect(|(u, e)| tracing::warn!(relay = %u, "relay unavailable: {e}"))
         .collect()
+}
+
+/// Connect `relay` within `timeout`, also when another task of the same
+/// pool is connecting it right now (a dispatch's lookups, its publish and
+/// its early connect share one pool): that task's attempt is waited for,
+/// and tried again here if it failed, so the error is this call's own.
+pub async fn ensure_connected(
+    relay: &Relay,
+    timeout: Duration,
+) -> std::result::Result<(), nostr_sdk::pool::relay::Error> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match relay.status() {
+            nostr_sdk::RelayStatus::Connected => return Ok(()),
+            nostr_sdk::RelayStatus::Pending
+            | nostr_sdk::RelayStatus::Connecting
+            | nostr_sdk::RelayStatus::Disconnected => {}
+            _ => return relay.try_connect(left).await,
+        }
+        if left.is_zero() {
+            return Err(nostr_sdk::pool::relay::Error::Timeout);
+        }
+        // Short slices: a status change just before the wait began would
+        // otherwise be missed until `left` ran out.
+        relay
+            .wait_for_connection(left.min(Duration::from_millis(20)))
+            .await;
+    }
 }
 
 /// Shut a client down, bounded: a relay stuck mid-handshake cannot hold
@@ -162,6 +222,41 @@ pub async fn publish(
     let outcomes = publish_with(&client, event, urls, timeout).await;
     client.shutdown().await;
     outcomes
+}
+
+/// [`publish_with`] for a pool connected up front ([`connect_all`]): the
+/// relays in `down` could not be reached then and are not dialled again
+/// by every job; each gets its connect error as its outcome.
+pub async fn publish_reachable(
+    client: &Client,
+    event: &Event,
+    urls: &[RelayUrl],
+    timeout: Duration,
+    down: &[(RelayUrl, String)],
+) -> Vec<RelayOutcome> {
+    let is_down = |u: &RelayUrl| down.iter().find(|(d, _)| d == u).map(|(_, e)| e);
+    let up: Vec<RelayUrl> = urls
+        .iter()
+        .filter(|u| is_down(u).is_none())
+        .cloned()
+        .collect();
+    let mut sent = if up.is_empty() {
+        Vec::new()
+    } else {
+        publish_with(client, event, &up, timeout).await
+    }
+    .into_iter();
+    urls.iter()
+        .filter_map(|u| match is_down(u) {
+            Some(e) => Some(RelayOutcome {
+                url: u.to_string(),
+                status: RelayStatus::Failed,
+                message: e.clone(),
+                latency_ms: 0,
+            }),
+            None => sent.next(),
+        })
+        .collect()
 }
 
 /// Publish through an existing client (so batches share one pool).
@@ -211,10 +306,8 @@ async fn send_one(
         Ok(r) => r,
         Err(e) => return (RelayStatus::Failed, e.to_string()),
     };
-    if !relay.is_connected() {
-        if let Err(e) = relay.try_connect(timeout).await {
-            return (RelayStatus::Failed, connect_error(&e, timeout));
-        }
+    if let Err(e) = ensure_connected(&relay, timeout).await {
+        return (RelayStatus::Failed, connect_error(&e, timeout));
     }
     match relay.send_event(event).await {
         Ok(_) => (RelayStatus::Accepted, String::new()),
@@ -289,6 +382,55 @@ pub fn failure_summary(outcomes: &[RelayOutcome]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A relay URL whose port refuses connections.
+    fn refused() -> RelayUrl {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let url = format!("ws://{}", l.local_addr().expect("addr"));
+        drop(l);
+        RelayUrl::parse(&url).expect("url")
+    }
+
+    #[tokio::test]
+    async fn relays_down_at_connect_are_not_dialled_again_and_keep_their_place() {
+        let (a, b) = (refused(), refused());
+        let keys = Keys::generate();
+        let client = one_job(&keys, &[a.clone(), b.clone()]).await;
+        let event = EventBuilder::text_note("x")
+            .sign_with_keys(&keys)
+            .expect("sign");
+        let down = vec![(b.clone(), "connection refused (earlier)".to_string())];
+        let out = publish_reachable(
+            &client,
+            &event,
+            &[a.clone(), b.clone()],
+            Duration::from_secs(2),
+            &down,
+        )
+        .await;
+        assert_eq!(out.len(), 2);
+        assert_eq!(
+            (out[0].url.as_str(), out[0].status),
+            (a.as_str(), RelayStatus::Failed)
+        );
+        assert_eq!(out[1].url, b.to_string());
+        assert_eq!(out[1].message, "connection refused (earlier)");
+        assert_eq!(out[1].latency_ms, 0);
+    }
+
+    #[tokio::test]
+    async fn concurrent_users_of_one_pool_share_a_connect_and_both_see_its_end() {
+        let url = refused();
+        let client = one_job(&Keys::generate(), std::slice::from_ref(&url)).await;
+        let relay = client.relay(&url).await.expect("relay");
+        // The early connect of a dispatch, then two users at once: each
+        // ends with an error within its bound (none waits forever on a
+        // connect another started).
+        relay.connect();
+        let t = Duration::from_secs(3);
+        let (x, y) = tokio::join!(ensure_connected(&relay, t), ensure_connected(&relay, t));
+        assert!(x.is_err() && y.is_err(), "{x:?} {y:?}");
+    }
 
     #[test]
     fn timeouts_are_told_by_type_wherever_the_transport_wraps_them() {

@@ -1,5 +1,9 @@
-//! NUT-07 pre-flight check of a token the wallet does not own, with a
-//! throwaway in-memory wallet.
+//! NUT-07 pre-flight check of a token the wallet does not own, straight
+//! through the mint's HTTP API (no wallet store).
+
+use std::collections::hash_map::{Entry, HashMap};
+
+use cdk::wallet::MintConnector;
 
 use super::*;
 
@@ -15,43 +19,47 @@ pub enum TokenState {
     Spent,
 }
 
-/// Ask the token's mint (NUT-07) whether its proofs are spendable. Uses a
-/// throwaway in-memory wallet: the user's store is not touched.
+/// Ask the token's mint (NUT-07) whether its proofs are spendable, in one
+/// round trip: the state of the proofs (whose `Y`s come from the token's
+/// secrets alone), the mint's keysets and its active keys are asked for
+/// at once. The user's wallet is not touched.
 pub async fn check_token(token: &PaymentToken, timeout: Duration) -> Result<TokenState> {
     let mint = token.info().mint.clone();
     let unreachable = |e: cdk::Error| werr(format!("cannot reach mint {mint}: {e}"));
     let work = async {
         let t = Token::from_str(token.expose()).map_err(werr)?;
-        let store = cdk_sqlite::WalletSqliteDatabase::new(":memory:")
-            .await
+        let url = cdk::mint_url::MintUrl::from_str(&mint).map_err(werr)?;
+        let connector = cdk::wallet::HttpClient::new(url, None);
+        let ys = t
+            .token_secrets()
+            .iter()
+            .map(|s| cdk::dhke::hash_to_curve(s.as_bytes()))
+            .collect::<std::result::Result<Vec<_>, _>>()
             .map_err(werr)?;
-        let seed: [u8; 64] = {
-            let mut s = [0u8; 64];
-            s[..32].copy_from_slice(&cdk::nuts::SecretKey::generate().to_secret_bytes());
-            s
-        };
         let unit = t.unit().unwrap_or(CurrencyUnit::Sat);
-        // Only the mint connector is used: the wallet's own keyset cache
-        // keeps the wallet's unit alone, and a token may lie about its unit.
-        let w = Wallet::new(&mint, CurrencyUnit::Sat, Arc::new(store), seed, None).map_err(werr)?;
-        let connector = w.mint_connector();
-        let infos: Vec<KeySetInfo> = connector
-            .get_mint_keysets()
-            .await
-            .map_err(unreachable)?
-            .keysets;
+        let (infos, active, states) = tokio::join!(
+            connector.get_mint_keysets(),
+            connector.get_mint_keys(),
+            connector.post_check_state(CheckStateRequest { ys }),
+        );
+        let infos: Vec<KeySetInfo> = infos.map_err(unreachable)?.keysets;
         let proofs = t.proofs(&infos).map_err(|e| {
             Error::input(format!(
                 "the token's proofs do not match the mint's keysets: {e}"
             ))
         })?;
-        verify_proofs(&connector, &proofs, &infos, &unit, &mint).await?;
-        let ys = proofs.ys().map_err(werr)?;
-        let resp = connector
-            .post_check_state(CheckStateRequest { ys })
-            .await
-            .map_err(unreachable)?;
-        let states: Vec<State> = resp.states.into_iter().map(|s| s.state).collect();
+        // The active keys came with the first round trip; a keyset that
+        // is no longer active is fetched on its own.
+        let mut keys: HashMap<cdk::nuts::Id, cdk::nuts::Keys> = active
+            .map(|sets| sets.into_iter().map(|k| (k.id, k.keys)).collect())
+            .unwrap_or_default();
+        verify_proofs(&connector, &proofs, &infos, &unit, &mint, &mut keys).await?;
+        let states: Vec<State> = states
+            .map_err(unreachable)?
+            .states
+            .into_iter()
+            .map(|s| s.state)
+            .collect();
         Ok(if states.contains(&State::Spent) {
             TokenState::Spent
         } else if states.contains(&State::Pending) {
@@ -73,18 +81,17 @@ pub async fn check_token(token: &PaymentToken, timeout: Duration) -> Result<Toke
 /// key for the proof's amount, and (NUT-12) its DLEQ proof, when there is
 /// one, must verify against that key.
 async fn verify_proofs(
-    connector: &std::sync::Arc<dyn cdk::wallet::MintConnector + Send + Sync>,
+    connector: &cdk::wallet::HttpClient,
     proofs: &[cdk::nuts::Proof],
     infos: &[KeySetInfo],
     unit: &CurrencyUnit,
     mint: &str,
+    keys: &mut HashMap<cdk::nuts::Id, cdk::nuts::Keys>,
 ) -> Result<()> {
     let unreachable = |e: cdk::Error| werr(format!("cannot reach mint {mint}: {e}"));
     // Each proof's keyset must be the mint's, in the token's unit, hold
     // a key for the proof's amount, and (NUT-12) its DLEQ proof, when
     // there is one, must verify against that key.
-    let mut keys: std::collections::HashMap<cdk::nuts::Id, cdk::nuts::Keys> =
-        std::collections::HashMap::new();
     for p in proofs {
         let info = infos.iter().find(|i| i.id == p.keyset_id).ok_or_else(|| {
             Error::input(format!(
@@ -101,8 +108,8 @@ async fn verify_proofs(
             )));
         }
         let keyset_keys = match keys.entry(p.keyset_id) {
-            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-            std::collections::hash_map::Entry::Vacant(e) => e.insert(
+            Entry::Occupied(e) => e.into_mut(),
+            Entry::Vacant(e) => e.insert(
                 connector
                     .get_mint_keyset(p.keyset_id)
                     .await

@@ -329,16 +329,22 @@ fn launch(
         &d.deadline,
         d.min_accept,
     ))?;
-    drop(rt);
-    let (token, wallet_lock) = d.payment(&plan.job, key, &mut journal)?;
-    plan.job.token = token;
+    // One pool for the payment's lookups, the relay list and the job.
+    let client = rt.block_on(relays::one_job(&key.keys, urls));
+    let paid = pay_run_job(d, &rt, &client, &mut plan, key, &mut journal);
+    let wallet_lock = match paid {
+        Ok(lock) => lock,
+        Err(e) => {
+            rt.block_on(relays::shutdown(&client));
+            return Err(e);
+        }
+    };
     let mut journal = match journal {
         Some(j) => j,
         None => d.ctx.journal()?,
     };
     // The job goes to the worker's inbox relays too (NIP-65), as in rerun.
-    let rt = runtime()?;
-    let (client, route) = routed_client(d, &rt, &journal, key, urls, plan.job.worker);
+    let route = routed(d, &rt, &journal, &client, urls, plan.job.worker);
     let targets = outbox::targets(urls, &route);
     if !d.a.json {
         // The bootstrap that fetches and checks the runner script is long
@@ -368,24 +374,42 @@ fn launch(
     print_report_of(d.ctx, &report, d.a.json, Some(&run_id))
 }
 
-/// A pool on `urls` plus `worker`'s inbox relays (NIP-65: from the
-/// journal's cache, else looked up within the deadline; none with
-/// `--no-outbox` or `outbox = false`).
-fn routed_client(
+/// Pay for the run's job (its token set in `plan`); the wallet's lock
+/// when the wallet made or locked the token.
+fn pay_run_job(
+    d: &Rerun<'_>,
+    rt: &tokio::runtime::Runtime,
+    client: &Client,
+    plan: &mut RunPlan,
+    key: &SigningKey,
+    journal: &mut Option<Journal>,
+) -> Result<Option<jobctl::keys::FileLock>> {
+    let job = super::NewJob {
+        spec: plan.job.clone(),
+        base: None,
+        key,
+        idem: None,
+    };
+    let (token, wallet_lock) = d.payment(rt, client, &job, journal)?;
+    plan.job.token = token;
+    Ok(wallet_lock)
+}
+
+/// `worker`'s inbox relays (NIP-65: from the journal's cache, else looked
+/// up within the deadline; none with `--no-outbox` or `outbox = false`),
+/// added to the pool `client`.
+fn routed(
     d: &Rerun<'_>,
     rt: &tokio::runtime::Runtime,
     journal: &Journal,
-    key: &SigningKey,
+    client: &Client,
     urls: &[RelayUrl],
     worker: PublicKey,
-) -> (Client, outbox::Route) {
-    let client = rt.block_on(relays::client(&key.keys, urls));
+) -> outbox::Route {
     let on = !d.a.no_outbox && d.cfg.outbox;
-    let route = rt.block_on(outbox::route(
-        on, journal, &client, urls, worker, d.deadline,
-    ));
-    rt.block_on(relays::add_relays(&client, &route.inbox));
-    (client, route)
+    let route = rt.block_on(outbox::route(on, journal, client, urls, worker, d.deadline));
+    rt.block_on(relays::add_one_job_relays(client, &route.inbox));
+    route
 }
 
 fn plan_workflow(plan: &RunPlan) -> String {

@@ -1,8 +1,11 @@
 //! Fast tests of `rerun`'s flag resolution and rendering (no relays).
 
+use super::flags::{payment_flags, token};
+use super::report::dispatching_line;
 use super::*;
 use crate::cli::{Cli, Command};
 use clap::Parser;
+use jobctl::dispatch::DispatchReport;
 use jobctl::keys::npub;
 use jobctl::relays::{RelayOutcome, RelayStatus};
 use jobctl::settings::{GlobalFlags, Settings};

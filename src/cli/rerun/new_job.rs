@@ -1,0 +1,258 @@
+//! A new job of `rerun` from its resolved inputs to its relays: paid (a
+//! token handed in, the worker's freelist, or the wallet), signed,
+//! journaled and published on the command's one relay pool. A token
+//! handed in goes through [`jobctl::round`] (checks, commit and connects
+//! at once); a token the wallet makes or locks is settled first.
+
+use jobctl::deadline::Deadline;
+use jobctl::dispatch::{self, DispatchReport, JobSpec};
+use jobctl::error::{Error, Result};
+use jobctl::journal::Journal;
+use jobctl::keys::{FileLock, SigningKey};
+use jobctl::outbox;
+use jobctl::payment::PaymentToken;
+use jobctl::payment_plan::{self, Payer, PaymentOut};
+use jobctl::relays;
+use jobctl::request::{self, Base};
+use jobctl::round::{self, Round};
+use nostr_sdk::prelude::*;
+
+use super::flags::{payment_flags, token};
+use super::report::{dispatching_line, show_notices};
+use super::{dry_run, Rerun};
+
+/// A new job of `rerun`, resolved and not yet paid or signed.
+pub(super) struct NewJob<'a> {
+    pub(super) spec: JobSpec,
+    pub(super) base: Option<&'a Base>,
+    pub(super) key: &'a SigningKey,
+    pub(super) idem: Option<&'a str>,
+}
+
+impl Rerun<'_> {
+    /// Pay, sign, journal and publish a new job; `None` for `--dry-run`
+    /// (the signed job is printed, nothing is published).
+    pub(super) fn new_job(
+        &self,
+        rt: &tokio::runtime::Runtime,
+        client: &Client,
+        job: NewJob<'_>,
+        mut journal: Option<Journal>,
+    ) -> Result<Option<DispatchReport>> {
+        let a = self.a;
+        if a.dry_run && a.amount.is_some() {
+            return Err(Error::input(
+                "--dry-run cannot be combined with --amount: making the token takes money out of the wallet",
+            ));
+        }
+        let flags = payment_flags(self.cfg, a);
+        let payer = self.payer(client, &job);
+        let given = match a.amount {
+            Some(_) => None,
+            None => rt.block_on(self.token_or_free(&payer))?,
+        };
+        if a.dry_run {
+            let spec = JobSpec {
+                token: given,
+                ..job.spec
+            };
+            let event = dispatch::sign(&dispatch::build(&spec, &job.key.keys)?, &job.key.keys)?;
+            return dry_run(self.ctx, &spec, &event).map(|_| None);
+        }
+        if !payment_plan::uses_wallet(&flags) {
+            return self
+                .overlapped(rt, &payer, &flags, job, given, journal)
+                .map(Some);
+        }
+        let (token, wallet_lock) = self.pay(rt, &payer, &flags, given, &mut journal)?;
+        let spec = JobSpec { token, ..job.spec };
+        let event = dispatch::sign(&dispatch::build(&spec, &job.key.keys)?, &job.key.keys)?;
+        let job = NewJob { spec, ..job };
+        self.publish(rt, client, &job, event, journal, wallet_lock)
+            .map(Some)
+    }
+
+    /// The job's payment through the wallet ([`payment_plan::plan`]), and
+    /// the wallet's lock when the wallet made or locked the token (held
+    /// until the job carrying it is journaled). A token the wallet makes
+    /// is recorded in the journal (created here if need be) before the
+    /// mint is even asked.
+    fn pay(
+        &self,
+        rt: &tokio::runtime::Runtime,
+        payer: &Payer<'_>,
+        flags: &payment_plan::PaymentFlags,
+        given: Option<PaymentToken>,
+        journal: &mut Option<Journal>,
+    ) -> Result<(Option<PaymentToken>, Option<FileLock>)> {
+        if journal.is_none() && payment_plan::uses_wallet(flags) {
+            *journal = Some(self.ctx.journal()?);
+        }
+        let mut out = PaymentOut::default();
+        let token = rt.block_on(payment_plan::plan(
+            payer,
+            flags,
+            given,
+            journal.as_mut(),
+            &mut out,
+        ));
+        show_notices(self.ctx, &out.notices);
+        Ok((token?, out.wallet_lock))
+    }
+
+    /// The payment of a job that is not a plain new one (a Hive CI run's):
+    /// [`Self::token_or_free`], then [`Self::pay`].
+    pub(super) fn payment(
+        &self,
+        rt: &tokio::runtime::Runtime,
+        client: &Client,
+        job: &NewJob<'_>,
+        journal: &mut Option<Journal>,
+    ) -> Result<(Option<PaymentToken>, Option<FileLock>)> {
+        let flags = payment_flags(self.cfg, self.a);
+        let payer = self.payer(client, job);
+        let given = match self.a.amount {
+            Some(_) => None,
+            None => rt.block_on(self.token_or_free(&payer))?,
+        };
+        self.pay(rt, &payer, &flags, given, journal)
+    }
+
+    /// Who pays whom for `job`, through the dispatch's pool `client`.
+    fn payer<'b>(&'b self, client: &'b Client, job: &NewJob<'_>) -> Payer<'b> {
+        Payer {
+            settings: &self.ctx.settings,
+            worker: job.spec.worker,
+            refund: job.key.keys.public_key(),
+            relays: &self.relays,
+            client,
+            deadline: self.deadline,
+            now: self.ctx.now(),
+        }
+    }
+
+    /// A job paid with a token handed in (or unpaid): signed at once, then
+    /// journaled while the pool connects and the token is checked at its
+    /// mint ([`jobctl::round`]); the worker's advertisement is read beside
+    /// the publish unless it decides whether the job may go.
+    fn overlapped(
+        &self,
+        rt: &tokio::runtime::Runtime,
+        payer: &Payer<'_>,
+        flags: &payment_plan::PaymentFlags,
+        job: NewJob<'_>,
+        token: Option<PaymentToken>,
+        journal: Option<Journal>,
+    ) -> Result<DispatchReport> {
+        let journal = match journal {
+            Some(j) => j,
+            None => self.ctx.journal()?,
+        };
+        let spec = JobSpec { token, ..job.spec };
+        let event = dispatch::sign(&dispatch::build(&spec, &job.key.keys)?, &job.key.keys)?;
+        let round = Round {
+            client: payer.client,
+            relays: &self.relays,
+            deadline: self.deadline,
+            min_accept: self.min_accept,
+            outbox: !self.a.no_outbox && self.cfg.outbox,
+        };
+        let token = spec.token.clone();
+        let line = |route: &outbox::Route| {
+            if !self.a.json {
+                let (n, inbox) = (self.relays.len(), route.inbox.len());
+                self.ctx.say(dispatching_line(&spec, n, inbox, job.base));
+            }
+        };
+        let mut notices = Vec::new();
+        let sent = rt.block_on(round::dispatch(
+            round,
+            journal,
+            round::NewJob {
+                spec: spec.clone(),
+                event,
+                keys: job.key.keys.clone(),
+                idempotency_key: job.idem.map(str::to_string),
+                rerun_of: job.base.map(|b| b.id),
+            },
+            payment_plan::gate(payer, flags, token.as_ref(), &mut notices),
+            payment_plan::advise(payer, flags, token.as_ref()),
+            line,
+        ));
+        show_notices(self.ctx, &notices);
+        let sent = sent?;
+        show_notices(self.ctx, &sent.advice);
+        Ok(sent.report)
+    }
+
+    /// [`token`], except that with no token given at all, a worker whose
+    /// freelist holds our key needs none: the job goes unpaid, and says why.
+    async fn token_or_free(&self, payer: &Payer<'_>) -> Result<Option<PaymentToken>> {
+        let a = self.a;
+        let none_given = !a.unpaid && a.token.is_none() && request::env_token().is_none();
+        if none_given && !self.relays.is_empty() {
+            // A third of the command's deadline: the publish needs the rest.
+            let budget = Deadline::after(self.deadline.share(3));
+            let (me, relays, worker) = (payer.refund, payer.relays, payer.worker);
+            let free = payment_plan::free_reason(payer.client, me, relays, worker, budget);
+            if let Some(r) = free.await {
+                self.ctx.say(format!("no payment needed: {r}"));
+                return Ok(None);
+            }
+        }
+        token(a)
+    }
+
+    /// Journal the signed job (and the wallet's token with it) before
+    /// anything is published, free the wallet, publish.
+    fn publish(
+        &self,
+        rt: &tokio::runtime::Runtime,
+        client: &Client,
+        job: &NewJob<'_>,
+        event: Event,
+        journal: Option<Journal>,
+        wallet_lock: Option<FileLock>,
+    ) -> Result<DispatchReport> {
+        let mut journal = match journal {
+            Some(j) => j,
+            None => self.ctx.journal()?,
+        };
+        let (spec, key, base, idem) = (&job.spec, job.key, job.base, job.idem);
+        let on = !self.a.no_outbox && self.cfg.outbox;
+        let (relays, worker) = (&self.relays, spec.worker);
+        let route = outbox::route(on, &journal, client, relays, worker, self.deadline);
+        let route = rt.block_on(route);
+        rt.block_on(relays::add_one_job_relays(client, &route.inbox));
+        if !self.a.json {
+            let (n, inbox) = (self.relays.len(), route.inbox.len());
+            self.ctx.say(dispatching_line(spec, n, inbox, base));
+        }
+        let rerun_of = base.map(|b| b.id);
+        let relays = &outbox::targets(&self.relays, &route);
+        dispatch::journal_new(
+            &mut journal,
+            &key.keys,
+            spec,
+            &event,
+            relays,
+            idem,
+            rerun_of,
+        )?;
+        drop(wallet_lock);
+        let payment = spec.token.as_ref().map(|t| t.info().clone());
+        let (timeout, min) = (self.deadline.remaining(), self.min_accept);
+        let mut report = rt.block_on(dispatch::publish_journaled(
+            &mut journal,
+            client,
+            event,
+            payment,
+            relays,
+            timeout,
+            min,
+        ))?;
+        outbox::remember(&journal, &spec.worker, &route);
+        report.worker_inbox = route.inbox.iter().map(|u| u.to_string()).collect();
+        Ok(report)
+    }
+}

@@ -1,0 +1,167 @@
+//! One dispatch of a new, signed job in one round: the relay pool starts
+//! connecting, the journal commits the job (on a blocking thread), and
+//! the pre-flight checks (the caller's gate: the token's spent-check at
+//! its mint, a deciding advertisement lookup) and the worker's relay-list
+//! lookup run, all at once. The job is sent only once it is durably
+//! journaled and the gate passed; a job the gate refuses is taken out of
+//! the journal again, so nothing is published and nothing is lost. The
+//! lookups and the publish share the caller's pool: one connection round.
+
+use std::future::Future;
+
+use nostr_sdk::prelude::*;
+
+use crate::deadline::Deadline;
+use crate::dispatch::{self, DispatchReport, JobSpec};
+use crate::error::{Error, Result};
+use crate::journal::Journal;
+use crate::notice::Notices;
+use crate::outbox::{self, Route};
+use crate::relays;
+
+/// Where and how a job goes. `client` is a [`relays::one_job`] pool.
+#[derive(Clone, Copy)]
+pub struct Round<'a> {
+    /// The dispatch's one relay pool.
+    pub client: &'a Client,
+    /// The configured relays.
+    pub relays: &'a [RelayUrl],
+    /// The command's one deadline.
+    pub deadline: Deadline,
+    /// Relays that must accept.
+    pub min_accept: usize,
+    /// Also send to the worker's inbox relays (NIP-65).
+    pub outbox: bool,
+}
+
+/// A signed job about to be journaled and published.
+pub struct NewJob {
+    /// What it is.
+    pub spec: JobSpec,
+    /// The signed request.
+    pub event: Event,
+    /// The key that signed it.
+    pub keys: Keys,
+    /// `--idempotency-key`.
+    pub idempotency_key: Option<String>,
+    /// The job it re-runs.
+    pub rerun_of: Option<EventId>,
+}
+
+/// A job sent, and what the caller's advice found meanwhile.
+pub struct Sent {
+    /// Each relay's verdict.
+    pub report: DispatchReport,
+    /// Warnings found beside the publish.
+    pub advice: Notices,
+}
+
+/// Journal `job` and publish it through `r.client`, with `gate` (checks
+/// that may refuse the job) run beside the commit, `advice` (lookups that
+/// only warn) beside the publish, and `before_send` told the route once
+/// the job is about to go (for a progress line).
+pub async fn dispatch<G, A>(
+    r: Round<'_>,
+    journal: Journal,
+    job: NewJob,
+    gate: G,
+    advice: A,
+    before_send: impl FnOnce(&Route),
+) -> Result<Sent>
+where
+    G: Future<Output = Result<()>>,
+    A: Future<Output = Notices>,
+{
+    let worker = job.spec.worker;
+    let cached = match r.outbox {
+        true => outbox::from_cache(Some(&journal), &worker, r.relays),
+        false => Some(Route::default()),
+    };
+    let first = outbox::targets(r.relays, cached.as_ref().unwrap_or(&Route::default()));
+    connect(r.client, &first).await;
+    let (id, event) = (job.event.id, job.event.clone());
+    let payment = job.spec.token.as_ref().map(|t| t.info().clone());
+    let commit = commit(journal, job, first.clone());
+    let route = async {
+        match cached {
+            Some(route) => route,
+            None => {
+                let budget = r.deadline.share(3).min(outbox::LOOKUP_CAP);
+                outbox::lookup(r.client, r.relays, worker, budget).await
+            }
+        }
+    };
+    let (committed, gated, route) = tokio::join!(commit, gate, route);
+    let (mut journal, added) = committed?;
+    // The job (and its token) is on disk; what follows is bookkeeping.
+    journal.bookkeeping_only();
+    if let Err(e) = gated {
+        if added {
+            if let Err(w) = journal.withdraw(&id) {
+                tracing::warn!(job = %id, "cannot take the refused job out of the journal: {w}");
+            }
+        }
+        return Err(e);
+    }
+    let targets = outbox::targets(r.relays, &route);
+    let late: Vec<RelayUrl> = targets
+        .iter()
+        .filter(|u| !first.contains(u))
+        .cloned()
+        .collect();
+    if !late.is_empty() {
+        journal.add_job_relays(&id, &late)?;
+        relays::add_one_job_relays(r.client, &late).await;
+    }
+    before_send(&route);
+    let publish = dispatch::publish_journaled(
+        &mut journal,
+        r.client,
+        event,
+        payment,
+        &targets,
+        r.deadline.remaining(),
+        r.min_accept,
+    );
+    let (report, advice) = tokio::join!(publish, advice);
+    outbox::remember(&journal, &worker, &route);
+    let mut report = report?;
+    report.worker_inbox = route.inbox.iter().map(|u| u.to_string()).collect();
+    Ok(Sent { report, advice })
+}
+
+/// Start connecting to `urls` without waiting: lookups and the publish
+/// find the sockets open (or opening) when they come to them.
+async fn connect(client: &Client, urls: &[RelayUrl]) {
+    relays::add_one_job_relays(client, urls).await;
+    for url in urls {
+        if let Ok(relay) = client.relay(url).await {
+            relay.connect();
+        }
+    }
+}
+
+/// Journal the job on a blocking thread (its fsyncs do not hold up the
+/// sockets); the journal comes back, with whether the job was added (an
+/// identical one may be journaled already).
+async fn commit(
+    mut journal: Journal,
+    job: NewJob,
+    targets: Vec<RelayUrl>,
+) -> Result<(Journal, bool)> {
+    let work = move || {
+        let added = dispatch::journal_new(
+            &mut journal,
+            &job.keys,
+            &job.spec,
+            &job.event,
+            &targets,
+            job.idempotency_key.as_deref(),
+            job.rerun_of,
+        )?;
+        Ok((journal, added))
+    };
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| Error::Journal(format!("the journal commit did not finish: {e}")))?
+}
