@@ -5,7 +5,8 @@
 //!   wait for each OK, nothing else);
 //! - `rerun --no-check --token T` (ad lookup, journal, publish);
 //! - `rerun --token T` (the same plus the NUT-07 spent-check at the mint);
-//! - one mint round trip (GET /v1/keysets) for reference;
+//! - one mint round trip (a NUT-07 `checkstate` of the token, the request
+//!   a spent-check makes) for reference;
 //! - peak RSS of one dispatch and of a 1,000-job `rerun --batch`
 //!   (`BENCH_NO_BATCH=1` leaves the batch out, e.g. to profile).
 //!
@@ -170,7 +171,7 @@ fn main() {
         for (i, k) in RUNS.iter().enumerate() {
             times[i].push(timed(&mut bench.command(*k)));
         }
-        mint_rt.push(mint_round_trip(mint.url()));
+        mint_rt.push(mint_round_trip(mint.url(), &bench.token));
     }
     // Peak RSS of each, measured apart (a forked child inherits the
     // harness's high-water mark until exec; GNU time forks from a small
@@ -193,7 +194,7 @@ fn main() {
     );
     let mint_med = median(&mut mint_rt);
     println!(
-        "{runs} runs each, 3 loopback relays, mint on loopback (round trip median {:.2} ms)",
+        "{runs} runs each, 3 loopback relays, mint on loopback (checkstate round trip median {:.2} ms)",
         ms(mint_med)
     );
     println!("| what | median ms | p90 ms | peak RSS MB |");
@@ -404,17 +405,37 @@ fn peak_rss(c: &Command, stdin: Option<&str>) -> i64 {
         .expect("GNU time output")
 }
 
-/// One HTTP GET of the mint's keysets over a fresh connection.
-fn mint_round_trip(mint: &str) -> Duration {
+/// One NUT-07 `checkstate` of `token` over a fresh connection.
+fn mint_round_trip(mint: &str, token: &str) -> Duration {
+    // The round trip a spent-check needs: NUT-07 `checkstate` of the
+    // benchmark token's proofs, on a fresh connection.
+    use std::str::FromStr;
+    let t = cdk::nuts::Token::from_str(token).expect("token");
+    let ys: Vec<String> = t
+        .token_secrets()
+        .iter()
+        .map(|s| cdk::dhke::hash_to_curve(s.as_bytes()).expect("Y").to_hex())
+        .collect();
+    let body = serde_json::json!({ "Ys": ys }).to_string();
     let host = mint.trim_start_matches("http://").trim_end_matches('/');
     let t = Instant::now();
     let mut s = std::net::TcpStream::connect(host).expect("mint");
     s.set_nodelay(true).ok();
     s.write_all(
-        format!("GET /v1/keysets HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes(),
+        format!(
+            "POST /v1/checkstate HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .as_bytes(),
     )
     .expect("write");
     let mut buf = Vec::new();
     let _ = s.read_to_end(&mut buf);
-    t.elapsed()
+    let elapsed = t.elapsed();
+    assert!(
+        String::from_utf8_lossy(&buf).contains("\"states\""),
+        "checkstate failed: {}",
+        String::from_utf8_lossy(&buf)
+    );
+    elapsed
 }

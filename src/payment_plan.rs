@@ -109,7 +109,7 @@ pub async fn plan(
     };
     // A token handed in: is it still good, and can the worker use it?
     if !f.no_check {
-        preflight(&token, f, p.deadline, &mut out.notices).await?;
+        preflight(p, &token, f, &mut out.notices).await?;
     }
     check_token_listed(ad.as_ref(), &token, f, &mut out.notices)?;
     let Some(lock) = lock else {
@@ -166,7 +166,7 @@ pub async fn gate(
     let mut checked = Notices::new();
     let check = async {
         match token {
-            Some(t) if !f.no_check => preflight(t, f, p.deadline, &mut checked).await,
+            Some(t) if !f.no_check => preflight(p, t, f, &mut checked).await,
             _ => Ok(()),
         }
     };
@@ -397,12 +397,14 @@ fn check_listed(
 /// The NUT-07 pre-flight: a spent or pending token is refused; a mint
 /// that cannot be reached is a warning (an error with --require-check).
 async fn preflight(
+    p: &Payer<'_>,
     token: &PaymentToken,
     f: &PaymentFlags,
-    deadline: Deadline,
     notices: &mut Notices,
 ) -> Result<()> {
-    match wallet::check_token(token, deadline.share(2).min(MINT_CHECK_TIMEOUT)).await {
+    let timeout = p.deadline.share(2).min(MINT_CHECK_TIMEOUT);
+    let keysets = p.settings.keyset_cache_dir();
+    match wallet::check_token(token, timeout, Some(&keysets)).await {
         Ok(TokenState::Unspent) => Ok(()),
         Ok(TokenState::Spent) => Err(Error::input(format!(
             "the payment token {token} is already spent at its mint"

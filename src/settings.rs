@@ -141,6 +141,13 @@ impl Settings {
         }
     }
 
+    /// Where token checks keep the keysets of mints they have seen (next
+    /// to the journal; see `wallet::check_token`).
+    pub fn keyset_cache_dir(&self) -> PathBuf {
+        let dir = self.journal_path.parent().unwrap_or(Path::new("."));
+        dir.join("mint-keysets")
+    }
+
     /// Open the journal, creating it on first use.
     pub fn journal(&self) -> Result<Journal> {
         Journal::open(&self.journal_path)

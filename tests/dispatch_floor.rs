@@ -173,3 +173,92 @@ fn a_job_refused_by_its_checks_is_taken_out_of_the_journal() {
         .is_empty());
     assert!(env.journal_jobs().is_empty(), "{:?}", env.journal_jobs());
 }
+
+/// Decode a V4 token, change it, encode it again.
+fn edit(token: &str, f: impl FnOnce(&mut cdk::nuts::TokenV4)) -> String {
+    use std::str::FromStr;
+    let cdk::nuts::Token::TokenV4(mut t) = cdk::nuts::Token::from_str(token).expect("token") else {
+        panic!("not a V4 token");
+    };
+    f(&mut t);
+    t.to_string()
+}
+
+#[test]
+fn a_mints_keysets_are_remembered_and_still_judge_every_token() {
+    use common::mint::{TestMint, TestWallet};
+    let env = TestEnv::new();
+    let mint = TestMint::start();
+    let relay = TestRelay::start();
+    let w = ScriptedWorker::new();
+    let out = fund(&env, &mint.url, 300);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let send = |amount: &str| {
+        let out = env.cmd().args(["wallet", "send", amount]).output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        stdout(&out)
+    };
+    let (first, second) = (send("20"), send("30"));
+    let rerun = |token: &str, tag: &str| {
+        env.rerun(&w.hex(), &[&relay.url])
+            .args(["--token", token, "--", tag])
+            .output()
+            .unwrap()
+    };
+    // The first check fetches the mint's keysets and keeps them, 0700.
+    let out = rerun(&first, "one");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let cache = env.journal_path().parent().unwrap().join("mint-keysets");
+    let files: Vec<_> = walk(&cache);
+    assert!(
+        !files.is_empty(),
+        "nothing cached under {}",
+        cache.display()
+    );
+    use std::os::unix::fs::PermissionsExt;
+    let dir = files[0].parent().unwrap();
+    assert_eq!(
+        std::fs::metadata(dir).unwrap().permissions().mode() & 0o077,
+        0
+    );
+
+    // Later checks use them and still refuse what the mint would.
+    let three = edit(&second, |t| {
+        t.token[0].proofs[0].amount = cdk::Amount::from(3u64)
+    });
+    let out = rerun(&three, "edited");
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("denomination"), "{}", stderr(&out));
+    assert_eq!(TestWallet::new(&mint.url).receive(&second, &[]), Ok(30));
+    let out = rerun(&second, "spent");
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("already spent"), "{}", stderr(&out));
+    // A cache file someone edited is not believed: the keys come from
+    // the mint again.
+    for f in &files {
+        std::fs::write(f, "{\"id\":\"00ffffffffffffff\"}").unwrap();
+    }
+    let out = rerun(&send("10"), "again");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(relay.query(Filter::new().kind(Kind::Custom(5100))).len(), 2);
+    // ... and the cache is whole again.
+    for f in &files {
+        let set: cdk::nuts::KeySet =
+            serde_json::from_str(&std::fs::read_to_string(f).unwrap()).unwrap();
+        assert!(set.verify_id().is_ok());
+    }
+}
+
+/// Every file under `dir`.
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}

@@ -1,10 +1,10 @@
 //! NUT-07 pre-flight check of a token the wallet does not own, straight
 //! through the mint's HTTP API (no wallet store).
 
-use std::collections::hash_map::{Entry, HashMap};
-
+use cdk::nuts::Proofs;
 use cdk::wallet::MintConnector;
 
+use super::keyset_cache::KeysetCache;
 use super::*;
 
 /// What the mint says about a token's proofs (NUT-07).
@@ -21,11 +21,15 @@ pub enum TokenState {
 
 /// Ask the token's mint (NUT-07) whether its proofs are spendable, in one
 /// round trip: the state of the proofs (whose `Y`s come from the token's
-/// secrets alone), the mint's keysets and its active keys are asked for
-/// at once. The user's wallet is not touched.
-pub async fn check_token(token: &PaymentToken, timeout: Duration) -> Result<TokenState> {
+/// secrets alone) and, for keysets not in the cache under `keysets` (see
+/// [`KeysetCache`]), the mint's keysets and active keys, all at once. The
+/// user's wallet is not touched.
+pub async fn check_token(
+    token: &PaymentToken,
+    timeout: Duration,
+    keysets: Option<&Path>,
+) -> Result<TokenState> {
     let mint = token.info().mint.clone();
-    let unreachable = |e: cdk::Error| werr(format!("cannot reach mint {mint}: {e}"));
     let work = async {
         let t = Token::from_str(token.expose()).map_err(werr)?;
         let url = cdk::mint_url::MintUrl::from_str(&mint).map_err(werr)?;
@@ -36,26 +40,24 @@ pub async fn check_token(token: &PaymentToken, timeout: Duration) -> Result<Toke
             .map(|s| cdk::dhke::hash_to_curve(s.as_bytes()))
             .collect::<std::result::Result<Vec<_>, _>>()
             .map_err(werr)?;
+        let cache = keysets.map(|dir| KeysetCache::new(dir, &mint));
+        let known = cache.as_ref().map(KeysetCache::load).unwrap_or_default();
+        let states = connector.post_check_state(CheckStateRequest { ys });
+        let keys = async {
+            match offline(&t, &known) {
+                Some(found) => Ok((found, false)),
+                None => online(&t, &connector, &mint).await.map(|f| (f, true)),
+            }
+        };
+        let (states, keys) = tokio::join!(states, keys);
+        let ((proofs, sets), fetched) = keys?;
         let unit = t.unit().unwrap_or(CurrencyUnit::Sat);
-        let (infos, active, states) = tokio::join!(
-            connector.get_mint_keysets(),
-            connector.get_mint_keys(),
-            connector.post_check_state(CheckStateRequest { ys }),
-        );
-        let infos: Vec<KeySetInfo> = infos.map_err(unreachable)?.keysets;
-        let proofs = t.proofs(&infos).map_err(|e| {
-            Error::input(format!(
-                "the token's proofs do not match the mint's keysets: {e}"
-            ))
-        })?;
-        // The active keys came with the first round trip; a keyset that
-        // is no longer active is fetched on its own.
-        let mut keys: HashMap<cdk::nuts::Id, cdk::nuts::Keys> = active
-            .map(|sets| sets.into_iter().map(|k| (k.id, k.keys)).collect())
-            .unwrap_or_default();
-        verify_proofs(&connector, &proofs, &infos, &unit, &mint, &mut keys).await?;
+        verify_proofs(&proofs, &sets, &unit, &mint)?;
+        if let Some(cache) = cache.as_ref().filter(|_| fetched) {
+            cache.store(&sets);
+        }
         let states: Vec<State> = states
-            .map_err(unreachable)?
+            .map_err(|e| unreachable(&mint, e))?
             .states
             .into_iter()
             .map(|s| s.state)
@@ -77,54 +79,101 @@ pub async fn check_token(token: &PaymentToken, timeout: Duration) -> Result<Toke
     })?
 }
 
-/// Each proof's keyset must be the mint's, in the token's unit, hold a
-/// key for the proof's amount, and (NUT-12) its DLEQ proof, when there is
-/// one, must verify against that key.
-async fn verify_proofs(
-    connector: &cdk::wallet::HttpClient,
-    proofs: &[cdk::nuts::Proof],
-    infos: &[KeySetInfo],
-    unit: &CurrencyUnit,
-    mint: &str,
-    keys: &mut HashMap<cdk::nuts::Id, cdk::nuts::Keys>,
-) -> Result<()> {
-    let unreachable = |e: cdk::Error| werr(format!("cannot reach mint {mint}: {e}"));
-    // Each proof's keyset must be the mint's, in the token's unit, hold
-    // a key for the proof's amount, and (NUT-12) its DLEQ proof, when
-    // there is one, must verify against that key.
+fn unreachable(mint: &str, e: cdk::Error) -> Error {
+    werr(format!("cannot reach mint {mint}: {e}"))
+}
+
+/// The token's proofs and their keysets, when every one is in `known`.
+fn offline(t: &Token, known: &[cdk::nuts::KeySet]) -> Option<(Proofs, Vec<cdk::nuts::KeySet>)> {
+    if known.is_empty() {
+        return None;
+    }
+    let proofs = t.proofs(&keyset_infos(known.to_vec())).ok()?;
+    let sets = used(&proofs, known)?;
+    Some((proofs, sets))
+}
+
+/// The keysets of `proofs` among `sets`; `None` when one is missing.
+fn used(proofs: &Proofs, sets: &[cdk::nuts::KeySet]) -> Option<Vec<cdk::nuts::KeySet>> {
+    let mut out: Vec<cdk::nuts::KeySet> = Vec::new();
     for p in proofs {
+        if out.iter().any(|s| s.id == p.keyset_id) {
+            continue;
+        }
+        out.push(sets.iter().find(|s| s.id == p.keyset_id)?.clone());
+    }
+    Some(out)
+}
+
+/// The token's proofs and their keysets from the mint: its keyset list
+/// and active keys at once, then any inactive keyset a proof names.
+async fn online(
+    t: &Token,
+    connector: &cdk::wallet::HttpClient,
+    mint: &str,
+) -> Result<(Proofs, Vec<cdk::nuts::KeySet>)> {
+    let (infos, active) = tokio::join!(connector.get_mint_keysets(), connector.get_mint_keys());
+    let infos: Vec<KeySetInfo> = infos.map_err(|e| unreachable(mint, e))?.keysets;
+    let proofs = t.proofs(&infos).map_err(|e| {
+        Error::input(format!(
+            "the token's proofs do not match the mint's keysets: {e}"
+        ))
+    })?;
+    let mut sets = active.unwrap_or_default();
+    for p in &proofs {
         let info = infos.iter().find(|i| i.id == p.keyset_id).ok_or_else(|| {
             Error::input(format!(
                 "the token names keyset {} that mint {mint} does not have",
                 p.keyset_id
             ))
         })?;
-        if info.unit != *unit {
+        if !sets.iter().any(|s| s.id == p.keyset_id) {
+            let mut set = connector
+                .get_mint_keyset(p.keyset_id)
+                .await
+                .map_err(|e| unreachable(mint, e))?;
+            set.unit = info.unit.clone();
+            sets.push(set);
+        }
+    }
+    // The unit is the mint's list's word for it.
+    for s in &mut sets {
+        if let Some(info) = infos.iter().find(|i| i.id == s.id) {
+            s.unit = info.unit.clone();
+        }
+    }
+    let used = used(&proofs, &sets).ok_or_else(|| werr("a keyset went missing"))?;
+    Ok((proofs, used))
+}
+
+/// Each proof's keyset (in `sets`) must be in the token's unit, hold a
+/// key for the proof's amount, and (NUT-12) its DLEQ proof, when there is
+/// one, must verify against that key.
+fn verify_proofs(
+    proofs: &[cdk::nuts::Proof],
+    sets: &[cdk::nuts::KeySet],
+    unit: &CurrencyUnit,
+    mint: &str,
+) -> Result<()> {
+    for p in proofs {
+        let set = sets
+            .iter()
+            .find(|s| s.id == p.keyset_id)
+            .ok_or_else(|| werr(format!("keyset {} not loaded", p.keyset_id)))?;
+        if set.unit != *unit {
             return Err(Error::input(format!(
                 "the token says its unit is `{}` but its keyset {} at {mint} is in `{}`",
                 crate::text::sanitize(&unit.to_string()),
                 p.keyset_id,
-                info.unit
+                set.unit
             )));
         }
-        let keyset_keys = match keys.entry(p.keyset_id) {
-            Entry::Occupied(e) => e.into_mut(),
-            Entry::Vacant(e) => e.insert(
-                connector
-                    .get_mint_keyset(p.keyset_id)
-                    .await
-                    .map_err(unreachable)?
-                    .keys,
-            ),
-        };
-        let key = keyset_keys
-            .amount_key(p.amount)
-            .ok_or_else(|| {
-                Error::input(format!(
-                    "the token holds a proof of {} {unit} but keyset {} at {mint} has no such denomination (edited token)",
-                    p.amount, p.keyset_id
-                ))
-            })?;
+        let key = set.keys.amount_key(p.amount).ok_or_else(|| {
+            Error::input(format!(
+                "the token holds a proof of {} {unit} but keyset {} at {mint} has no such denomination (edited token)",
+                p.amount, p.keyset_id
+            ))
+        })?;
         if p.dleq.is_some() && p.verify_dleq(key).is_err() {
             return Err(Error::input(format!(
                 "a proof of {} {unit} in the token fails its DLEQ check against mint {mint}'s key (edited or forged token)",

@@ -40,6 +40,7 @@ use crate::journal::Journal;
 use crate::payment::PaymentToken;
 
 mod check;
+mod keyset_cache;
 mod reconcile;
 mod recover;
 mod relock;
