@@ -174,16 +174,6 @@ fn a_job_refused_by_its_checks_is_taken_out_of_the_journal() {
     assert!(env.journal_jobs().is_empty(), "{:?}", env.journal_jobs());
 }
 
-/// Decode a V4 token, change it, encode it again.
-fn edit(token: &str, f: impl FnOnce(&mut cdk::nuts::TokenV4)) -> String {
-    use std::str::FromStr;
-    let cdk::nuts::Token::TokenV4(mut t) = cdk::nuts::Token::from_str(token).expect("token") else {
-        panic!("not a V4 token");
-    };
-    f(&mut t);
-    t.to_string()
-}
-
 #[test]
 fn a_mints_keysets_are_remembered_and_still_judge_every_token() {
     use common::mint::{TestMint, TestWallet};
@@ -223,7 +213,7 @@ fn a_mints_keysets_are_remembered_and_still_judge_every_token() {
     );
 
     // Later checks use them and still refuse what the mint would.
-    let three = edit(&second, |t| {
+    let three = edit_v4(&second, |t| {
         t.token[0].proofs[0].amount = cdk::Amount::from(3u64)
     });
     let out = rerun(&three, "edited");

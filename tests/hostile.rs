@@ -480,15 +480,6 @@ fn oversized_and_zero_amount_tokens_are_refused_at_parse_time() {
     assert!(env.journal_jobs().is_empty());
 }
 
-/// Decode a token, change it, encode it again.
-fn edit(token: &str, f: impl FnOnce(&mut cdk::nuts::TokenV4)) -> String {
-    let cdk::nuts::Token::TokenV4(mut t) = cdk::nuts::Token::from_str(token).expect("token") else {
-        panic!("not a V4 token");
-    };
-    f(&mut t);
-    t.to_string()
-}
-
 #[test]
 fn edited_tokens_are_checked_against_the_mint_keysets() {
     let env = TestEnv::new();
@@ -514,20 +505,20 @@ fn edited_tokens_are_checked_against_the_mint_keysets() {
     let good = stdout(&out);
 
     // A denomination the keyset does not have.
-    let huge = edit(&good, |t| {
+    let huge = edit_v4(&good, |t| {
         t.token[0].proofs[0].amount = cdk::Amount::from(1u64 << 62)
     });
     let out = rerun_with_token(&env, &relay, &w, &huge, &[]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(stderr(&out).contains("denomination"), "{}", stderr(&out));
-    let three = edit(&good, |t| {
+    let three = edit_v4(&good, |t| {
         t.token[0].proofs[0].amount = cdk::Amount::from(3u64)
     });
     let out = rerun_with_token(&env, &relay, &w, &three, &[]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(stderr(&out).contains("denomination"), "{}", stderr(&out));
     // A unit the keyset is not in.
-    let usd = edit(&good, |t| t.unit = cdk::nuts::CurrencyUnit::Usd);
+    let usd = edit_v4(&good, |t| t.unit = cdk::nuts::CurrencyUnit::Usd);
     let out = rerun_with_token(&env, &relay, &w, &usd, &[]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(stderr(&out).contains("unit"), "{}", stderr(&out));
@@ -538,7 +529,7 @@ fn edited_tokens_are_checked_against_the_mint_keysets() {
         cdk::nuts::Token::TokenV4(ref t) if t.token[0].proofs[0].dleq.is_some()
     );
     if has_dleq {
-        let swapped = edit(&good, |t| {
+        let swapped = edit_v4(&good, |t| {
             let p = &mut t.token[0].proofs[0];
             p.amount = cdk::Amount::from(if u64::from(p.amount) == 1 { 2u64 } else { 1 });
         });

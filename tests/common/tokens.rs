@@ -74,3 +74,12 @@ pub fn balance_held(env: &TestEnv) -> (u64, u64, u64) {
     let sum = |k: &str| a.iter().map(|b| b[k].as_u64().expect("a number")).sum();
     (sum("amount"), sum("pending"), sum("held"))
 }
+
+/// Decode a V4 token, change it, encode it again (edited-token tests).
+pub fn edit_v4(token: &str, f: impl FnOnce(&mut cdk::nuts::TokenV4)) -> String {
+    let cdk::nuts::Token::TokenV4(mut t) = cdk::nuts::Token::from_str(token).expect("token") else {
+        panic!("not a V4 token");
+    };
+    f(&mut t);
+    t.to_string()
+}
