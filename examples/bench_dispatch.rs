@@ -52,9 +52,10 @@ enum Run {
     Raw,
     NoCheck,
     Check,
+    RawJournal,
 }
 
-const RUNS: [Run; 3] = [Run::Raw, Run::NoCheck, Run::Check];
+const RUNS: [Run; 4] = [Run::Raw, Run::NoCheck, Run::Check, Run::RawJournal];
 
 impl Run {
     fn name(self) -> &'static str {
@@ -62,6 +63,7 @@ impl Run {
             Run::Raw => "raw publisher",
             Run::NoCheck => "jobctl rerun --no-check --token T",
             Run::Check => "jobctl rerun --token T (spent-check)",
+            Run::RawJournal => "raw publisher + durable SQLite commit before the send",
         }
     }
 }
@@ -107,12 +109,15 @@ impl Bench {
     /// The command of one run, output discarded.
     fn command(&self, what: Run) -> Command {
         let mut c = match what {
-            Run::Raw => {
+            Run::Raw | Run::RawJournal => {
                 let mut c = Command::new(&self.raw);
                 c.env_clear()
                     .env("JOBCTL_SECRET_KEY", &self.secret)
                     .arg(self.worker.hex())
                     .args(&self.urls);
+                if matches!(what, Run::RawJournal) {
+                    c.env("RAW_JOURNAL", self.env.home().join("raw-journal.sqlite"));
+                }
                 c
             }
             Run::NoCheck => self.rerun(true),
@@ -199,7 +204,7 @@ fn main() {
     );
     println!("| what | median ms | p90 ms | peak RSS MB |");
     println!("|---|---|---|---|");
-    let mut med = [Duration::ZERO; 3];
+    let mut med = [Duration::ZERO; RUNS.len()];
     for (i, k) in RUNS.iter().enumerate() {
         med[i] = median(&mut times[i]);
         println!(
@@ -212,7 +217,12 @@ fn main() {
     }
     let batch_rss = batch(&bench);
     println!();
-    print_targets(&med, mint_med, rss[1].max(rss[2]), batch_rss);
+    print_targets(
+        &[med[0], med[1], med[2]],
+        mint_med,
+        rss[1].max(rss[2]),
+        batch_rss,
+    );
 }
 
 /// JOBCTL_BIN and RAW_BIN, else the release builds.

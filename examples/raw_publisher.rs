@@ -7,6 +7,12 @@
 //!
 //! The signing key comes from $JOBCTL_SECRET_KEY (hex), else a fresh one.
 //! Exits 0 when every relay answered `OK true`.
+//!
+//! With `RAW_JOURNAL=FILE` it also keeps a journal the way a client that
+//! must not lose a job has to: the signed event is committed durably to an
+//! SQLite database (WAL, `synchronous=FULL`) while the sockets connect and
+//! handshake, and is sent only once the commit is done. The floor for a
+//! dispatch that journals before it publishes.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -35,13 +41,19 @@ fn main() {
         .sign_with_keys(&keys)
         .expect("sign");
     let msg = format!(r#"["EVENT",{}]"#, event.as_json());
+    // Held (written) until the journal commit is done: the sockets connect
+    // meanwhile, and send only after it.
+    let gate = std::sync::Arc::new(std::sync::RwLock::new(()));
+    let held = gate.write().expect("gate");
     let threads: Vec<_> = urls
         .into_iter()
         .map(|u| {
-            let msg = msg.clone();
-            std::thread::spawn(move || publish(&u, &msg))
+            let (msg, gate) = (msg.clone(), gate.clone());
+            std::thread::spawn(move || publish(&u, &msg, &gate))
         })
         .collect();
+    let journal = std::env::var_os("RAW_JOURNAL").map(|path| commit(&path, &event));
+    drop(held);
     let mut ok = true;
     for t in threads {
         match t.join() {
@@ -54,8 +66,26 @@ fn main() {
             Err(_) => ok = false,
         }
     }
+    // Closing the journal checkpoints its WAL, as any SQLite client's does.
+    drop(journal);
     println!("{}", event.id);
     std::process::exit(if ok { 0 } else { 1 });
+}
+
+/// Commit `event` durably to the SQLite journal at `path`.
+fn commit(path: &std::ffi::OsStr, event: &Event) -> rusqlite::Connection {
+    let c = rusqlite::Connection::open(path).expect("journal");
+    c.execute_batch(
+        "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;
+         CREATE TABLE IF NOT EXISTS jobs (id TEXT PRIMARY KEY, event TEXT NOT NULL);",
+    )
+    .expect("journal schema");
+    c.execute(
+        "INSERT INTO jobs (id, event) VALUES (?1, ?2)",
+        [event.id.to_hex(), event.as_json()],
+    )
+    .expect("journal insert");
+    c
 }
 
 fn nonce() -> String {
@@ -65,8 +95,9 @@ fn nonce() -> String {
         .unwrap_or_default()
 }
 
-/// Connect, handshake, send one text frame, read frames until `OK`.
-fn publish(url: &str, msg: &str) -> std::io::Result<bool> {
+/// Connect, handshake, wait for `gate` (the journal commit), send one
+/// text frame, read frames until `OK`.
+fn publish(url: &str, msg: &str, gate: &std::sync::RwLock<()>) -> std::io::Result<bool> {
     let rest = url
         .strip_prefix("ws://")
         .ok_or_else(|| std::io::Error::other("only ws:// URLs"))?;
@@ -94,6 +125,7 @@ fn publish(url: &str, msg: &str) -> std::io::Result<bool> {
     if !head.starts_with(b"HTTP/1.1 101") {
         return Err(std::io::Error::other("handshake refused"));
     }
+    let _committed = gate.read().map_err(|_| std::io::Error::other("gate"))?;
     s.write_all(&frame(msg.as_bytes()))?;
     loop {
         let text = read_frame(&mut s)?;
