@@ -252,3 +252,65 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+#[test]
+fn kills_during_an_overlapped_dispatch_never_leave_a_job_published_but_not_journaled() {
+    use common::mint::TestMint;
+    use std::process::Stdio;
+    let env = TestEnv::new();
+    let mint = TestMint::start();
+    let relays = [TestRelay::start(), TestRelay::start()];
+    let urls = [relays[0].url.as_str(), relays[1].url.as_str()];
+    let w = ScriptedWorker::new();
+    w.send(
+        &[&relays[0], &relays[1]],
+        &[w.ad("w", Some(&mint.url), now())],
+    );
+    let out = fund(&env, &mint.url, 100);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let out = env.cmd().args(["wallet", "send", "10"]).output().unwrap();
+    let token = stdout(&out);
+    let mut rng = Rng::new();
+    // The kill window follows how long a run takes here (see money.rs).
+    let (mut window_ms, mut kills, mut runs) = (100u64, 0, 0);
+    while kills < 25 {
+        runs += 1;
+        let mut c = env.std_rerun(&w.hex(), &urls);
+        c.args(["--token", &token, "--", &format!("run{runs}")]);
+        let mut child = c
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(
+            rng.below(window_ms.max(3)),
+        ));
+        let finished = child.try_wait().unwrap().is_some();
+        window_ms = if finished {
+            (window_ms * 4 / 5).max(3)
+        } else {
+            (window_ms * 21 / 20 + 1).min(200)
+        };
+        if !finished {
+            // SAFETY: plain kill(2) of our own child by pid.
+            unsafe {
+                libc::kill(child.id() as i32, libc::SIGKILL);
+            }
+            kills += 1;
+        }
+        let _ = child.wait();
+        assert!(runs < 300, "too few runs were still running when killed");
+    }
+    // Every job a relay holds was journaled before it was sent.
+    let journaled: BTreeSet<String> = env.journal_jobs().into_iter().map(|j| j.0).collect();
+    for r in &relays {
+        for e in r.query(Filter::new().kind(Kind::Custom(5100))) {
+            assert!(
+                journaled.contains(&e.id.to_hex()),
+                "{} published, not journaled",
+                e.id
+            );
+        }
+    }
+    eprintln!("{runs} runs, {kills} killed, {} journaled", journaled.len());
+}

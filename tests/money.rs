@@ -11,40 +11,6 @@ use std::time::{Duration, Instant};
 use common::mint::{TestMint, TestWallet};
 use common::*;
 
-/// A small xorshift generator: the seed is printed, so a failing run can
-/// be replayed with JOBCTL_TEST_SEED.
-struct Rng(u64);
-
-impl Rng {
-    fn new() -> Self {
-        let seed = std::env::var("JOBCTL_TEST_SEED")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or_else(|| {
-                std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .unwrap()
-                    .as_nanos() as u64
-                    | 1
-            });
-        eprintln!("random seed {seed} (JOBCTL_TEST_SEED to replay)");
-        Rng(seed)
-    }
-
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0 = x;
-        x
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
-
 fn tokens_in(text: &str) -> Vec<String> {
     text.split_whitespace()
         .filter(|w| w.starts_with("cashuA") || w.starts_with("cashuB"))

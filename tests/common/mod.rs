@@ -19,12 +19,14 @@ pub mod blobs;
 pub mod env;
 pub mod mint;
 pub mod relays;
+pub mod rng;
 pub mod tokens;
 pub mod worker;
 
 pub use blobs::*;
 pub use env::*;
 pub use relays::*;
+pub use rng::Rng;
 pub use tokens::*;
 pub use worker::*;
 
