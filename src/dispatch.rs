@@ -317,21 +317,56 @@ pub fn journal_new(
     idempotency_key: Option<&str>,
     rerun_of: Option<EventId>,
 ) -> Result<bool> {
+    let to = Journaling {
+        urls,
+        idempotency_key,
+        rerun_of,
+        checking: false,
+    };
+    journal_as(journal, keys, spec, event, &to)
+}
+
+/// How a new job goes into the journal.
+pub struct Journaling<'a> {
+    /// Where it is to be published.
+    pub urls: &'a [RelayUrl],
+    /// `--idempotency-key`.
+    pub idempotency_key: Option<&'a str>,
+    /// The job it re-runs.
+    pub rerun_of: Option<EventId>,
+    /// Its pre-flight checks are still running: journaled `checking`,
+    /// not sendable until [`Journal::checks_passed`].
+    pub checking: bool,
+}
+
+/// [`journal_new`], optionally as `checking`. Whether this call added it.
+pub fn journal_as(
+    journal: &mut Journal,
+    keys: &Keys,
+    spec: &JobSpec,
+    event: &Event,
+    to: &Journaling<'_>,
+) -> Result<bool> {
     if journal.get(&event.id)?.is_some() {
         tracing::info!(job = %event.id, "identical job already journaled");
         return Ok(false);
     }
     let payment = spec.token.as_ref().map(|t| t.info().clone());
     let hash = spec.content_hash(keys);
-    journal.record_dispatch(&new_job(
+    let row = new_job(
         spec,
         event,
         payment.as_ref(),
-        urls,
-        idempotency_key,
+        to.urls,
+        to.idempotency_key,
         &hash,
-        rerun_of,
-    ))?;
+        to.rerun_of,
+    );
+    if to.checking {
+        journal.record_checking(&row)?;
+    } else {
+        journal.record_dispatch(&row)?;
+    }
     Ok(true)
 }
 

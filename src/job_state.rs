@@ -40,7 +40,8 @@ impl JobState {
     pub fn parse(s: &str) -> JobState {
         match s.trim().to_ascii_lowercase().as_str() {
             "pending" => JobState::Pending,
-            "unpublished" => JobState::Unpublished,
+            // `checking`: journaled while its pre-flight checks run.
+            "unpublished" | "checking" => JobState::Unpublished,
             "queued" | "waiting" => JobState::Queued,
             "running" | "in_progress" | "in-progress" | "started" | "processing" => {
                 JobState::Running

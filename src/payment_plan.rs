@@ -190,6 +190,12 @@ pub async fn gate(
     check.and(ad)
 }
 
+/// Whether [`gate`] can refuse a job paid with `token` (a spent-check to
+/// make, or an advertisement that decides).
+pub fn gate_may_refuse(f: &PaymentFlags, token: Option<&PaymentToken>) -> bool {
+    (token.is_some() && !f.no_check) || ad_gates(f)
+}
+
 /// The worker's advertisement read beside the publish of a job paid with
 /// `token` handed in, for the warning it may give (a mint it does not
 /// list); nothing when [`gate`] read it already.

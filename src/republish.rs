@@ -41,6 +41,12 @@ pub fn select(journal: &Journal, all: bool, jobs: &[String]) -> Result<Vec<JobRe
             .collect::<Result<Vec<_>>>()?
     };
     for r in &records {
+        if journal.is_checking(&r.id)? {
+            return Err(Error::input(format!(
+                "job {} never passed its pre-flight checks (its rerun was cut off); run `rerun` again instead",
+                short_id(&r.id)
+            )));
+        }
         if is_reclaimed(journal, r)? {
             return Err(Error::input(format!(
                 "job {}'s payment was reclaimed; it cannot be published again (dispatch a new job)",

@@ -3,8 +3,10 @@
 //! the pre-flight checks (the caller's gate: the token's spent-check at
 //! its mint, a deciding advertisement lookup) and the worker's relay-list
 //! lookup run, all at once. The job is sent only once it is durably
-//! journaled and the gate passed; a job the gate refuses is taken out of
-//! the journal again, so nothing is published and nothing is lost. The
+//! journaled and the gate passed. While a gate that can refuse runs, the
+//! job is journaled `checking` (never republished); a job the gate
+//! refuses is taken out of the journal again, so nothing is published and
+//! nothing is lost. The
 //! lookups and the publish share the caller's pool: one connection round.
 
 use std::future::Future;
@@ -56,6 +58,16 @@ pub struct Sent {
     pub advice: Notices,
 }
 
+/// The pre-flight checks of one job: `checks` run beside the commit;
+/// `may_refuse` says whether they can refuse it (then the job is
+/// journaled `checking` until they pass).
+pub struct Gate<G> {
+    /// The checks.
+    pub checks: G,
+    /// Whether they may refuse the job.
+    pub may_refuse: bool,
+}
+
 /// Journal `job` and publish it through `r.client`, with `gate` (checks
 /// that may refuse the job) run beside the commit, `advice` (lookups that
 /// only warn) beside the publish, and `before_send` told the route once
@@ -64,7 +76,7 @@ pub async fn dispatch<G, A>(
     r: Round<'_>,
     journal: Journal,
     job: NewJob,
-    gate: G,
+    gate: Gate<G>,
     advice: A,
     before_send: impl FnOnce(&Route),
 ) -> Result<Sent>
@@ -81,7 +93,7 @@ where
     connect(r.client, &first).await;
     let (id, event) = (job.event.id, job.event.clone());
     let payment = job.spec.token.as_ref().map(|t| t.info().clone());
-    let commit = commit(journal, job, first.clone());
+    let commit = commit(journal, job, first.clone(), gate.may_refuse);
     let route = async {
         match cached {
             Some(route) => route,
@@ -91,18 +103,30 @@ where
             }
         }
     };
-    let (committed, gated, route) = tokio::join!(commit, gate, route);
-    let (mut journal, added) = committed?;
-    // The job (and its token) is on disk; what follows is bookkeeping.
-    journal.bookkeeping_only();
-    if let Err(e) = gated {
-        if added {
+    let (committed, gated, route) = tokio::join!(commit, gate.checks, route);
+    let (mut journal, added) = match (committed, gated) {
+        (Ok(c), Ok(())) => c,
+        (Ok((mut journal, _)), Err(refused)) => {
+            // Only a `checking` row goes (this one, or the same event left
+            // by a run cut off in the same second): never one that was sent.
             if let Err(w) = journal.withdraw(&id) {
                 tracing::warn!(job = %id, "cannot take the refused job out of the journal: {w}");
             }
+            return Err(refused);
         }
-        return Err(e);
+        // A refusal is the answer to give (bad input), also when the
+        // journal failed: nothing was sent either way.
+        (Err(_), Err(refused)) => return Err(refused),
+        (Err(e), Ok(())) => return Err(e),
+    };
+    if gate.may_refuse || !added {
+        // Sendable from here on (this job, or the same event journaled
+        // `checking` by a run cut off in the same second): durable before
+        // the first relay sees it.
+        journal.checks_passed(&id)?;
     }
+    // The job (and its token) is on disk; what follows is bookkeeping.
+    journal.bookkeeping_only();
     let targets = outbox::targets(r.relays, &route);
     let late: Vec<RelayUrl> = targets
         .iter()
@@ -110,7 +134,11 @@ where
         .cloned()
         .collect();
     if !late.is_empty() {
-        journal.add_job_relays(&id, &late)?;
+        // Only `republish`'s knowledge of where the job goes: a failure
+        // to write it does not hold the job up.
+        if let Err(e) = journal.add_job_relays(&id, &late) {
+            tracing::warn!(job = %id, "cannot journal the worker's inbox relays: {e}");
+        }
         relays::add_one_job_relays(r.client, &late).await;
     }
     before_send(&route);
@@ -148,17 +176,16 @@ async fn commit(
     mut journal: Journal,
     job: NewJob,
     targets: Vec<RelayUrl>,
+    checking: bool,
 ) -> Result<(Journal, bool)> {
     let work = move || {
-        let added = dispatch::journal_new(
-            &mut journal,
-            &job.keys,
-            &job.spec,
-            &job.event,
-            &targets,
-            job.idempotency_key.as_deref(),
-            job.rerun_of,
-        )?;
+        let to = dispatch::Journaling {
+            urls: &targets,
+            idempotency_key: job.idempotency_key.as_deref(),
+            rerun_of: job.rerun_of,
+            checking,
+        };
+        let added = dispatch::journal_as(&mut journal, &job.keys, &job.spec, &job.event, &to)?;
         Ok((journal, added))
     };
     tokio::task::spawn_blocking(work)

@@ -314,3 +314,74 @@ fn kills_during_an_overlapped_dispatch_never_leave_a_job_published_but_not_journ
     }
     eprintln!("{runs} runs, {kills} killed, {} journaled", journaled.len());
 }
+
+#[test]
+fn a_run_cut_off_during_its_checks_leaves_nothing_sendable() {
+    use std::process::Stdio;
+    let env = TestEnv::new();
+    let relay = TestRelay::start();
+    let w = ScriptedWorker::new();
+    // A mint that accepts connections and never answers: the spent-check
+    // hangs, the job is journaled meanwhile.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let mint = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        let held: Vec<_> = listener.incoming().flatten().collect();
+        drop(held);
+    });
+    let token = token_v4(&[4], &mint);
+    let run = |extra: &[&str]| {
+        let mut c = env.std_rerun(&w.hex(), &[&relay.url]);
+        c.args(["--idempotency-key", "ci-42", "--token", &token])
+            .args(extra)
+            .args(["--", "job"]);
+        c
+    };
+    let mut child = run(&[])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait for the commit (the check cannot end), then cut the run off.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while env.journal_jobs().is_empty() {
+        assert!(std::time::Instant::now() < deadline, "never journaled");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let jobs = env.journal_jobs();
+    assert_eq!(jobs.len(), 1);
+    assert_eq!(jobs[0].1, "checking", "{jobs:?}");
+    let id = jobs[0].0.clone();
+
+    // Not sendable: `republish --all` skips it, `republish ID` refuses.
+    let out = env
+        .cmd()
+        .args(["republish", "--all", "--relay", &relay.url])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let out = env
+        .cmd()
+        .args(["republish", &id, "--relay", &relay.url])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("pre-flight checks"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(relay.events().is_empty());
+
+    // The same call again checks afresh (here: told to skip the check)
+    // and sends the job (the same event, when signed in the same second).
+    let out = run(&["--no-check"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let jobs = env.journal_jobs();
+    assert_eq!(jobs.len(), 1, "{jobs:?}");
+    assert_ne!(jobs[0].1, "checking", "{jobs:?}");
+    assert!(jobs[0].2, "published: {jobs:?}");
+    assert_eq!(relay.events().len(), 1);
+}

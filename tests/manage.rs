@@ -105,9 +105,10 @@ fn killed_between_journal_write_and_publish_loses_nothing() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    // The publish stalls on the black hole; wait for the journal row, then kill.
+    // The publish stalls on the black hole; wait for the journal row (its
+    // pre-flight check done: no longer `checking`), then kill.
     let deadline = Instant::now() + Duration::from_secs(30);
-    while env.journal_jobs().is_empty() {
+    while env.journal_jobs().first().is_none_or(|j| j.1 == "checking") {
         assert!(Instant::now() < deadline, "journal never written");
         std::thread::sleep(Duration::from_millis(20));
     }

@@ -55,7 +55,7 @@ pub fn run(ctx: &Ctx, a: RerunArgs) -> Result<i32> {
     };
     // Look things up in an existing journal; create one only once every
     // input is known good and a job is about to be recorded.
-    let journal = ctx.existing_journal()?;
+    let mut journal = ctx.existing_journal()?;
     if a.repo.is_some() {
         return hive::fresh(&d, journal, idem.as_deref());
     }
@@ -67,9 +67,14 @@ pub fn run(ctx: &Ctx, a: RerunArgs) -> Result<i32> {
     let key = ctx.key(&cfg)?;
     tracing::info!(key = ?key, "signing key");
     // A known idempotency key: sign nothing, spend nothing, heal the publish.
-    if let (Some(k), Some(j), false) = (&idem, journal.as_ref(), a.dry_run) {
+    if let (Some(k), Some(j), false) = (&idem, journal.as_mut(), a.dry_run) {
         if let Some(rec) = j.by_idempotency_key(k)? {
-            return d.heal(k, &spec, rec, journal, &key);
+            if !j.is_checking(&rec.id)? {
+                return d.heal(k, &spec, rec, journal, &key);
+            }
+            // An earlier run was cut off before its checks passed: that
+            // job was never sent; this run checks and sends afresh.
+            j.withdraw(&EventId::parse(&rec.id).map_err(|e| Error::Journal(e.to_string()))?)?;
         }
     }
     // One runtime and one relay pool for every lookup and the publish.

@@ -102,29 +102,6 @@ impl Journal {
         self.record_dispatches(std::slice::from_ref(j))
     }
 
-    /// Take back a job journaled moments ago that a pre-flight check then
-    /// refused: it was never published and holds no wallet token (only a
-    /// job still `unpublished`, with no relay outcome, is removed).
-    pub fn withdraw(&mut self, id: &EventId) -> Result<()> {
-        let tx = self.write_tx()?;
-        let hex = id.to_hex();
-        let fresh = "SELECT 1 FROM jobs WHERE id = ?1 AND published = 0 AND state = 'unpublished'
-                     AND NOT EXISTS (SELECT 1 FROM relay_outcomes WHERE job_id = ?1)
-                     AND NOT EXISTS (SELECT 1 FROM sends WHERE job_id = ?1)";
-        let fresh: bool = tx
-            .query_row(fresh, params![hex], |_| Ok(()))
-            .optional()
-            .map_err(Self::q)?
-            .is_some();
-        if fresh {
-            tx.execute("DELETE FROM timeline WHERE job_id = ?1", params![hex])
-                .map_err(Self::q)?;
-            tx.execute("DELETE FROM jobs WHERE id = ?1", params![hex])
-                .map_err(Self::q)?;
-        }
-        tx.commit().map_err(Self::q)
-    }
-
     /// Add relays (the worker's inbox, found after the job was journaled)
     /// to where a journaled job goes, so `republish` knows them too.
     pub fn add_job_relays(&mut self, id: &EventId, extra: &[RelayUrl]) -> Result<()> {
@@ -167,7 +144,7 @@ impl Journal {
         tx.commit().map_err(Self::q)
     }
 
-    fn insert_job(tx: &rusqlite::Transaction<'_>, j: &NewJob<'_>) -> Result<()> {
+    pub(super) fn insert_job(tx: &rusqlite::Transaction<'_>, j: &NewJob<'_>) -> Result<()> {
         let t = now();
         tx.execute(
             "INSERT INTO jobs (id, created_at, author, worker, cmd, args, event, token, amount, unit, mint,
@@ -304,10 +281,12 @@ impl Journal {
 
     /// Jobs no relay has accepted yet, oldest first.
     pub fn unpublished(&self) -> Result<Vec<JobRecord>> {
+        // A job whose pre-flight checks have not passed (`checking`) is
+        // not one to publish.
         let mut st = self
             .conn
             .prepare(&format!(
-                "SELECT {} FROM jobs WHERE published = 0 ORDER BY created_at, id",
+                "SELECT {} FROM jobs WHERE published = 0 AND state != 'checking' ORDER BY created_at, id",
                 Self::COLS
             ))
             .map_err(Self::q)?;

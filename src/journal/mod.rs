@@ -20,6 +20,7 @@ use rusqlite::Connection;
 use crate::error::{Error, Result};
 use crate::settings::env::JOURNAL as ENV_JOURNAL;
 
+mod checking;
 pub mod claims;
 pub mod columns;
 pub mod jobs;

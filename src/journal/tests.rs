@@ -154,24 +154,39 @@ fn a_refused_job_is_withdrawn_and_a_sent_one_never() {
     let mut j = Journal::open(&dir.path().join("journal.sqlite")).expect("open");
     let keys = Keys::generate();
     let relays = vec![RelayUrl::parse("ws://127.0.0.1:1").expect("url")];
-    let (fresh, sent) = (event(&keys, 1), event(&keys, 2));
-    j.record_dispatch(&new_job(&fresh, &relays, Some("k")))
+    let (fresh, passed, sent) = (event(&keys, 1), event(&keys, 2), event(&keys, 3));
+    j.record_checking(&new_job(&fresh, &relays, Some("k")))
+        .expect("record");
+    j.record_checking(&new_job(&passed, &relays, None))
         .expect("record");
     j.record_dispatch(&new_job(&sent, &relays, None))
         .expect("record");
-    let out = RelayOutcome {
-        url: relays[0].to_string(),
-        status: RelayStatus::Failed,
-        message: "refused".into(),
-        latency_ms: 1,
-    };
-    j.record_outcomes(&sent.id, &[out]).expect("outcomes");
+    // A job whose checks run reads as unpublished but is not one to send.
+    let rec = j.get(&fresh.id).expect("get").expect("row");
+    assert_eq!(rec.state, JobState::Unpublished);
+    assert!(j.is_checking(&fresh.id.to_hex()).expect("checking"));
+    let sendable: Vec<String> = j
+        .unpublished()
+        .expect("list")
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(sendable, vec![sent.id.to_hex()]);
+    j.checks_passed(&passed.id).expect("passed");
+    assert!(!j.is_checking(&passed.id.to_hex()).expect("checking"));
+    assert_eq!(j.unpublished().expect("list").len(), 2);
+
     j.withdraw(&fresh.id).expect("withdraw");
+    j.withdraw(&passed.id).expect("withdraw");
     j.withdraw(&sent.id).expect("withdraw");
     assert!(j.get(&fresh.id).expect("get").is_none(), "taken back");
     assert!(j.by_idempotency_key("k").expect("key").is_none());
     assert!(j.timeline(&fresh.id).expect("timeline").is_empty());
-    assert!(j.get(&sent.id).expect("get").is_some(), "tried once: kept");
+    assert!(j.get(&passed.id).expect("get").is_some(), "checked: kept");
+    assert!(
+        j.get(&sent.id).expect("get").is_some(),
+        "never checking: kept"
+    );
 
     // Relays found later are added to the job's own list, once.
     let inbox = RelayUrl::parse("ws://127.0.0.1:2").expect("url");

@@ -185,7 +185,20 @@ pub async fn ensure_connected(
             nostr_sdk::RelayStatus::Pending
             | nostr_sdk::RelayStatus::Connecting
             | nostr_sdk::RelayStatus::Disconnected => {}
-            _ => return relay.try_connect(left).await,
+            // Dialled on a task of its own: a caller dropped half-way (a
+            // lookup's cutoff) cannot leave the relay marked "connecting"
+            // with nobody connecting it, for the pool's other users.
+            _ => {
+                let dialing = relay.clone();
+                let dial = tokio::spawn(async move { dialing.try_connect(left).await });
+                match dial.await {
+                    // `Ok` also when another task was connecting it: look
+                    // at the status again.
+                    Ok(Ok(())) => continue,
+                    Ok(Err(e)) => return Err(e),
+                    Err(_) => return Err(nostr_sdk::pool::relay::Error::NotConnected),
+                }
+            }
         }
         if left.is_zero() {
             return Err(nostr_sdk::pool::relay::Error::Timeout);

@@ -175,7 +175,10 @@ impl Rerun<'_> {
                 idempotency_key: job.idem.map(str::to_string),
                 rerun_of: job.base.map(|b| b.id),
             },
-            payment_plan::gate(payer, flags, token.as_ref(), &mut notices),
+            round::Gate {
+                checks: payment_plan::gate(payer, flags, token.as_ref(), &mut notices),
+                may_refuse: payment_plan::gate_may_refuse(flags, token.as_ref()),
+            },
             payment_plan::advise(payer, flags, token.as_ref()),
             line,
         ));

@@ -1,0 +1,94 @@
+//! Jobs journaled while their pre-flight checks run (`rerun`'s one round,
+//! `crate::round`): such a job is `checking` on disk until the checks
+//! pass, and only then `unpublished` and sendable. `republish` never
+//! picks a `checking` job, and one its checks refused (or whose run was
+//! cut off) is withdrawn: it was never sent. Reads as
+//! [`JobState::Unpublished`](crate::job_state::JobState::Unpublished).
+
+use nostr_sdk::prelude::*;
+use rusqlite::{params, OptionalExtension};
+
+use super::jobs::NewJob;
+use super::{now, Journal};
+use crate::error::Result;
+
+impl Journal {
+    /// Record a job whose checks are still running (`checking`), with its
+    /// wallet token marked `journaled`, in one durable transaction.
+    pub fn record_checking(&mut self, j: &NewJob<'_>) -> Result<()> {
+        let tx = self.write_tx()?;
+        Self::insert_job(&tx, j)?;
+        let id = j.event.id.to_hex();
+        if let Some(token) = j.token {
+            tx.execute(
+                "UPDATE sends SET state = 'journaled', job_id = ?2, updated_at = ?3
+                 WHERE token = ?1 AND state IN ('prepared', 'created')",
+                params![token, id, now() as i64],
+            )
+            .map_err(Self::q)?;
+        }
+        tx.execute(
+            "UPDATE jobs SET state = 'checking' WHERE id = ?1",
+            params![id],
+        )
+        .map_err(Self::q)?;
+        tx.commit().map_err(Self::q)
+    }
+
+    /// The checks passed: the job may be sent (durable before it is).
+    pub fn checks_passed(&mut self, id: &EventId) -> Result<()> {
+        self.conn
+            .execute(
+                "UPDATE jobs SET state = 'unpublished' WHERE id = ?1 AND state = 'checking'",
+                params![id.to_hex()],
+            )
+            .map_err(Self::q)?;
+        Ok(())
+    }
+
+    /// Whether `id` is journaled and still `checking`.
+    pub fn is_checking(&self, id: &str) -> Result<bool> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT 1 FROM jobs WHERE id = ?1 AND state = 'checking'",
+                params![id],
+                |_| Ok(()),
+            )
+            .optional()
+            .map_err(Self::q)?
+            .is_some())
+    }
+
+    /// Take back a `checking` job (never sent): its timeline goes, and a
+    /// wallet token it carried is back to `created` (handed out, in no
+    /// job), as before it was journaled. Anything else is left alone.
+    pub fn withdraw(&mut self, id: &EventId) -> Result<()> {
+        let tx = self.write_tx()?;
+        let hex = id.to_hex();
+        let checking: bool = tx
+            .query_row(
+                "SELECT 1 FROM jobs WHERE id = ?1 AND state = 'checking' AND published = 0",
+                params![hex],
+                |_| Ok(()),
+            )
+            .optional()
+            .map_err(Self::q)?
+            .is_some();
+        if checking {
+            tx.execute(
+                "UPDATE sends SET state = 'created', job_id = NULL, updated_at = ?2
+                 WHERE job_id = ?1 AND state = 'journaled'",
+                params![hex, now() as i64],
+            )
+            .map_err(Self::q)?;
+            tx.execute("DELETE FROM timeline WHERE job_id = ?1", params![hex])
+                .map_err(Self::q)?;
+            tx.execute("DELETE FROM relay_outcomes WHERE job_id = ?1", params![hex])
+                .map_err(Self::q)?;
+            tx.execute("DELETE FROM jobs WHERE id = ?1", params![hex])
+                .map_err(Self::q)?;
+        }
+        tx.commit().map_err(Self::q)
+    }
+}
