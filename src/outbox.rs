@@ -301,12 +301,33 @@ pub async fn route(
     worker: PublicKey,
     deadline: Deadline,
 ) -> Route {
+    match known_route(on, Some(journal), &worker, relays) {
+        Some(route) => route,
+        None => lookup_within(client, relays, worker, deadline).await,
+    }
+}
+
+/// The route known without asking a relay: none when routing is off
+/// (`on` false), else the journal's fresh cached one, if any.
+pub fn known_route(
+    on: bool,
+    journal: Option<&Journal>,
+    worker: &PublicKey,
+    relays: &[RelayUrl],
+) -> Option<Route> {
     if !on {
-        return Route::default();
+        return Some(Route::default());
     }
-    if let Some(cached) = from_cache(Some(journal), &worker, relays) {
-        return cached;
-    }
+    from_cache(journal, worker, relays)
+}
+
+/// [`lookup`] within a third of `deadline`, at most [`LOOKUP_CAP`].
+pub async fn lookup_within(
+    client: &Client,
+    relays: &[RelayUrl],
+    worker: PublicKey,
+    deadline: Deadline,
+) -> Route {
     let budget = deadline.share(3).min(LOOKUP_CAP);
     lookup(client, relays, worker, budget).await
 }

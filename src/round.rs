@@ -16,6 +16,7 @@ use nostr_sdk::prelude::*;
 use crate::deadline::Deadline;
 use crate::dispatch::{self, DispatchReport, JobSpec};
 use crate::error::{Error, Result};
+use crate::files::FileLock;
 use crate::journal::Journal;
 use crate::notice::Notices;
 use crate::outbox::{self, Route};
@@ -48,6 +49,9 @@ pub struct NewJob {
     pub idempotency_key: Option<String>,
     /// The job it re-runs.
     pub rerun_of: Option<EventId>,
+    /// The wallet's lock when the wallet made the token: released once
+    /// the job carrying the token is journaled.
+    pub wallet_lock: Option<FileLock>,
 }
 
 /// A job sent, and what the caller's advice found meanwhile.
@@ -85,10 +89,7 @@ where
     A: Future<Output = Notices>,
 {
     let worker = job.spec.worker;
-    let cached = match r.outbox {
-        true => outbox::from_cache(Some(&journal), &worker, r.relays),
-        false => Some(Route::default()),
-    };
+    let cached = outbox::known_route(r.outbox, Some(&journal), &worker, r.relays);
     let first = outbox::targets(r.relays, cached.as_ref().unwrap_or(&Route::default()));
     connect(r.client, &first).await;
     let (id, event) = (job.event.id, job.event.clone());
@@ -97,10 +98,7 @@ where
     let route = async {
         match cached {
             Some(route) => route,
-            None => {
-                let budget = r.deadline.share(3).min(outbox::LOOKUP_CAP);
-                outbox::lookup(r.client, r.relays, worker, budget).await
-            }
+            None => outbox::lookup_within(r.client, r.relays, worker, r.deadline).await,
         }
     };
     let (committed, gated, route) = tokio::join!(commit, gate.checks, route);
@@ -185,8 +183,11 @@ async fn commit(
             rerun_of: job.rerun_of,
             checking,
         };
-        let added = dispatch::journal_as(&mut journal, &job.keys, &job.spec, &job.event, &to)?;
-        Ok((journal, added))
+        let added = dispatch::journal_as(&mut journal, &job.keys, &job.spec, &job.event, &to);
+        // The token is in the journal (or nothing was journaled): the
+        // wallet is free again.
+        drop(job.wallet_lock);
+        Ok((journal, added?))
     };
     tokio::task::spawn_blocking(work)
         .await

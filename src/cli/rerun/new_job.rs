@@ -12,7 +12,6 @@ use jobctl::keys::{FileLock, SigningKey};
 use jobctl::outbox;
 use jobctl::payment::PaymentToken;
 use jobctl::payment_plan::{self, Payer, PaymentOut};
-use jobctl::relays;
 use jobctl::request::{self, Base};
 use jobctl::round::{self, Round};
 use nostr_sdk::prelude::*;
@@ -65,11 +64,18 @@ impl Rerun<'_> {
                 .map(Some);
         }
         let (token, wallet_lock) = self.pay(rt, &payer, &flags, given, &mut journal)?;
-        let spec = JobSpec { token, ..job.spec };
-        let event = dispatch::sign(&dispatch::build(&spec, &job.key.keys)?, &job.key.keys)?;
-        let job = NewJob { spec, ..job };
-        self.publish(rt, client, &job, event, journal, wallet_lock)
-            .map(Some)
+        let job = NewJob {
+            spec: JobSpec { token, ..job.spec },
+            ..job
+        };
+        // Paid and checked already: nothing left that could refuse it.
+        let gate = round::Gate {
+            checks: async { Ok(()) },
+            may_refuse: false,
+        };
+        let advice = async { Vec::new() };
+        let sent = self.send(rt, client, &job, journal, wallet_lock, gate, advice)?;
+        Ok(Some(sent.report))
     }
 
     /// The job's payment through the wallet ([`payment_plan::plan`]), and
@@ -131,10 +137,10 @@ impl Rerun<'_> {
         }
     }
 
-    /// A job paid with a token handed in (or unpaid): signed at once, then
-    /// journaled while the pool connects and the token is checked at its
-    /// mint ([`jobctl::round`]); the worker's advertisement is read beside
-    /// the publish unless it decides whether the job may go.
+    /// A job paid with a token handed in (or unpaid): journaled while the
+    /// pool connects and the token is checked at its mint; the worker's
+    /// advertisement is read beside the publish unless it decides whether
+    /// the job may go.
     fn overlapped(
         &self,
         rt: &tokio::runtime::Runtime,
@@ -144,48 +150,71 @@ impl Rerun<'_> {
         token: Option<PaymentToken>,
         journal: Option<Journal>,
     ) -> Result<DispatchReport> {
+        let job = NewJob {
+            spec: JobSpec { token, ..job.spec },
+            ..job
+        };
+        let token = job.spec.token.clone();
+        let mut notices = Vec::new();
+        let gate = round::Gate {
+            checks: payment_plan::gate(payer, flags, token.as_ref(), &mut notices),
+            may_refuse: payment_plan::gate_may_refuse(flags, token.as_ref()),
+        };
+        let advice = payment_plan::advise(payer, flags, token.as_ref());
+        let sent = self.send(rt, payer.client, &job, journal, None, gate, advice);
+        show_notices(self.ctx, &notices);
+        let sent = sent?;
+        show_notices(self.ctx, &sent.advice);
+        Ok(sent.report)
+    }
+
+    /// Sign `job` and send it in one round ([`jobctl::round`]): `gate`
+    /// beside the journal commit, `advice` beside the publish, the
+    /// `dispatching` line just before the send; `wallet_lock` (a token
+    /// the wallet made) is released once the job is journaled.
+    #[allow(clippy::too_many_arguments)]
+    fn send<G, A>(
+        &self,
+        rt: &tokio::runtime::Runtime,
+        client: &Client,
+        job: &NewJob<'_>,
+        journal: Option<Journal>,
+        wallet_lock: Option<FileLock>,
+        gate: round::Gate<G>,
+        advice: A,
+    ) -> Result<round::Sent>
+    where
+        G: std::future::Future<Output = Result<()>>,
+        A: std::future::Future<Output = jobctl::notice::Notices>,
+    {
         let journal = match journal {
             Some(j) => j,
             None => self.ctx.journal()?,
         };
-        let spec = JobSpec { token, ..job.spec };
-        let event = dispatch::sign(&dispatch::build(&spec, &job.key.keys)?, &job.key.keys)?;
+        let (spec, keys) = (&job.spec, &job.key.keys);
+        let event = dispatch::sign(&dispatch::build(spec, keys)?, keys)?;
         let round = Round {
-            client: payer.client,
+            client,
             relays: &self.relays,
             deadline: self.deadline,
             min_accept: self.min_accept,
             outbox: !self.a.no_outbox && self.cfg.outbox,
         };
-        let token = spec.token.clone();
         let line = |route: &outbox::Route| {
             if !self.a.json {
                 let (n, inbox) = (self.relays.len(), route.inbox.len());
-                self.ctx.say(dispatching_line(&spec, n, inbox, job.base));
+                self.ctx.say(dispatching_line(spec, n, inbox, job.base));
             }
         };
-        let mut notices = Vec::new();
-        let sent = rt.block_on(round::dispatch(
-            round,
-            journal,
-            round::NewJob {
-                spec: spec.clone(),
-                event,
-                keys: job.key.keys.clone(),
-                idempotency_key: job.idem.map(str::to_string),
-                rerun_of: job.base.map(|b| b.id),
-            },
-            round::Gate {
-                checks: payment_plan::gate(payer, flags, token.as_ref(), &mut notices),
-                may_refuse: payment_plan::gate_may_refuse(flags, token.as_ref()),
-            },
-            payment_plan::advise(payer, flags, token.as_ref()),
-            line,
-        ));
-        show_notices(self.ctx, &notices);
-        let sent = sent?;
-        show_notices(self.ctx, &sent.advice);
-        Ok(sent.report)
+        let new = round::NewJob {
+            spec: spec.clone(),
+            event,
+            keys: keys.clone(),
+            idempotency_key: job.idem.map(str::to_string),
+            rerun_of: job.base.map(|b| b.id),
+            wallet_lock,
+        };
+        rt.block_on(round::dispatch(round, journal, new, gate, advice, line))
     }
 
     /// [`token`], except that with no token given at all, a worker whose
@@ -204,58 +233,5 @@ impl Rerun<'_> {
             }
         }
         token(a)
-    }
-
-    /// Journal the signed job (and the wallet's token with it) before
-    /// anything is published, free the wallet, publish.
-    fn publish(
-        &self,
-        rt: &tokio::runtime::Runtime,
-        client: &Client,
-        job: &NewJob<'_>,
-        event: Event,
-        journal: Option<Journal>,
-        wallet_lock: Option<FileLock>,
-    ) -> Result<DispatchReport> {
-        let mut journal = match journal {
-            Some(j) => j,
-            None => self.ctx.journal()?,
-        };
-        let (spec, key, base, idem) = (&job.spec, job.key, job.base, job.idem);
-        let on = !self.a.no_outbox && self.cfg.outbox;
-        let (relays, worker) = (&self.relays, spec.worker);
-        let route = outbox::route(on, &journal, client, relays, worker, self.deadline);
-        let route = rt.block_on(route);
-        rt.block_on(relays::add_one_job_relays(client, &route.inbox));
-        if !self.a.json {
-            let (n, inbox) = (self.relays.len(), route.inbox.len());
-            self.ctx.say(dispatching_line(spec, n, inbox, base));
-        }
-        let rerun_of = base.map(|b| b.id);
-        let relays = &outbox::targets(&self.relays, &route);
-        dispatch::journal_new(
-            &mut journal,
-            &key.keys,
-            spec,
-            &event,
-            relays,
-            idem,
-            rerun_of,
-        )?;
-        drop(wallet_lock);
-        let payment = spec.token.as_ref().map(|t| t.info().clone());
-        let (timeout, min) = (self.deadline.remaining(), self.min_accept);
-        let mut report = rt.block_on(dispatch::publish_journaled(
-            &mut journal,
-            client,
-            event,
-            payment,
-            relays,
-            timeout,
-            min,
-        ))?;
-        outbox::remember(&journal, &spec.worker, &route);
-        report.worker_inbox = route.inbox.iter().map(|u| u.to_string()).collect();
-        Ok(report)
     }
 }
