@@ -17,19 +17,10 @@ impl Journal {
     /// wallet token marked `journaled`, in one durable transaction.
     pub fn record_checking(&mut self, j: &NewJob<'_>) -> Result<()> {
         let tx = self.write_tx()?;
-        Self::insert_job(&tx, j)?;
-        let id = j.event.id.to_hex();
-        if let Some(token) = j.token {
-            tx.execute(
-                "UPDATE sends SET state = 'journaled', job_id = ?2, updated_at = ?3
-                 WHERE token = ?1 AND state IN ('prepared', 'created')",
-                params![token, id, now() as i64],
-            )
-            .map_err(Self::q)?;
-        }
+        Self::insert_with_send(&tx, j)?;
         tx.execute(
             "UPDATE jobs SET state = 'checking' WHERE id = ?1",
-            params![id],
+            params![j.event.id.to_hex()],
         )
         .map_err(Self::q)?;
         tx.commit().map_err(Self::q)

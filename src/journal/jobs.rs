@@ -131,20 +131,26 @@ impl Journal {
     pub fn record_dispatches(&mut self, jobs: &[NewJob<'_>]) -> Result<()> {
         let tx = self.write_tx()?;
         for j in jobs {
-            Self::insert_job(&tx, j)?;
-            if let Some(token) = j.token {
-                tx.execute(
-                    "UPDATE sends SET state = 'journaled', job_id = ?2, updated_at = ?3
-                     WHERE token = ?1 AND state IN ('prepared', 'created')",
-                    params![token, j.event.id.to_hex(), now() as i64],
-                )
-                .map_err(Self::q)?;
-            }
+            Self::insert_with_send(&tx, j)?;
         }
         tx.commit().map_err(Self::q)
     }
 
-    pub(super) fn insert_job(tx: &rusqlite::Transaction<'_>, j: &NewJob<'_>) -> Result<()> {
+    /// Insert a job; a token the wallet made for it becomes `journaled`.
+    pub(super) fn insert_with_send(tx: &rusqlite::Transaction<'_>, j: &NewJob<'_>) -> Result<()> {
+        Self::insert_job(tx, j)?;
+        if let Some(token) = j.token {
+            tx.execute(
+                "UPDATE sends SET state = 'journaled', job_id = ?2, updated_at = ?3
+                 WHERE token = ?1 AND state IN ('prepared', 'created')",
+                params![token, j.event.id.to_hex(), now() as i64],
+            )
+            .map_err(Self::q)?;
+        }
+        Ok(())
+    }
+
+    fn insert_job(tx: &rusqlite::Transaction<'_>, j: &NewJob<'_>) -> Result<()> {
         let t = now();
         tx.execute(
             "INSERT INTO jobs (id, created_at, author, worker, cmd, args, event, token, amount, unit, mint,
