@@ -175,23 +175,60 @@ pub async fn publish_journaled(
     timeout: Duration,
     min_accept: usize,
 ) -> Result<DispatchReport> {
-    let earlier = journal.accepted_relays(&event.id)?;
-    let todo: Vec<RelayUrl> = urls
-        .iter()
-        .filter(|u| !earlier.contains(&u.to_string()))
-        .cloned()
-        .collect();
-    let fresh = if todo.is_empty() {
-        Vec::new()
-    } else {
-        relays::publish_with(client, &event, &todo, timeout).await
-    };
-    if !fresh.is_empty() {
-        journal.record_outcomes(&event.id, &fresh)?;
+    let todo = Unaccepted::of(journal, &event.id, urls)?;
+    let fresh = todo.publish(client, &event, timeout).await;
+    todo.finish(journal, event, payment, fresh, min_accept)
+}
+
+/// The relays a journaled event still has to reach (those that accepted
+/// it earlier count as accepted): the steps of [`publish_journaled`], for
+/// a caller that lends the journal out while the event is on its way.
+pub struct Unaccepted {
+    earlier: Vec<String>,
+    todo: Vec<RelayUrl>,
+}
+
+impl Unaccepted {
+    /// Which of `urls` have not accepted `id` yet.
+    pub fn of(journal: &Journal, id: &EventId, urls: &[RelayUrl]) -> Result<Unaccepted> {
+        let earlier = journal.accepted_relays(id)?;
+        let todo = urls
+            .iter()
+            .filter(|u| !earlier.contains(&u.to_string()))
+            .cloned()
+            .collect();
+        Ok(Unaccepted { earlier, todo })
     }
-    let mut outcomes = accepted_earlier(&earlier);
-    outcomes.extend(fresh);
-    Ok(report(event, payment, outcomes, min_accept))
+
+    /// Send `event` to them (nothing when none is left).
+    pub async fn publish(
+        &self,
+        client: &Client,
+        event: &Event,
+        timeout: Duration,
+    ) -> Vec<RelayOutcome> {
+        if self.todo.is_empty() {
+            return Vec::new();
+        }
+        relays::publish_with(client, event, &self.todo, timeout).await
+    }
+
+    /// Record the `fresh` outcomes and report.
+    pub fn finish(
+        self,
+        journal: &mut Journal,
+        event: Event,
+        payment: Option<TokenInfo>,
+        fresh: Vec<RelayOutcome>,
+        min_accept: usize,
+    ) -> Result<DispatchReport> {
+        if !fresh.is_empty() {
+            journal.record_outcomes(&event.id, &fresh)?;
+        }
+        let mut outcomes = accepted_earlier(&self.earlier);
+        outcomes.extend(fresh);
+        Ok(report(event, payment, outcomes, min_accept))
+    }
 }
 
 /// Outcomes for the relays that accepted a job in an earlier attempt

@@ -5,11 +5,9 @@ mod cli;
 
 use std::process::ExitCode;
 
-use clap::Parser;
-
 fn main() -> ExitCode {
-    let cli = cli::Cli::parse();
-    init_tracing(cli.verbose, cli.quiet);
+    let cli = cli::parse();
+    init_tracing(cli.global.verbose, cli.global.quiet);
     let code = match cli::run(cli) {
         Ok(code) => code,
         Err(e) => {

@@ -196,9 +196,9 @@ pub fn gate_may_refuse(f: &PaymentFlags, token: Option<&PaymentToken>) -> bool {
     (token.is_some() && !f.no_check) || ad_gates(f)
 }
 
-/// The worker's advertisement read beside the publish of a job paid with
-/// `token` handed in, for the warning it may give (a mint it does not
-/// list); nothing when [`gate`] read it already.
+/// The worker's advertisement read beside the commit and the publish of a
+/// job paid with `token` handed in, for the warning it may give (a mint it
+/// does not list); nothing when [`gate`] read it already.
 pub async fn advise(p: &Payer<'_>, f: &PaymentFlags, token: Option<&PaymentToken>) -> Notices {
     let mut notices = Notices::new();
     let Some(token) = token.filter(|_| !ad_gates(f)) else {

@@ -2,8 +2,9 @@
 //! connecting, the journal commits the job (on a blocking thread), and
 //! the pre-flight checks (the caller's gate: the token's spent-check at
 //! its mint, a deciding advertisement lookup) and the worker's relay-list
-//! lookup run, all at once. The job is sent only once it is durably
-//! journaled and the gate passed. While a gate that can refuse runs, the
+//! lookup run, all at once (and the caller's advisory lookups beside
+//! them). The job is sent only once it is durably journaled and the gate
+//! passed; while it is on its way the journal folds its log into its file. While a gate that can refuse runs, the
 //! job is journaled `checking` (never republished); a job the gate
 //! refuses is taken out of the journal again, so nothing is published and
 //! nothing is lost. The
@@ -58,7 +59,7 @@ pub struct NewJob {
 pub struct Sent {
     /// Each relay's verdict.
     pub report: DispatchReport,
-    /// Warnings found beside the publish.
+    /// Warnings found beside the commit and the publish.
     pub advice: Notices,
 }
 
@@ -74,8 +75,9 @@ pub struct Gate<G> {
 
 /// Journal `job` and publish it through `r.client`, with `gate` (checks
 /// that may refuse the job) run beside the commit, `advice` (lookups that
-/// only warn) beside the publish, and `before_send` told the route once
-/// the job is about to go (for a progress line).
+/// only warn) beside both from the moment the sockets open, and
+/// `before_send` told the route once the job is about to go (for a
+/// progress line).
 pub async fn dispatch<G, A>(
     r: Round<'_>,
     journal: Journal,
@@ -92,6 +94,26 @@ where
     let cached = outbox::known_route(r.outbox, Some(&journal), &worker, r.relays);
     let first = outbox::targets(r.relays, cached.as_ref().unwrap_or(&Route::default()));
     connect(r.client, &first).await;
+    let sent = send(r, journal, job, cached, first, gate, before_send);
+    let (report, advice) = beside(sent, advice).await?;
+    Ok(Sent { report, advice })
+}
+
+/// The rest of [`dispatch`] once the sockets are opening: commit beside
+/// the gate and the route lookup, then publish.
+async fn send<G>(
+    r: Round<'_>,
+    journal: Journal,
+    job: NewJob,
+    cached: Option<Route>,
+    first: Vec<RelayUrl>,
+    gate: Gate<G>,
+    before_send: impl FnOnce(&Route),
+) -> Result<DispatchReport>
+where
+    G: Future<Output = Result<()>>,
+{
+    let worker = job.spec.worker;
     let (id, event) = (job.event.id, job.event.clone());
     let payment = job.spec.token.as_ref().map(|t| t.info().clone());
     let commit = commit(journal, job, first.clone(), gate.may_refuse);
@@ -140,20 +162,50 @@ where
         relays::add_one_job_relays(r.client, &late).await;
     }
     before_send(&route);
-    let publish = dispatch::publish_journaled(
-        &mut journal,
-        r.client,
-        event,
-        payment,
-        &targets,
-        r.deadline.remaining(),
-        r.min_accept,
-    );
-    let (report, advice) = tokio::join!(publish, advice);
+    let todo = dispatch::Unaccepted::of(&journal, &id, &targets)?;
+    // While the event is on its way, the journal folds its log into the
+    // database file (the checkpoint a close would otherwise do after the
+    // answers are in).
+    let publish = async {
+        let (fresh, folded) = tokio::join!(
+            todo.publish(r.client, &event, r.deadline.remaining()),
+            fold(journal)
+        );
+        let mut journal = folded?;
+        let report = todo.finish(&mut journal, event, payment, fresh, r.min_accept);
+        Ok::<_, Error>((journal, report))
+    };
+    let (journal, report) = publish.await?;
     outbox::remember(&journal, &worker, &route);
     let mut report = report?;
     report.worker_inbox = route.inbox.iter().map(|u| u.to_string()).collect();
-    Ok(Sent { report, advice })
+    drop(journal);
+    Ok(report)
+}
+
+/// Run `main` with `side` beside it; `side`'s answer is waited for only
+/// once `main` succeeded (a failed dispatch returns at once).
+async fn beside<T, S: Future>(
+    main: impl Future<Output = Result<T>>,
+    side: S,
+) -> Result<(T, S::Output)> {
+    use futures::FutureExt;
+    let (main, side) = (main.fuse(), side.fuse());
+    futures::pin_mut!(main, side);
+    let mut early = None;
+    loop {
+        futures::select_biased! {
+            done = main => {
+                let t = done?;
+                let s = match early {
+                    Some(s) => s,
+                    None => side.await,
+                };
+                return Ok((t, s));
+            }
+            s = side => early = Some(s),
+        }
+    }
 }
 
 /// Start connecting to `urls` without waiting: lookups and the publish
@@ -165,6 +217,17 @@ async fn connect(client: &Client, urls: &[RelayUrl]) {
             relay.connect();
         }
     }
+}
+
+/// Fold the journal's log into its file on a blocking thread; the journal
+/// comes back set to close without folding again.
+async fn fold(journal: Journal) -> Result<Journal> {
+    tokio::task::spawn_blocking(move || {
+        journal.fold();
+        journal
+    })
+    .await
+    .map_err(|e| Error::Journal(format!("the journal checkpoint did not finish: {e}")))
 }
 
 /// Journal the job on a blocking thread (its fsyncs do not hold up the

@@ -155,11 +155,7 @@ impl Settings {
 
     /// Open the journal only if it already exists (readers never create it).
     pub fn existing_journal(&self) -> Result<Option<Journal>> {
-        if self.journal_path.exists() {
-            Journal::open(&self.journal_path).map(Some)
-        } else {
-            Ok(None)
-        }
+        Journal::open_existing(&self.journal_path)
     }
 
     /// Open the wallet, creating it on first use.

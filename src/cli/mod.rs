@@ -15,6 +15,7 @@ mod ci;
 mod completions;
 mod config;
 mod ctx;
+mod fast;
 mod key;
 mod list;
 mod logs;
@@ -39,6 +40,7 @@ pub(crate) use cancel::CancelArgs;
 pub(crate) use completions::Shell;
 pub(crate) use config::ConfigCommand;
 pub(crate) use ctx::*;
+pub(crate) use fast::parse;
 pub(crate) use key::KeyCommand;
 pub(crate) use list::ListArgs;
 pub(crate) use logs::LogsArgs;
@@ -78,6 +80,16 @@ EXIT CODES:
     after_help = EXIT_CODES
 )]
 pub struct Cli {
+    #[command(flatten)]
+    pub global: Globals,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The flags every verb takes (before or after it).
+#[derive(Debug, clap::Args)]
+pub struct Globals {
     /// Config file [default: $XDG_CONFIG_HOME/jobctl/config.toml].
     #[arg(long, global = true, value_name = "PATH")]
     pub config: Option<PathBuf>,
@@ -101,9 +113,6 @@ pub struct Cli {
     /// Print nothing on stderr but errors and warnings.
     #[arg(short, long, global = true)]
     pub quiet: bool,
-
-    #[command(subcommand)]
-    pub command: Command,
 }
 
 #[derive(Debug, Subcommand)]
@@ -168,13 +177,13 @@ pub enum Command {
 /// Run the parsed command; returns the exit code.
 pub fn run(cli: Cli) -> Result<i32> {
     let settings = Settings::resolve(GlobalFlags {
-        config: cli.config,
-        key_file: cli.key_file,
-        journal: cli.journal,
-        wallet_dir: cli.wallet_dir,
+        config: cli.global.config,
+        key_file: cli.global.key_file,
+        journal: cli.global.journal,
+        wallet_dir: cli.global.wallet_dir,
     })
     .with_passphrase_prompt(key::ask_passphrase);
-    let ctx = Ctx::new(settings, cli.quiet);
+    let ctx = Ctx::new(settings, cli.global.quiet);
     match cli.command {
         Command::Rerun(args) => rerun::run(&ctx, *args),
         Command::Wallet(c) => wallet::run(&ctx, c),

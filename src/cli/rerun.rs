@@ -53,9 +53,19 @@ pub fn run(ctx: &Ctx, a: RerunArgs) -> Result<i32> {
         deadline,
         min_accept,
     };
+    // One runtime and one relay pool for every lookup and the publish.
+    let rt = runtime()?;
     // Look things up in an existing journal; create one only once every
-    // input is known good and a job is about to be recorded.
-    let mut journal = ctx.existing_journal()?;
+    // input is known good and a job is about to be recorded. A plain new
+    // job (no past job, Hive CI run or idempotency key to look up) needs
+    // it only to record the job: it opens on the runtime's blocking thread
+    // (the one that journals the job after) while the job is prepared.
+    let plain = a.job.is_none() && a.repo.is_none() && idem.is_none();
+    let opening = plain.then(|| {
+        let path = ctx.settings.journal_path.clone();
+        rt.spawn_blocking(move || Journal::open_existing(&path))
+    });
+    let mut journal = if plain { None } else { ctx.existing_journal()? };
     if a.repo.is_some() {
         return hive::fresh(&d, journal, idem.as_deref());
     }
@@ -77,9 +87,12 @@ pub fn run(ctx: &Ctx, a: RerunArgs) -> Result<i32> {
             j.withdraw(&EventId::parse(&rec.id).map_err(|e| Error::Journal(e.to_string()))?)?;
         }
     }
-    // One runtime and one relay pool for every lookup and the publish.
-    let rt = runtime()?;
     let client = rt.block_on(relays::one_job(&key.keys, &d.relays));
+    if let Some(opening) = opening {
+        journal = rt
+            .block_on(opening)
+            .map_err(|e| Error::Journal(format!("opening the journal did not finish: {e}")))??;
+    }
     let job = NewJob {
         spec,
         base: base.as_ref(),
@@ -91,6 +104,9 @@ pub fn run(ctx: &Ctx, a: RerunArgs) -> Result<i32> {
         relays::shutdown(&client).await;
         drop(client);
     });
+    // Nothing runs on the runtime any more (the journal is closed): its
+    // idle threads are not waited for.
+    rt.shutdown_background();
     drop(key_lock);
     match report? {
         Some(report) => print_report(ctx, &report, a.json),

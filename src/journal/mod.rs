@@ -109,6 +109,16 @@ impl Journal {
         Ok(j)
     }
 
+    /// Open the journal at `path` only if it exists (readers never create
+    /// it).
+    pub fn open_existing(path: &Path) -> Result<Option<Journal>> {
+        if path.exists() {
+            Journal::open(path).map(Some)
+        } else {
+            Ok(None)
+        }
+    }
+
     /// The file.
     pub fn path(&self) -> &Path {
         &self.path
@@ -166,6 +176,26 @@ impl Journal {
     /// money-bearing commit (the job with its token) is durable.
     pub fn bookkeeping_only(&self) {
         if let Err(e) = self.conn.execute_batch("PRAGMA synchronous=NORMAL;") {
+            tracing::debug!("journal: {e}");
+        }
+    }
+
+    /// Fold the write-ahead log into the database file now (a passive
+    /// checkpoint: it waits for nobody), and close without doing it again:
+    /// for a caller that can fold while it waits on something else, so
+    /// that closing is instant. What is written after stays in the log
+    /// until the next checkpoint (it is as safe there).
+    pub fn fold(&self) {
+        if let Err(e) = self
+            .conn
+            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+        {
+            tracing::debug!("journal checkpoint: {e}");
+        }
+        if let Err(e) = self.conn.set_db_config(
+            rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
+            true,
+        ) {
             tracing::debug!("journal: {e}");
         }
     }

@@ -197,3 +197,40 @@ fn a_refused_job_is_withdrawn_and_a_sent_one_never() {
     let rec = j.get(&sent.id).expect("get").expect("row");
     assert_eq!(rec.relays, vec![relays[0].to_string(), inbox.to_string()]);
 }
+
+/// `fold` puts what was committed into the database file itself (a copy of
+/// that file alone holds the job), and the close after it leaves what came
+/// later in the log, where the next open finds it.
+#[test]
+fn a_fold_writes_the_file_and_the_close_after_it_keeps_the_rest_in_the_log() {
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("journal.sqlite");
+    let keys = Keys::generate();
+    let (first, second) = (event(&keys, 1), event(&keys, 2));
+    let relays = vec![RelayUrl::parse("ws://127.0.0.1:1").expect("url")];
+    {
+        let mut j = Journal::open(&path).expect("open");
+        j.record_dispatch(&new_job(&first, &relays, None))
+            .expect("record");
+        j.fold();
+        j.record_dispatch(&new_job(&second, &relays, None))
+            .expect("record");
+    }
+    let wal = dir.path().join("journal.sqlite-wal");
+    assert!(
+        std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0) > 0,
+        "the close after a fold leaves the log"
+    );
+    // The database file alone, without its log: the folded job is in it.
+    let alone = dir.path().join("alone.sqlite");
+    std::fs::copy(&path, &alone).expect("copy");
+    let j = Journal::open(&alone).expect("open the copy");
+    assert!(j.get(&first.id).expect("get").is_some());
+    // The file with its log: both.
+    let j = Journal::open(&path).expect("reopen");
+    assert!(j.get(&first.id).expect("get").is_some());
+    assert!(j.get(&second.id).expect("get").is_some());
+    drop(j);
+    // An ordinary close folds the log again (and removes it).
+    assert!(!wal.exists(), "an ordinary close checkpoints");
+}

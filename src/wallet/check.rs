@@ -40,22 +40,36 @@ pub async fn check_token(
             .map(|s| cdk::dhke::hash_to_curve(s.as_bytes()))
             .collect::<std::result::Result<Vec<_>, _>>()
             .map_err(werr)?;
-        let cache = keysets.map(|dir| KeysetCache::new(dir, &mint));
-        let known = cache.as_ref().map(KeysetCache::load).unwrap_or_default();
+        // The states request goes out first; the keysets are read and the
+        // proofs verified against them (CPU work: on a blocking thread)
+        // while it is on its way.
         let states = connector.post_check_state(CheckStateRequest { ys });
-        let keys = async {
-            match offline(&t, &known) {
-                Some(found) => Ok((found, false)),
-                None => online(&t, &connector, &mint).await.map(|f| (f, true)),
-            }
-        };
-        let (states, keys) = tokio::join!(states, keys);
-        let ((proofs, sets), fetched) = keys?;
+        let cache = keysets.map(|dir| KeysetCache::new(dir, &mint));
         let unit = t.unit().unwrap_or(CurrencyUnit::Sat);
-        verify_proofs(&proofs, &sets, &unit, &mint)?;
-        if let Some(cache) = cache.as_ref().filter(|_| fetched) {
-            cache.store(&sets);
-        }
+        let verified = async {
+            let from_cache = {
+                let (t, mint, unit, cache) = (t.clone(), mint.clone(), unit.clone(), cache.clone());
+                tokio::task::spawn_blocking(move || {
+                    let known = cache.as_ref().map(KeysetCache::load).unwrap_or_default();
+                    offline(&t, &known)
+                        .map(|(proofs, sets)| verify_proofs(&proofs, &sets, &unit, &mint))
+                })
+            };
+            let checked = from_cache
+                .await
+                .map_err(|e| werr(format!("the token check did not finish: {e}")))?;
+            if let Some(checked) = checked {
+                return checked;
+            }
+            let (proofs, sets) = online(&t, &connector, &mint).await?;
+            verify_proofs(&proofs, &sets, &unit, &mint)?;
+            if let Some(cache) = &cache {
+                cache.store(&sets);
+            }
+            Ok(())
+        };
+        let (states, verified) = tokio::join!(states, verified);
+        verified?;
         let states: Vec<State> = states
             .map_err(|e| unreachable(&mint, e))?
             .states

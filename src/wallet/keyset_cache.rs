@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use cdk::nuts::KeySet;
 
 /// The cached keysets of one mint.
+#[derive(Clone)]
 pub(super) struct KeysetCache {
     dir: PathBuf,
 }

@@ -139,8 +139,8 @@ impl Rerun<'_> {
 
     /// A job paid with a token handed in (or unpaid): journaled while the
     /// pool connects and the token is checked at its mint; the worker's
-    /// advertisement is read beside the publish unless it decides whether
-    /// the job may go.
+    /// advertisement is read beside the commit and the publish unless it
+    /// decides whether the job may go.
     fn overlapped(
         &self,
         rt: &tokio::runtime::Runtime,
@@ -169,7 +169,7 @@ impl Rerun<'_> {
     }
 
     /// Sign `job` and send it in one round ([`jobctl::round`]): `gate`
-    /// beside the journal commit, `advice` beside the publish, the
+    /// beside the journal commit, `advice` beside both, the
     /// `dispatching` line just before the send; `wallet_lock` (a token
     /// the wallet made) is released once the job is journaled.
     #[allow(clippy::too_many_arguments)]
