@@ -183,14 +183,23 @@ impl Journal {
     /// Fold the write-ahead log into the database file now (a passive
     /// checkpoint: it waits for nobody), and close without doing it again:
     /// for a caller that can fold while it waits on something else, so
-    /// that closing is instant. What is written after stays in the log
-    /// until the next checkpoint (it is as safe there).
+    /// that closing is instant. Only bookkeeping may follow (see
+    /// [`Self::bookkeeping_only`]): what this connection writes after
+    /// stays in the log, unflushed (it survives this process, and the next
+    /// checkpoint, by any process, flushes the log before it copies from
+    /// it), and this connection never checkpoints again.
     pub fn fold(&self) {
         if let Err(e) = self
             .conn
             .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
         {
             tracing::debug!("journal checkpoint: {e}");
+        }
+        if let Err(e) = self
+            .conn
+            .execute_batch("PRAGMA wal_autocheckpoint=0; PRAGMA synchronous=OFF;")
+        {
+            tracing::debug!("journal: {e}");
         }
         if let Err(e) = self.conn.set_db_config(
             rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,

@@ -199,22 +199,29 @@ fn a_refused_job_is_withdrawn_and_a_sent_one_never() {
 }
 
 /// `fold` puts what was committed into the database file itself (a copy of
-/// that file alone holds the job), and the close after it leaves what came
-/// later in the log, where the next open finds it.
+/// that file alone holds the job), and the bookkeeping after it stays in
+/// the log, where the next open finds it.
 #[test]
-fn a_fold_writes_the_file_and_the_close_after_it_keeps_the_rest_in_the_log() {
+fn a_fold_writes_the_file_and_the_bookkeeping_after_it_stays_in_the_log() {
     let dir = tempfile::tempdir().expect("dir");
     let path = dir.path().join("journal.sqlite");
     let keys = Keys::generate();
-    let (first, second) = (event(&keys, 1), event(&keys, 2));
+    let e = event(&keys, 1);
     let relays = vec![RelayUrl::parse("ws://127.0.0.1:1").expect("url")];
+    let accepted = RelayOutcome {
+        url: relays[0].to_string(),
+        status: RelayStatus::Accepted,
+        message: String::new(),
+        latency_ms: 1,
+    };
     {
         let mut j = Journal::open(&path).expect("open");
-        j.record_dispatch(&new_job(&first, &relays, None))
+        j.record_dispatch(&new_job(&e, &relays, None))
             .expect("record");
+        j.bookkeeping_only();
         j.fold();
-        j.record_dispatch(&new_job(&second, &relays, None))
-            .expect("record");
+        j.record_outcomes(&e.id, std::slice::from_ref(&accepted))
+            .expect("outcomes");
     }
     let wal = dir.path().join("journal.sqlite-wal");
     assert!(
@@ -225,11 +232,11 @@ fn a_fold_writes_the_file_and_the_close_after_it_keeps_the_rest_in_the_log() {
     let alone = dir.path().join("alone.sqlite");
     std::fs::copy(&path, &alone).expect("copy");
     let j = Journal::open(&alone).expect("open the copy");
-    assert!(j.get(&first.id).expect("get").is_some());
-    // The file with its log: both.
+    assert!(j.get(&e.id).expect("get").is_some());
+    // The file with its log: the job and its verdict.
     let j = Journal::open(&path).expect("reopen");
-    assert!(j.get(&first.id).expect("get").is_some());
-    assert!(j.get(&second.id).expect("get").is_some());
+    assert!(j.get(&e.id).expect("get").is_some());
+    assert_eq!(j.accepted_relays(&e.id).expect("accepted").len(), 1);
     drop(j);
     // An ordinary close folds the log again (and removes it).
     assert!(!wal.exists(), "an ordinary close checkpoints");
