@@ -2,12 +2,12 @@
 //! connecting, the journal commits the job (on a blocking thread), and
 //! the pre-flight checks (the caller's gate: the token's spent-check at
 //! its mint, a deciding advertisement lookup) and the worker's relay-list
-//! lookup run, all at once (and the caller's advisory lookups beside
-//! them). The job is sent only once it is durably journaled and the gate
-//! passed; while it is on its way the journal folds its log into its file. While a gate that can refuse runs, the
-//! job is journaled `checking` (never republished); a job the gate
-//! refuses is taken out of the journal again, so nothing is published and
-//! nothing is lost. The
+//! lookup run, all at once, with the caller's advisory lookups beside
+//! them. The job is sent only once it is durably journaled and the gate
+//! passed; while it is on its way the journal folds its log into its
+//! file. While a gate that can refuse runs, the job is journaled
+//! `checking` (never republished); a job the gate refuses is taken out of
+//! the journal again, so nothing is published and nothing is lost. The
 //! lookups and the publish share the caller's pool: one connection round.
 
 use std::future::Future;
