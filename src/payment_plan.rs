@@ -441,8 +441,8 @@ pub fn accepted(ad: &WorkerAd) -> String {
 }
 
 /// Why `me` may send `worker` a job without paying (its freelist holds
-/// the key), looked up through `client` within `budget`; `None` when it may not or the
-/// lookup did not finish.
+/// the key), looked up through `client` within `budget`; `None` when it
+/// may not or the lookup did not finish.
 pub async fn free_reason(
     client: &Client,
     me: PublicKey,

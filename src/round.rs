@@ -166,16 +166,12 @@ where
     // While the event is on its way, the journal folds its log into the
     // database file (the checkpoint a close would otherwise do after the
     // answers are in).
-    let publish = async {
-        let (fresh, folded) = tokio::join!(
-            todo.publish(r.client, &event, r.deadline.remaining()),
-            fold(journal)
-        );
-        let mut journal = folded?;
-        let report = todo.finish(&mut journal, event, payment, fresh, r.min_accept);
-        Ok::<_, Error>((journal, report))
-    };
-    let (journal, report) = publish.await?;
+    let (fresh, folded) = tokio::join!(
+        todo.publish(r.client, &event, r.deadline.remaining()),
+        fold(journal)
+    );
+    let mut journal = folded?;
+    let report = todo.finish(&mut journal, event, payment, fresh, r.min_accept);
     outbox::remember(&journal, &worker, &route);
     let mut report = report?;
     report.worker_inbox = route.inbox.iter().map(|u| u.to_string()).collect();

@@ -26,6 +26,16 @@ fn new_job<'a>(e: &'a Event, relays: &'a [RelayUrl], key: Option<&'a str>) -> Ne
     }
 }
 
+/// `relay` accepted a job.
+fn accepted_by(relay: &RelayUrl) -> RelayOutcome {
+    RelayOutcome {
+        url: relay.to_string(),
+        status: RelayStatus::Accepted,
+        message: String::new(),
+        latency_ms: 2,
+    }
+}
+
 #[test]
 fn write_read_and_transitions() {
     let dir = tempfile::tempdir().expect("dir");
@@ -42,12 +52,7 @@ fn write_read_and_transitions() {
         assert_eq!(r.state, JobState::Unpublished);
         assert_eq!(r.token.as_deref(), Some("cashuBsecret"));
         assert_eq!(j.unpublished().expect("unpublished").len(), 1);
-        let out = RelayOutcome {
-            url: relays[0].to_string(),
-            status: RelayStatus::Accepted,
-            message: String::new(),
-            latency_ms: 2,
-        };
+        let out = accepted_by(&relays[0]);
         j.record_outcomes(&e.id, std::slice::from_ref(&out))
             .expect("outcomes");
         // A later failure does not downgrade the acceptance.
@@ -208,12 +213,7 @@ fn a_fold_writes_the_file_and_the_bookkeeping_after_it_stays_in_the_log() {
     let keys = Keys::generate();
     let e = event(&keys, 1);
     let relays = vec![RelayUrl::parse("ws://127.0.0.1:1").expect("url")];
-    let accepted = RelayOutcome {
-        url: relays[0].to_string(),
-        status: RelayStatus::Accepted,
-        message: String::new(),
-        latency_ms: 1,
-    };
+    let accepted = accepted_by(&relays[0]);
     {
         let mut j = Journal::open(&path).expect("open");
         j.record_dispatch(&new_job(&e, &relays, None))

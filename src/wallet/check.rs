@@ -49,11 +49,7 @@ pub async fn check_token(
         let verified = async {
             let from_cache = {
                 let (t, mint, unit, cache) = (t.clone(), mint.clone(), unit.clone(), cache.clone());
-                tokio::task::spawn_blocking(move || {
-                    let known = cache.as_ref().map(KeysetCache::load).unwrap_or_default();
-                    offline(&t, &known)
-                        .map(|(proofs, sets)| verify_proofs(&proofs, &sets, &unit, &mint))
-                })
+                tokio::task::spawn_blocking(move || verify_cached(&t, cache.as_ref(), &unit, &mint))
             };
             let checked = from_cache
                 .await
@@ -95,6 +91,19 @@ pub async fn check_token(
 
 fn unreachable(mint: &str, e: cdk::Error) -> Error {
     werr(format!("cannot reach mint {mint}: {e}"))
+}
+
+/// The token verified against the keysets in `cache`; `None` when one of
+/// its keysets is not there (the mint is asked then).
+fn verify_cached(
+    t: &Token,
+    cache: Option<&KeysetCache>,
+    unit: &CurrencyUnit,
+    mint: &str,
+) -> Option<Result<()>> {
+    let known = cache.map(KeysetCache::load).unwrap_or_default();
+    let (proofs, sets) = offline(t, &known)?;
+    Some(verify_proofs(&proofs, &sets, unit, mint))
 }
 
 /// The token's proofs and their keysets, when every one is in `known`.
