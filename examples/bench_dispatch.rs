@@ -18,7 +18,10 @@
 //! cargo run --release --locked --example bench_dispatch -- [RUNS]
 //! ```
 //!
-//! Set JOBCTL_BIN / RAW_BIN to measure other binaries. The backends
+//! Set JOBCTL_BIN / RAW_BIN to measure other binaries, and
+//! `BENCH_BASELINE=/path/to/another/jobctl` to add that build's two
+//! dispatches, interleaved with the others (an A/B comparison that the
+//! machine's drift from one invocation to the next does not blur). The backends
 //! (examples/bench_dispatch/backends.rs):
 //! - `BENCH_RELAY=local` (default) or `nostr-rs-relay` (3 processes; the
 //!   binary from `$NOSTR_RS_RELAY` or PATH, `cargo install nostr-rs-relay`);
@@ -53,9 +56,19 @@ enum Run {
     NoCheck,
     Check,
     RawJournal,
+    BaselineNoCheck,
+    BaselineCheck,
 }
 
-const RUNS: [Run; 4] = [Run::Raw, Run::NoCheck, Run::Check, Run::RawJournal];
+/// The runs, interleaved: the first three are the targets' (see
+/// [`print_targets`]); the baseline's with `BENCH_BASELINE`.
+fn measured(baseline: bool) -> Vec<Run> {
+    let mut runs = vec![Run::Raw, Run::NoCheck, Run::Check, Run::RawJournal];
+    if baseline {
+        runs.extend([Run::BaselineNoCheck, Run::BaselineCheck]);
+    }
+    runs
+}
 
 impl Run {
     fn name(self) -> &'static str {
@@ -64,6 +77,8 @@ impl Run {
             Run::NoCheck => "jobctl rerun --no-check --token T",
             Run::Check => "jobctl rerun --token T (spent-check)",
             Run::RawJournal => "raw publisher + durable SQLite commit before the send",
+            Run::BaselineNoCheck => "baseline: rerun --no-check --token T",
+            Run::BaselineCheck => "baseline: rerun --token T (spent-check)",
         }
     }
 }
@@ -71,6 +86,7 @@ impl Run {
 /// The binaries, the client's world and the worker the runs dispatch to.
 struct Bench {
     bin: PathBuf,
+    baseline: Option<PathBuf>,
     raw: PathBuf,
     env: TestEnv,
     urls: Vec<String>,
@@ -83,7 +99,12 @@ struct Bench {
 impl Bench {
     /// A `jobctl` command in the client's world, the relays in the env.
     fn jobctl(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(&self.bin);
+        self.jobctl_of(&self.bin, args)
+    }
+
+    /// [`Self::jobctl`] of the binary `bin`.
+    fn jobctl_of(&self, bin: &std::path::Path, args: &[&str]) -> Command {
+        let mut c = Command::new(bin);
         c.env_clear()
             .env("HOME", self.env.home())
             .env("XDG_CONFIG_HOME", self.env.home().join("config"))
@@ -95,6 +116,11 @@ impl Bench {
 
     /// One `rerun` of the token to the worker, with a fresh tag.
     fn rerun(&self, no_check: bool) -> Command {
+        self.rerun_of(&self.bin, no_check)
+    }
+
+    /// [`Self::rerun`] of the binary `bin`.
+    fn rerun_of(&self, bin: &std::path::Path, no_check: bool) -> Command {
         self.n.set(self.n.get() + 1);
         let tag = format!("bench-{}", self.n.get());
         let worker = self.worker.hex();
@@ -103,7 +129,7 @@ impl Bench {
             args.push("--no-check");
         }
         args.extend(["--token", &self.token, "--worker", &worker, "--", &tag]);
-        self.jobctl(&args)
+        self.jobctl_of(bin, &args)
     }
 
     /// The command of one run, output discarded.
@@ -122,6 +148,10 @@ impl Bench {
             }
             Run::NoCheck => self.rerun(true),
             Run::Check => self.rerun(false),
+            Run::BaselineNoCheck | Run::BaselineCheck => {
+                let bin = self.baseline.as_deref().unwrap_or(&self.bin);
+                self.rerun_of(bin, matches!(what, Run::BaselineNoCheck))
+            }
         };
         c.stdout(Stdio::null()).stderr(Stdio::null());
         c
@@ -150,8 +180,11 @@ fn main() {
     );
     let env = TestEnv::new();
     let secret = env.keys.secret_key().to_secret_hex();
+    let baseline = std::env::var_os("BENCH_BASELINE").map(PathBuf::from);
+    let all = measured(baseline.is_some());
     let mut bench = Bench {
         bin,
+        baseline,
         raw,
         env,
         urls,
@@ -163,17 +196,17 @@ fn main() {
     bench.token = fund(&bench, mint.url());
 
     for _ in 0..5 {
-        for k in RUNS {
+        for &k in &all {
             timed(&mut bench.command(k));
         }
     }
     if std::env::var_os("BENCH_TRACE").is_some() {
         trace(&bench);
     }
-    let mut times: Vec<Vec<Duration>> = vec![Vec::new(); RUNS.len()];
+    let mut times: Vec<Vec<Duration>> = vec![Vec::new(); all.len()];
     let mut mint_rt = Vec::new();
     for _ in 0..runs {
-        for (i, k) in RUNS.iter().enumerate() {
+        for (i, k) in all.iter().enumerate() {
             times[i].push(timed(&mut bench.command(*k)));
         }
         mint_rt.push(mint_round_trip(mint.url(), &bench.token));
@@ -181,7 +214,7 @@ fn main() {
     // Peak RSS of each, measured apart (a forked child inherits the
     // harness's high-water mark until exec; GNU time forks from a small
     // process).
-    let rss: Vec<i64> = RUNS
+    let rss: Vec<i64> = all
         .iter()
         .map(|k| {
             (0..3)
@@ -204,8 +237,8 @@ fn main() {
     );
     println!("| what | median ms | p90 ms | peak RSS MB |");
     println!("|---|---|---|---|");
-    let mut med = [Duration::ZERO; RUNS.len()];
-    for (i, k) in RUNS.iter().enumerate() {
+    let mut med = vec![Duration::ZERO; all.len()];
+    for (i, k) in all.iter().enumerate() {
         med[i] = median(&mut times[i]);
         println!(
             "| {} | {:.2} | {:.2} | {:.1} |",
