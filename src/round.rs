@@ -6,11 +6,14 @@
 //! them. The job is sent only once it is durably journaled and the gate
 //! passed; while it is on its way the journal folds its log into its
 //! file. While a gate that can refuse runs, the job is journaled
-//! `checking` (never republished); a job the gate refuses is taken out of
-//! the journal again, so nothing is published and nothing is lost. The
+//! `checking` (never republished; a gate that passed before the commit
+//! began spares that step); a job the gate refuses is taken out of the
+//! journal again, so nothing is published and nothing is lost. The
 //! lookups and the publish share the caller's pool: one connection round.
 
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use nostr_sdk::prelude::*;
 
@@ -77,10 +80,11 @@ pub struct Gate<G> {
 /// that may refuse the job) run beside the commit, `advice` (lookups that
 /// only warn) beside both from the moment the sockets open, and
 /// `before_send` told the route once the job is about to go (for a
-/// progress line).
+/// progress line). `journal` may still be opening (on a blocking
+/// thread): the configured relays start connecting first.
 pub async fn dispatch<G, A>(
     r: Round<'_>,
-    journal: Journal,
+    journal: impl Future<Output = Result<Journal>>,
     job: NewJob,
     gate: Gate<G>,
     advice: A,
@@ -90,23 +94,33 @@ where
     G: Future<Output = Result<()>>,
     A: Future<Output = Notices>,
 {
-    let worker = job.spec.worker;
-    let cached = outbox::known_route(r.outbox, Some(&journal), &worker, r.relays);
-    let first = outbox::targets(r.relays, cached.as_ref().unwrap_or(&Route::default()));
-    connect(r.client, &first).await;
-    let sent = send(r, journal, job, cached, first, gate, before_send);
+    connect(r.client, r.relays).await;
+    let sent = send(r, journal, job, gate, before_send);
     let (report, advice) = beside(sent, advice).await?;
     Ok(Sent { report, advice })
 }
 
-/// The rest of [`dispatch`] once the sockets are opening: commit beside
-/// the gate and the route lookup, then publish.
+/// What a commit leaves: the journal, whether the job was added (and
+/// journaled `checking`), and where it goes (the route, and the relays
+/// it was journaled for).
+type Committed = (Journal, Added, Route, Vec<RelayUrl>);
+
+/// Whether a commit added the job, and whether as `checking`.
+#[derive(Clone, Copy)]
+struct Added {
+    /// An identical job was not journaled already.
+    new: bool,
+    /// Journaled `checking`: the gate had not passed yet.
+    checking: bool,
+}
+
+/// The rest of [`dispatch`] once the configured relays are connecting:
+/// the gate beside the journal's open, the commit and the route lookup;
+/// then the publish.
 async fn send<G>(
     r: Round<'_>,
-    journal: Journal,
+    journal: impl Future<Output = Result<Journal>>,
     job: NewJob,
-    cached: Option<Route>,
-    first: Vec<RelayUrl>,
     gate: Gate<G>,
     before_send: impl FnOnce(&Route),
 ) -> Result<DispatchReport>
@@ -116,17 +130,37 @@ where
     let worker = job.spec.worker;
     let (id, event) = (job.event.id, job.event.clone());
     let payment = job.spec.token.as_ref().map(|t| t.info().clone());
-    let commit = commit(journal, job, first.clone(), gate.may_refuse);
-    let route = async {
-        match cached {
-            Some(route) => route,
-            None => outbox::lookup_within(r.client, r.relays, worker, r.deadline).await,
+    // A gate that passed before the commit began lets the job be
+    // journaled sendable at once: no second durable write before the send.
+    let passed = Arc::new(AtomicBool::new(!gate.may_refuse));
+    let checks = async {
+        let verdict = gate.checks.await;
+        if verdict.is_ok() {
+            passed.store(true, Ordering::SeqCst);
         }
+        verdict
     };
-    let (committed, gated, route) = tokio::join!(commit, gate.checks, route);
-    let (mut journal, added) = match (committed, gated) {
+    let committed = async {
+        let journal = journal.await?;
+        // The worker's inbox relays as last remembered join at once.
+        let cached = outbox::known_route(r.outbox, Some(&journal), &worker, r.relays);
+        let cached_inbox = cached.as_ref().map_or(&[][..], |c| &c.inbox[..]);
+        connect(r.client, cached_inbox).await;
+        let first = outbox::targets(r.relays, cached.as_ref().unwrap_or(&Route::default()));
+        let commit = commit(journal, job, first.clone(), passed.clone());
+        let route = async {
+            match cached {
+                Some(route) => route,
+                None => outbox::lookup_within(r.client, r.relays, worker, r.deadline).await,
+            }
+        };
+        let (committed, route) = tokio::join!(commit, route);
+        committed.map(|(journal, added)| (journal, added, route, first))
+    };
+    let (committed, gated): (Result<Committed>, _) = tokio::join!(committed, checks);
+    let (mut journal, added, route, first) = match (committed, gated) {
         (Ok(c), Ok(())) => c,
-        (Ok((mut journal, _)), Err(refused)) => {
+        (Ok((mut journal, ..)), Err(refused)) => {
             // Only a `checking` row goes (this one, or the same event left
             // by a run cut off in the same second): never one that was sent.
             if let Err(w) = journal.withdraw(&id) {
@@ -139,7 +173,7 @@ where
         (Err(_), Err(refused)) => return Err(refused),
         (Err(e), Ok(())) => return Err(e),
     };
-    if gate.may_refuse || !added {
+    if added.checking || !added.new {
         // Sendable from here on (this job, or the same event journaled
         // `checking` by a run cut off in the same second): durable before
         // the first relay sees it.
@@ -233,9 +267,11 @@ async fn commit(
     mut journal: Journal,
     job: NewJob,
     targets: Vec<RelayUrl>,
-    checking: bool,
-) -> Result<(Journal, bool)> {
+    passed: Arc<AtomicBool>,
+) -> Result<(Journal, Added)> {
     let work = move || {
+        // Read as late as can be: the gate runs meanwhile.
+        let checking = !passed.load(Ordering::SeqCst);
         let to = dispatch::Journaling {
             urls: &targets,
             idempotency_key: job.idempotency_key.as_deref(),
@@ -246,7 +282,8 @@ async fn commit(
         // The token is in the journal (or nothing was journaled): the
         // wallet is free again.
         drop(job.wallet_lock);
-        Ok((journal, added?))
+        let new = added?;
+        Ok((journal, Added { new, checking }))
     };
     tokio::task::spawn_blocking(work)
         .await

@@ -27,7 +27,7 @@ mod report;
 mod tests;
 
 pub(crate) use flags::inputs;
-use new_job::NewJob;
+use new_job::{JournalSoon, NewJob};
 pub(crate) use report::show_notices;
 use report::{payment_summary, print_report};
 
@@ -88,11 +88,11 @@ pub fn run(ctx: &Ctx, a: RerunArgs) -> Result<i32> {
         }
     }
     let client = rt.block_on(relays::one_job(&key.keys, &d.relays));
-    if let Some(opening) = opening {
-        journal = rt
-            .block_on(opening)
-            .map_err(|e| Error::Journal(format!("opening the journal did not finish: {e}")))??;
-    }
+    // Still opening: the relays start connecting first.
+    let journal = match opening {
+        Some(opening) => JournalSoon::Opening(opening),
+        None => JournalSoon::Ready(journal),
+    };
     let job = NewJob {
         spec,
         base: base.as_ref(),

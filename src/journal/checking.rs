@@ -14,19 +14,33 @@ use crate::error::Result;
 
 impl Journal {
     /// Record a job whose checks are still running (`checking`), with its
-    /// wallet token marked `journaled`, in one durable transaction.
+    /// wallet token marked `journaled`, in one transaction that is not
+    /// flushed to the disk: until its checks pass, the job guards nothing
+    /// a crash could lose (nothing was sent; its token, handed in, is
+    /// still the caller's), and [`Self::checks_passed`], whose flush must
+    /// come before the send, makes both writes durable at once.
     pub fn record_checking(&mut self, j: &NewJob<'_>) -> Result<()> {
-        let tx = self.write_tx()?;
-        Self::insert_with_send(&tx, j)?;
-        tx.execute(
-            "UPDATE jobs SET state = 'checking' WHERE id = ?1",
-            params![j.event.id.to_hex()],
-        )
-        .map_err(Self::q)?;
-        tx.commit().map_err(Self::q)
+        self.conn
+            .execute_batch("PRAGMA synchronous=OFF;")
+            .map_err(Self::q)?;
+        let recorded = self.write_tx().and_then(|tx| {
+            Self::insert_with_send(&tx, j)?;
+            tx.execute(
+                "UPDATE jobs SET state = 'checking' WHERE id = ?1",
+                params![j.event.id.to_hex()],
+            )
+            .map_err(Self::q)?;
+            tx.commit().map_err(Self::q)
+        });
+        let durable_again = self
+            .conn
+            .execute_batch("PRAGMA synchronous=FULL;")
+            .map_err(Self::q);
+        recorded.and(durable_again)
     }
 
-    /// The checks passed: the job may be sent (durable before it is).
+    /// The checks passed: the job may be sent. Flushed to the disk, with
+    /// the job itself ([`Self::record_checking`]), before it is sent.
     pub fn checks_passed(&mut self, id: &EventId) -> Result<()> {
         self.conn
             .execute(

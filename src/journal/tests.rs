@@ -166,6 +166,13 @@ fn a_refused_job_is_withdrawn_and_a_sent_one_never() {
         .expect("record");
     j.record_dispatch(&new_job(&sent, &relays, None))
         .expect("record");
+    // Only a `checking` row is written unflushed; the connection is back
+    // to flushing every commit (the `checks_passed` that allows the send).
+    let synchronous: i64 = j
+        .sql()
+        .query_row("PRAGMA synchronous", [], |r| r.get(0))
+        .expect("pragma");
+    assert_eq!(synchronous, 2, "FULL");
     // A job whose checks run reads as unpublished but is not one to send.
     let rec = j.get(&fresh.id).expect("get").expect("row");
     assert_eq!(rec.state, JobState::Unpublished);

@@ -80,6 +80,11 @@ fn relay_options(persistent: bool) -> RelayOptions {
 /// than everything else it does.
 const ONE_JOB_BUFFER: usize = 64;
 
+/// Event ids a one-job pool remembers to drop duplicates (the events of
+/// its few lookups). The default pool remembers 35,000, in a table made
+/// and zeroed up front.
+const ONE_JOB_SEEN: usize = 1024;
+
 /// Add relays to a client's pool (one already there is left as it is).
 pub async fn add_relays(client: &Client, urls: &[RelayUrl]) {
     add_with(client, urls, relay_options(false)).await;
@@ -105,11 +110,22 @@ pub async fn one_job(keys: &Keys, urls: &[RelayUrl]) -> Client {
     let opts = ClientOptions::new()
         .automatic_authentication(true)
         .pool(pool);
-    let client = Client::builder()
-        .opts(opts)
-        .websocket_transport(crate::transport::NoDelayTransport)
-        .signer(keys.clone())
-        .build();
+    // Every field given: `Client::builder()` would first make (and zero)
+    // the default in-memory database only to have it replaced.
+    let seen = MemoryDatabaseOptions {
+        events: false,
+        max_events: Some(ONE_JOB_SEEN),
+    };
+    let client = ClientBuilder {
+        signer: Some(keys.clone().into_nostr_signer()),
+        websocket_transport: std::sync::Arc::new(crate::transport::NoDelayTransport),
+        admit_policy: None,
+        database: MemoryDatabase::with_opts(seen).into_nostr_database(),
+        gossip: None,
+        monitor: None,
+        opts,
+    }
+    .build();
     add_one_job_relays(&client, urls).await;
     client
 }

@@ -20,6 +20,27 @@ use super::flags::{payment_flags, token};
 use super::report::{dispatching_line, show_notices};
 use super::{dry_run, Rerun};
 
+/// The journal of a new job: open already (or not made yet), or opening
+/// on the runtime's blocking thread while the job is prepared.
+pub(super) enum JournalSoon {
+    /// Open, or `None` when there is no journal yet.
+    Ready(Option<Journal>),
+    /// Opening ([`Journal::open_existing`]).
+    Opening(tokio::task::JoinHandle<Result<Option<Journal>>>),
+}
+
+impl JournalSoon {
+    /// The journal once it is open.
+    async fn get(self) -> Result<Option<Journal>> {
+        match self {
+            JournalSoon::Ready(j) => Ok(j),
+            JournalSoon::Opening(opening) => opening
+                .await
+                .map_err(|e| Error::Journal(format!("opening the journal did not finish: {e}")))?,
+        }
+    }
+}
+
 /// A new job of `rerun`, resolved and not yet paid or signed.
 pub(super) struct NewJob<'a> {
     pub(super) spec: JobSpec,
@@ -36,7 +57,7 @@ impl Rerun<'_> {
         rt: &tokio::runtime::Runtime,
         client: &Client,
         job: NewJob<'_>,
-        mut journal: Option<Journal>,
+        journal: JournalSoon,
     ) -> Result<Option<DispatchReport>> {
         let a = self.a;
         if a.dry_run && a.amount.is_some() {
@@ -63,6 +84,7 @@ impl Rerun<'_> {
                 .overlapped(rt, &payer, &flags, job, given, journal)
                 .map(Some);
         }
+        let mut journal = rt.block_on(journal.get())?;
         let (token, wallet_lock) = self.pay(rt, &payer, &flags, given, &mut journal)?;
         let job = NewJob {
             spec: JobSpec { token, ..job.spec },
@@ -74,6 +96,7 @@ impl Rerun<'_> {
             may_refuse: false,
         };
         let advice = async { Vec::new() };
+        let journal = JournalSoon::Ready(journal);
         let sent = self.send(rt, client, &job, journal, wallet_lock, gate, advice)?;
         Ok(Some(sent.report))
     }
@@ -148,7 +171,7 @@ impl Rerun<'_> {
         flags: &payment_plan::PaymentFlags,
         job: NewJob<'_>,
         token: Option<PaymentToken>,
-        journal: Option<Journal>,
+        journal: JournalSoon,
     ) -> Result<DispatchReport> {
         let job = NewJob {
             spec: JobSpec { token, ..job.spec },
@@ -178,7 +201,7 @@ impl Rerun<'_> {
         rt: &tokio::runtime::Runtime,
         client: &Client,
         job: &NewJob<'_>,
-        journal: Option<Journal>,
+        journal: JournalSoon,
         wallet_lock: Option<FileLock>,
         gate: round::Gate<G>,
         advice: A,
@@ -187,9 +210,12 @@ impl Rerun<'_> {
         G: std::future::Future<Output = Result<()>>,
         A: std::future::Future<Output = jobctl::notice::Notices>,
     {
-        let journal = match journal {
-            Some(j) => j,
-            None => self.ctx.journal()?,
+        // The first job makes the journal.
+        let journal = async {
+            match journal.get().await? {
+                Some(j) => Ok(j),
+                None => self.ctx.journal(),
+            }
         };
         let (spec, keys) = (&job.spec, &job.key.keys);
         let event = dispatch::sign(&dispatch::build(spec, keys)?, keys)?;
