@@ -6,14 +6,12 @@
 //! them. The job is sent only once it is durably journaled and the gate
 //! passed; while it is on its way the journal folds its log into its
 //! file. While a gate that can refuse runs, the job is journaled
-//! `checking` (never republished; a gate that passed before the commit
-//! began spares that step); a job the gate refuses is taken out of the
-//! journal again, so nothing is published and nothing is lost. The
+//! `checking` (never republished; unflushed, the flush that marks it
+//! sendable carries it to the disk); a job the gate refuses is taken out
+//! of the journal again, so nothing is published and nothing is lost. The
 //! lookups and the publish share the caller's pool: one connection round.
 
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 
 use nostr_sdk::prelude::*;
 
@@ -100,19 +98,9 @@ where
     Ok(Sent { report, advice })
 }
 
-/// What a commit leaves: the journal, whether the job was added (and
-/// journaled `checking`), and where it goes (the route, and the relays
-/// it was journaled for).
-type Committed = (Journal, Added, Route, Vec<RelayUrl>);
-
-/// Whether a commit added the job, and whether as `checking`.
-#[derive(Clone, Copy)]
-struct Added {
-    /// An identical job was not journaled already.
-    new: bool,
-    /// Journaled `checking`: the gate had not passed yet.
-    checking: bool,
-}
+/// What a commit leaves: the journal, whether the job was added, and
+/// where it goes (the route, and the relays it was journaled for).
+type Committed = (Journal, bool, Route, Vec<RelayUrl>);
 
 /// The rest of [`dispatch`] once the configured relays are connecting:
 /// the gate beside the journal's open, the commit and the route lookup;
@@ -130,16 +118,6 @@ where
     let worker = job.spec.worker;
     let (id, event) = (job.event.id, job.event.clone());
     let payment = job.spec.token.as_ref().map(|t| t.info().clone());
-    // A gate that passed before the commit began lets the job be
-    // journaled sendable at once: no second durable write before the send.
-    let passed = Arc::new(AtomicBool::new(!gate.may_refuse));
-    let checks = async {
-        let verdict = gate.checks.await;
-        if verdict.is_ok() {
-            passed.store(true, Ordering::SeqCst);
-        }
-        verdict
-    };
     let committed = async {
         let journal = journal.await?;
         // The worker's inbox relays as last remembered join at once.
@@ -147,7 +125,7 @@ where
         let cached_inbox = cached.as_ref().map_or(&[][..], |c| &c.inbox[..]);
         connect(r.client, cached_inbox).await;
         let first = outbox::targets(r.relays, cached.as_ref().unwrap_or(&Route::default()));
-        let commit = commit(journal, job, first.clone(), passed.clone());
+        let commit = commit(journal, job, first.clone(), gate.may_refuse);
         let route = async {
             match cached {
                 Some(route) => route,
@@ -157,7 +135,7 @@ where
         let (committed, route) = tokio::join!(commit, route);
         committed.map(|(journal, added)| (journal, added, route, first))
     };
-    let (committed, gated): (Result<Committed>, _) = tokio::join!(committed, checks);
+    let (committed, gated): (Result<Committed>, _) = tokio::join!(committed, gate.checks);
     let (mut journal, added, route, first) = match (committed, gated) {
         (Ok(c), Ok(())) => c,
         (Ok((mut journal, ..)), Err(refused)) => {
@@ -173,7 +151,7 @@ where
         (Err(_), Err(refused)) => return Err(refused),
         (Err(e), Ok(())) => return Err(e),
     };
-    if added.checking || !added.new {
+    if gate.may_refuse || !added {
         // Sendable from here on (this job, or the same event journaled
         // `checking` by a run cut off in the same second): durable before
         // the first relay sees it.
@@ -267,11 +245,9 @@ async fn commit(
     mut journal: Journal,
     job: NewJob,
     targets: Vec<RelayUrl>,
-    passed: Arc<AtomicBool>,
-) -> Result<(Journal, Added)> {
+    checking: bool,
+) -> Result<(Journal, bool)> {
     let work = move || {
-        // Read as late as can be: the gate runs meanwhile.
-        let checking = !passed.load(Ordering::SeqCst);
         let to = dispatch::Journaling {
             urls: &targets,
             idempotency_key: job.idempotency_key.as_deref(),
@@ -282,8 +258,7 @@ async fn commit(
         // The token is in the journal (or nothing was journaled): the
         // wallet is free again.
         drop(job.wallet_lock);
-        let new = added?;
-        Ok((journal, Added { new, checking }))
+        Ok((journal, added?))
     };
     tokio::task::spawn_blocking(work)
         .await
